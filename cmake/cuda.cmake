@@ -1,0 +1,23 @@
+# CUDA is optional. AUTO builds the CUDA backend when nvcc is found; ON requires it; OFF skips it.
+set(ROOFLINE_HAVE_CUDA OFF)
+if(NOT ROOFLINE_CUDA STREQUAL "OFF")
+  include(CheckLanguage)
+  if(NOT CMAKE_CUDA_COMPILER AND EXISTS /usr/local/cuda/bin/nvcc)
+    set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)
+  endif()
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    # Hopper only (sm_90a): wgmma and setmaxnreg need the "a" target; one arch keeps CI builds short.
+    set(CMAKE_CUDA_ARCHITECTURES OFF)
+    enable_language(CUDA)
+    set(CMAKE_CUDA_STANDARD 17)  # CMake 3.25 does not know nvcc's C++20 flag; device code needs no more
+    set(CMAKE_CUDA_STANDARD_REQUIRED ON)
+    find_package(CUDAToolkit REQUIRED)
+    set(ROOFLINE_HAVE_CUDA ON)
+    message(STATUS "roofline: CUDA backend ON (nvcc ${CMAKE_CUDA_COMPILER_VERSION}, sm_90a)")
+  elseif(ROOFLINE_CUDA STREQUAL "ON")
+    message(FATAL_ERROR "ROOFLINE_CUDA=ON but no CUDA compiler was found (set CMAKE_CUDA_COMPILER or install the CUDA toolkit)")
+  else()
+    message(STATUS "roofline: CUDA backend OFF (no nvcc found)")
+  endif()
+endif()
