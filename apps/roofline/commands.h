@@ -16,5 +16,6 @@ Run add_detokenize(CLI::App& root);
 Run add_chat(CLI::App& root);
 Run add_info(CLI::App& root);
 Run add_bench(CLI::App& root);
+Run add_bench_tokenizer(CLI::App& bench);  // `bench tokenizer`, registered by add_bench
 
 }  // namespace roofline::app

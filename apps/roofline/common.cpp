@@ -1,0 +1,97 @@
+#include "common.h"
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "roofline/core/error.h"
+
+namespace roofline::app {
+
+std::vector<int32_t> parse_id_list(const std::string& text, const std::string& flag) {
+  std::vector<int32_t> ids;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    size_t b = item.find_first_not_of(" \t"), e = item.find_last_not_of(" \t");
+    if (b == std::string::npos) fail("{}: empty item in '{}' (expected comma-separated integers)", flag, text);
+    item = item.substr(b, e - b + 1);
+    size_t used = 0;
+    long long v = 0;
+    try {
+      v = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != item.size()) fail("{}: '{}' is not an integer", flag, item);
+    if (v < 0 || v > INT32_MAX) fail("{}: token id {} is out of range", flag, v);
+    ids.push_back(int32_t(v));
+  }
+  if (ids.empty()) fail("{}: no token ids given", flag);
+  return ids;
+}
+
+std::optional<Tokenizer> try_load_tokenizer(const std::string& model_dir) {
+  namespace fs = std::filesystem;
+  for (const char* name : {"tokenizer.json", "encoder.json", "vocab.json"})
+    if (fs::exists(fs::path(model_dir) / name)) return Tokenizer::from_path(model_dir);
+  return std::nullopt;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("{}: cannot open for reading", path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void DeviceOptions::add_to(CLI::App* cmd) {
+  cmd->add_option("--device", device, "Where to run: cpu (cuda arrives with the CUDA backend)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
+  cmd->add_option("--threads", threads, "CPU threads (0: one per core)")->check(CLI::Range(0, 1024));
+}
+
+std::unique_ptr<Backend> DeviceOptions::make_backend() const {
+  if (device == "cuda")
+    fail("--device cuda: this build runs models on the CPU only so far; use --device cpu");
+  return make_cpu_backend(threads);
+}
+
+void SamplingOptions::add_to(CLI::App* cmd) {
+  cmd->add_option("--temperature", temperature, "Sampling temperature; 0 is greedy (default: the model's generation_config, else greedy)");
+  cmd->add_option("--top-k", top_k, "Keep the K most likely tokens (0: off)");
+  cmd->add_option("--top-p", top_p, "Keep the smallest set of tokens whose probability reaches P (1: off)");
+  cmd->add_option("--min-p", min_p, "Drop tokens less likely than P times the most likely one (0: off)");
+  cmd->add_option("--repetition-penalty", repetition_penalty, "Penalise tokens already in prompt or output (1: off)");
+  cmd->add_option("--presence-penalty", presence_penalty, "Subtract from logits of tokens already generated");
+  cmd->add_option("--frequency-penalty", frequency_penalty, "Subtract, per occurrence, from logits of generated tokens");
+  cmd->add_option("--seed", seed, "Random seed: the same seed gives the same output (default: random)");
+}
+
+SamplingParams SamplingOptions::resolve(const ModelSpec& spec) const {
+  const GenerationDefaults& g = spec.generation;
+  SamplingParams p;
+  p.temperature = temperature ? *temperature : (g.do_sample ? g.temperature : 0.0);
+  p.top_k = top_k ? *top_k : (g.do_sample ? g.top_k : 0);
+  p.top_p = top_p ? *top_p : (g.do_sample ? g.top_p : 1.0);
+  p.min_p = min_p ? *min_p : (g.do_sample ? g.min_p : 0.0);
+  p.repetition_penalty = repetition_penalty ? *repetition_penalty : g.repetition_penalty;
+  p.presence_penalty = presence_penalty;
+  p.frequency_penalty = frequency_penalty;
+  p.seed = seed ? *seed : uint64_t(std::chrono::steady_clock::now().time_since_epoch().count());
+  p.validate();
+  return p;
+}
+
+std::vector<int32_t> eos_ids(const ModelSpec& spec, const Tokenizer* tokenizer) {
+  std::vector<int32_t> ids;
+  for (int64_t id : spec.eos_token_ids) ids.push_back(int32_t(id));
+  if (tokenizer && !tokenizer->config().eos_token.empty())
+    if (auto id = tokenizer->token_to_id(tokenizer->config().eos_token))
+      if (std::find(ids.begin(), ids.end(), *id) == ids.end()) ids.push_back(*id);
+  return ids;
+}
+
+}  // namespace roofline::app

@@ -1,0 +1,47 @@
+// Helpers shared by the subcommands: argument parsing that CLI11 does not do, model/tokenizer loading.
+#pragma once
+#include <CLI/CLI.hpp>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "roofline/backend/backend.h"
+#include "roofline/engine/sampler.h"
+#include "roofline/model/model.h"
+#include "roofline/tokenizer/tokenizer.h"
+
+namespace roofline::app {
+
+// "1,2,3" (spaces allowed) -> ids; throws roofline::Error naming the flag and the bad item.
+std::vector<int32_t> parse_id_list(const std::string& text, const std::string& flag);
+
+// The tokenizer of a model directory, or nullopt when the directory has none.
+std::optional<Tokenizer> try_load_tokenizer(const std::string& model_dir);
+
+// Reads a whole file; throws roofline::Error naming it.
+std::string read_file(const std::string& path);
+
+// --device and --threads, shared by every command that runs a model.
+struct DeviceOptions {
+  std::string device = "cpu";
+  int threads = 0;
+  void add_to(CLI::App* cmd);
+  std::unique_ptr<Backend> make_backend() const;
+};
+
+// Sampling flags shared by generate and chat. Unset flags fall back to the model's generation_config.
+struct SamplingOptions {
+  std::optional<double> temperature, top_p, min_p, repetition_penalty;
+  std::optional<int> top_k;
+  double presence_penalty = 0, frequency_penalty = 0;
+  std::optional<uint64_t> seed;
+  void add_to(CLI::App* cmd);
+  SamplingParams resolve(const ModelSpec& spec) const;
+};
+
+// EOS ids: the model's (config + generation_config) plus the tokenizer's eos token.
+std::vector<int32_t> eos_ids(const ModelSpec& spec, const Tokenizer* tokenizer);
+
+}  // namespace roofline::app
