@@ -51,19 +51,28 @@ class Tokenizer {
 
 // Incremental detokenization for streaming: push ids one at a time, get back the text that became
 // final (never half a UTF-8 character, and SentencePiece's leading-space rule handled as full decode would).
+// The concatenation of every push() and a final flush() equals decode(all ids).
+//
+// As HF's DecodeStream: the ids of the last emitted chunk stay as context, the window is decoded whole
+// and the text past the context's own decoding is new. Text is held back while it ends in U+FFFD (an
+// incomplete UTF-8 sequence) or in a byte-fallback token (<0xAB>), whose run may still turn invalid.
 class DecodeStream {
  public:
   DecodeStream(const Tokenizer& tokenizer, bool skip_special_tokens = false);
   std::string push(int32_t id);
   // Whatever is still held back (e.g. an incomplete UTF-8 sequence at the end), as full decode gives it.
+  // The stream stays usable: later pushes continue the same text.
   std::string flush();
 
  private:
+  // Returns the text of ids_ past prefix_ when it is final (or `force`), and slides the window.
+  std::string advance(bool force);
+
   const Tokenizer& tokenizer_;
   bool skip_special_;
-  std::vector<int32_t> ids_;
-  size_t prefix_offset_ = 0;  // ids before this were fully emitted
-  size_t emitted_bytes_ = 0;  // bytes of decode(ids_[prefix_offset_..]) already returned
+  std::vector<int32_t> ids_;  // context ids (decoding to prefix_) followed by ids not yet emitted
+  std::string prefix_;        // decode of ids_ as of the last emission: text already returned
+  size_t prefix_index_ = 0;   // ids_[0, prefix_index_) are context only and drop at the next emission
 };
 
 }  // namespace roofline
