@@ -1,0 +1,539 @@
+// CudaBackend: device memory, preconditions of every op (device, dtype, shape, alignment), and the calls
+// into the launchers of kernels.h and the cuBLASLt wrapper of gemm.h.
+#include "roofline/backend/cuda/cuda_backend.h"
+
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "roofline/backend/cuda/cuda_check.h"
+#include "roofline/backend/cuda/gemm.h"
+#include "roofline/backend/cuda/kernels.h"
+#include "roofline/core/error.h"
+
+namespace roofline::cuda {
+
+namespace {
+
+constexpr size_t kGemmWorkspaceBytes = size_t(32) << 20;
+constexpr int64_t kDecodeRows = 4;  // attention(): up to this many query rows take the decode kernel
+
+void check_on_device(const char* op, const Tensor& t, const char* what) {
+  ROOFLINE_CHECK(t.defined(), "{}: {} is not allocated", op, what);
+  ROOFLINE_CHECK(t.device() == Device::CUDA,
+                 "{}: {} is a host tensor, but the CUDA backend runs on device tensors (use CudaBackend::upload or "
+                 "CudaBackend::alloc)",
+                 op, what);
+}
+
+Elem float_elem(const char* op, const Tensor& t, const char* what) {
+  switch (t.dtype()) {
+    case DType::F32: return Elem::F32;
+    case DType::F16: return Elem::F16;
+    case DType::BF16: return Elem::BF16;
+    default: fail("{}: {} has dtype {}; the CUDA kernels take F32, F16 or BF16", op, what, dtype_name(t.dtype()));
+  }
+}
+
+cudaDataType cuda_type(DType dtype) {
+  switch (dtype) {
+    case DType::F32: return CUDA_R_32F;
+    case DType::F16: return CUDA_R_16F;
+    default: return CUDA_R_16BF;
+  }
+}
+
+void check_dtype(const char* op, const Tensor& t, DType dtype, const char* what) {
+  ROOFLINE_CHECK(t.dtype() == dtype, "{}: {} must be {}, got {}", op, what, dtype_name(dtype), dtype_name(t.dtype()));
+}
+
+void check_same(const char* op, const Tensor& a, const char* a_name, const Tensor& b, const char* b_name) {
+  ROOFLINE_CHECK(a.dtype() == b.dtype(), "{}: {} ({}) and {} ({}) must share a dtype", op, a_name, dtype_name(a.dtype()),
+                 b_name, dtype_name(b.dtype()));
+  ROOFLINE_CHECK(a.shape() == b.shape(), "{}: {} {} and {} {} must have one shape", op, a_name,
+                 shape_to_string(a.shape()), b_name, shape_to_string(b.shape()));
+}
+
+// A vector of `n` elements: shape [n].
+void check_vector(const char* op, const Tensor& t, int64_t n, const char* what) {
+  ROOFLINE_CHECK(t.rank() == 1 && t.dim(0) == n, "{}: {} must be [{}], got {}", op, what, n, shape_to_string(t.shape()));
+}
+
+int64_t last_dim(const Tensor& t) { return t.rank() == 0 ? 1 : t.dim(-1); }
+int64_t rows_of(const Tensor& t) { return last_dim(t) == 0 ? 0 : t.numel() / last_dim(t); }
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+void* byte_offset(void* p, int64_t bytes) { return static_cast<uint8_t*>(p) + bytes; }
+
+}  // namespace
+
+// ---- DeviceBuffer ----
+
+DeviceBuffer::~DeviceBuffer() {
+  if (data_) cudaFree(data_);
+}
+
+void* DeviceBuffer::ensure(size_t bytes) {
+  if (bytes <= bytes_ && data_) return data_;
+  if (data_) ROOFLINE_CUDA_CHECK(cudaFree(data_));  // waits for the kernels that may still read it
+  data_ = nullptr;
+  bytes_ = 0;
+  const size_t rounded = (std::max<size_t>(bytes, 1) + 255) / 256 * 256;
+  ROOFLINE_CUDA_CHECK(cudaMalloc(&data_, rounded));
+  bytes_ = rounded;
+  return data_;
+}
+
+// ---- construction, memory ----
+
+CudaBackend::CudaBackend(int device_index) : device_index_(device_index) {
+  int count = 0;
+  const cudaError_t err = cudaGetDeviceCount(&count);
+  if (err != cudaSuccess || count == 0) {
+    cudaGetLastError();
+    fail("CUDA backend: no CUDA device is visible ({})", err == cudaSuccess ? "no devices" : cudaGetErrorString(err));
+  }
+  ROOFLINE_CHECK(device_index >= 0 && device_index < count, "CUDA backend: device {} does not exist ({} visible)",
+                 device_index, count);
+  ROOFLINE_CUDA_CHECK(cudaSetDevice(device_index));
+  cudaDeviceProp prop{};
+  ROOFLINE_CUDA_CHECK(cudaGetDeviceProperties(&prop, device_index));
+  ROOFLINE_CHECK(prop.major == 9 && prop.minor == 0,
+                 "CUDA backend: the kernels are built for sm_90a (Hopper), but device {} ({}) is sm_{}{}", device_index,
+                 prop.name, prop.major, prop.minor);
+  multiprocessors_ = prop.multiProcessorCount;
+  ROOFLINE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  gemm_ = std::make_unique<CublasLtGemm>(stream_, kGemmWorkspaceBytes);
+}
+
+CudaBackend::~CudaBackend() {
+  if (stream_) cudaStreamSynchronize(stream_);
+  gemm_.reset();
+  if (stream_) cudaStreamDestroy(stream_);
+}
+
+void CudaBackend::synchronize() { ROOFLINE_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+
+Tensor CudaBackend::alloc(DType dtype, Shape shape) {
+  for (int64_t d : shape) ROOFLINE_CHECK(d >= 0, "alloc: negative dimension in {}", shape_to_string(shape));
+  const size_t bytes = size_t(shape_numel(shape)) * dtype_size(dtype);
+  void* p = nullptr;
+  ROOFLINE_CUDA_CHECK(cudaMalloc(&p, std::max<size_t>(bytes, 16)));
+  std::shared_ptr<void> storage(p, [](void* q) { cudaFree(q); });
+  return Tensor(dtype, std::move(shape), p, Device::CUDA, std::move(storage));
+}
+
+Tensor CudaBackend::upload(const Tensor& host, DType as) {
+  ROOFLINE_CHECK(host.device() == Device::CPU, "upload: the source must be a host tensor");
+  const bool ints = host.dtype() == DType::I32 || as == DType::I32;
+  ROOFLINE_CHECK(!ints || host.dtype() == as, "upload: I32 uploads only as I32 (got {} -> {})",
+                 dtype_name(host.dtype()), dtype_name(as));
+  if (!ints) {
+    float_elem("upload", host, "the source");
+    ROOFLINE_CHECK(as == DType::F32 || as == DType::F16 || as == DType::BF16,
+                   "upload: the target dtype must be F32, F16, BF16 or I32, got {}", dtype_name(as));
+  }
+  Tensor out = alloc(as, host.shape());
+  const void* src = host.data();
+  std::vector<uint8_t> converted;
+  if (host.dtype() != as) {
+    std::vector<float> f32(size_t(host.numel()));
+    convert_to_f32(host.dtype(), host.data(), f32.data(), f32.size());
+    converted.resize(out.nbytes());
+    convert_from_f32(as, f32.data(), converted.data(), f32.size());
+    src = converted.data();
+  }
+  if (out.nbytes() > 0) {
+    ROOFLINE_CUDA_CHECK(cudaMemcpyAsync(out.data(), src, out.nbytes(), cudaMemcpyHostToDevice, stream_));
+    synchronize();
+  }
+  return out;
+}
+
+void CudaBackend::download(const Tensor& device, Tensor& host) {
+  check_on_device("download", device, "the source");
+  ROOFLINE_CHECK(host.device() == Device::CPU && host.defined(), "download: the destination must be a host tensor");
+  ROOFLINE_CHECK(host.shape() == device.shape(), "download: shapes differ ({} on the device, {} on the host)",
+                 shape_to_string(device.shape()), shape_to_string(host.shape()));
+  const bool convert = host.dtype() != device.dtype();
+  ROOFLINE_CHECK(!convert || (host.dtype() == DType::F32 && device.dtype() != DType::I32),
+                 "download: {} downloads into F32 or {}, not {}", dtype_name(device.dtype()),
+                 dtype_name(device.dtype()), dtype_name(host.dtype()));
+  if (convert) float_elem("download", device, "the source");
+  std::vector<uint8_t> raw(convert ? device.nbytes() : 0);
+  void* dst = convert ? raw.data() : host.data();
+  if (device.nbytes() > 0)
+    ROOFLINE_CUDA_CHECK(cudaMemcpyAsync(dst, device.data(), device.nbytes(), cudaMemcpyDeviceToHost, stream_));
+  synchronize();
+  if (convert) convert_to_f32(device.dtype(), raw.data(), host.ptr<float>(), size_t(device.numel()));
+}
+
+const int32_t* CudaBackend::stage_ids(const char* op, const int32_t* host, int64_t count) {
+  ROOFLINE_CHECK(count == 0 || host != nullptr, "{}: no ids given for {} rows", op, count);
+  void* dst = staged_ids_.ensure(size_t(count) * sizeof(int32_t));
+  if (count > 0)
+    ROOFLINE_CUDA_CHECK(
+        cudaMemcpyAsync(dst, host, size_t(count) * sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
+  return static_cast<const int32_t*>(dst);
+}
+
+// ---- matmul ----
+
+void CudaBackend::matmul(Tensor& out, const Tensor& x, const Tensor& w, const Tensor* bias) {
+  const char* op = "matmul";
+  check_on_device(op, out, "out");
+  check_on_device(op, x, "x");
+  check_on_device(op, w, "w");
+  const Elem x_elem = float_elem(op, x, "x"), w_elem = float_elem(op, w, "w"), out_elem = float_elem(op, out, "out");
+  ROOFLINE_CHECK(w.rank() == 2, "matmul: w must be [N, K], got {}", shape_to_string(w.shape()));
+  const int64_t N = w.dim(0), K = w.dim(1);
+  ROOFLINE_CHECK(x.rank() >= 1 && last_dim(x) == K && K > 0, "matmul: x {} must be [M, {}]", shape_to_string(x.shape()), K);
+  const int64_t M = rows_of(x);
+  ROOFLINE_CHECK(out.rank() >= 1 && last_dim(out) == N && rows_of(out) == M, "matmul: out {} must be [{}, {}]",
+                 shape_to_string(out.shape()), M, N);
+  if (M == 0 || N == 0) return;
+
+  // x in the dtype of w.
+  const void* x_data = x.data();
+  if (x_elem != w_elem) {
+    void* converted = matmul_x_.ensure(size_t(M * K) * dtype_size(w.dtype()));
+    launch_convert(converted, w_elem, x.data(), x_elem, M * K, stream_);
+    x_data = converted;
+  }
+  // The product's dtype: out's when cuBLASLt supports it, else f32 then converted.
+  const bool direct = CublasLtGemm::supported(cuda_type(w.dtype()), cuda_type(out.dtype()));
+  const DType product_dtype = direct ? out.dtype() : DType::F32;
+  void* product = direct ? out.data() : matmul_out_.ensure(size_t(M * N) * sizeof(float));
+  const void* bias_data = nullptr;
+  if (bias) {
+    check_on_device(op, *bias, "bias");
+    check_vector(op, *bias, N, "bias");
+    const Elem bias_elem = float_elem(op, *bias, "bias");
+    bias_data = bias->data();
+    if (bias->dtype() != product_dtype) {  // cuBLASLt's bias has the output's dtype
+      void* converted = matmul_bias_.ensure(size_t(N) * dtype_size(product_dtype));
+      launch_convert(converted, product_dtype == DType::F32 ? Elem::F32 : out_elem, bias->data(), bias_elem, N, stream_);
+      bias_data = converted;
+    }
+  }
+  gemm_->run(product, cuda_type(product_dtype), x_data, w.data(), cuda_type(w.dtype()), bias_data, M, N, K);
+  if (!direct) launch_convert(out.data(), out_elem, product, Elem::F32, M * N, stream_);
+}
+
+// ---- embedding, elementwise ----
+
+void CudaBackend::embedding(Tensor& out, const Tensor& table, const int32_t* ids, int64_t count) {
+  ROOFLINE_CHECK(count >= 0 && (count == 0 || ids != nullptr), "embedding: no ids given for {} rows", count);
+  ROOFLINE_CHECK(table.rank() == 2, "embedding: table must be [vocab, width], got {}", shape_to_string(table.shape()));
+  for (int64_t t = 0; t < count; ++t)
+    ROOFLINE_CHECK(ids[t] >= 0 && ids[t] < table.dim(0), "embedding: id {} (row {}) is outside the table [0, {})",
+                   ids[t], t, table.dim(0));
+  const int32_t* device_ids = stage_ids("embedding", ids, count);
+  Tensor ids_view(DType::I32, {count}, const_cast<int32_t*>(device_ids), Device::CUDA);
+  embedding(out, table, ids_view);
+}
+
+void CudaBackend::embedding(Tensor& out, const Tensor& table, const Tensor& ids) {
+  const char* op = "embedding";
+  check_on_device(op, out, "out");
+  check_on_device(op, table, "table");
+  check_on_device(op, ids, "ids");
+  check_dtype(op, ids, DType::I32, "ids");
+  ROOFLINE_CHECK(table.rank() == 2, "embedding: table must be [vocab, width], got {}", shape_to_string(table.shape()));
+  const int64_t count = ids.numel(), width = table.dim(1);
+  ROOFLINE_CHECK(out.rank() == 2 && out.dim(0) == count && out.dim(1) == width, "embedding: out {} must be [{}, {}]",
+                 shape_to_string(out.shape()), count, width);
+  launch_embedding(out.data(), float_elem(op, out, "out"), table.data(), float_elem(op, table, "table"), table.dim(0),
+                   ids.ptr<int32_t>(), count, width, stream_);
+}
+
+void CudaBackend::add(Tensor& inout, const Tensor& x) {
+  check_on_device("add", inout, "inout");
+  check_on_device("add", x, "x");
+  check_same("add", inout, "inout", x, "x");
+  launch_add(inout.data(), x.data(), float_elem("add", inout, "inout"), inout.numel(), stream_);
+}
+
+void CudaBackend::add_row(Tensor& inout, int64_t t, const Tensor& table, int64_t row) {
+  const char* op = "add_row";
+  check_on_device(op, inout, "inout");
+  check_on_device(op, table, "table");
+  const int64_t width = last_dim(inout);
+  ROOFLINE_CHECK(table.rank() == 2 && table.dim(1) == width, "add_row: table {} must be [rows, {}]",
+                 shape_to_string(table.shape()), width);
+  ROOFLINE_CHECK(t >= 0 && t < rows_of(inout), "add_row: row {} is outside inout {}", t, shape_to_string(inout.shape()));
+  ROOFLINE_CHECK(row >= 0 && row < table.dim(0), "add_row: table row {} is outside [0, {})", row, table.dim(0));
+  void* target = byte_offset(inout.data(), t * width * int64_t(dtype_size(inout.dtype())));
+  launch_add_rows(target, float_elem(op, inout, "inout"), table.data(), float_elem(op, table, "table"), table.dim(0),
+                  nullptr, row, 1, width, stream_);
+}
+
+void CudaBackend::add_rows(Tensor& inout, const Tensor& table, const Tensor& rows) {
+  const char* op = "add_rows";
+  check_on_device(op, inout, "inout");
+  check_on_device(op, table, "table");
+  check_on_device(op, rows, "rows");
+  check_dtype(op, rows, DType::I32, "rows");
+  const int64_t width = last_dim(inout);
+  ROOFLINE_CHECK(table.rank() == 2 && table.dim(1) == width, "add_rows: table {} must be [rows, {}]",
+                 shape_to_string(table.shape()), width);
+  ROOFLINE_CHECK(rows.numel() == rows_of(inout), "add_rows: {} row ids for {} rows of inout", rows.numel(),
+                 rows_of(inout));
+  launch_add_rows(inout.data(), float_elem(op, inout, "inout"), table.data(), float_elem(op, table, "table"),
+                  table.dim(0), rows.ptr<int32_t>(), 0, rows.numel(), width, stream_);
+}
+
+void CudaBackend::silu_mul(Tensor& out, const Tensor& gate, const Tensor& up) {
+  const char* op = "silu_mul";
+  check_on_device(op, out, "out");
+  check_on_device(op, gate, "gate");
+  check_on_device(op, up, "up");
+  check_same(op, out, "out", gate, "gate");
+  check_same(op, out, "out", up, "up");
+  launch_silu_mul(out.data(), gate.data(), up.data(), float_elem(op, out, "out"), out.numel(), stream_);
+}
+
+void CudaBackend::gelu_tanh(Tensor& x) {
+  check_on_device("gelu_tanh", x, "x");
+  launch_gelu_tanh(x.data(), float_elem("gelu_tanh", x, "x"), x.numel(), stream_);
+}
+
+void CudaBackend::convert(Tensor& out, const Tensor& in) {
+  check_on_device("convert", out, "out");
+  check_on_device("convert", in, "in");
+  ROOFLINE_CHECK(out.numel() == in.numel(), "convert: out {} and in {} differ in size", shape_to_string(out.shape()),
+                 shape_to_string(in.shape()));
+  launch_convert(out.data(), float_elem("convert", out, "out"), in.data(), float_elem("convert", in, "in"), in.numel(),
+                 stream_);
+}
+
+// ---- norms ----
+
+namespace {
+NormArgs norm_args(const char* op, Tensor& out, const Tensor& x, const Tensor& weight, float eps) {
+  check_on_device(op, out, "out");
+  check_on_device(op, x, "x");
+  check_on_device(op, weight, "weight");
+  check_same(op, out, "out", x, "x");
+  const int64_t width = last_dim(x);
+  check_vector(op, weight, width, "weight");
+  ROOFLINE_CHECK(width % 8 == 0 && width <= norm_max_width(), "{}: width {} must be a multiple of 8, at most {}", op,
+                 width, norm_max_width());
+  NormArgs a;
+  a.out = out.data();
+  a.x = x.data();
+  a.weight = weight.data();
+  a.act = float_elem(op, x, "x");
+  a.weight_type = float_elem(op, weight, "weight");
+  a.rows = rows_of(x);
+  a.width = width;
+  a.eps = eps;
+  return a;
+}
+
+void set_bias(const char* op, NormArgs& a, const Tensor& weight, const Tensor& bias) {
+  check_on_device(op, bias, "bias");
+  ROOFLINE_CHECK(bias.shape() == weight.shape() && bias.dtype() == weight.dtype(),
+                 "{}: bias ({} {}) must match weight ({} {})", op, dtype_name(bias.dtype()),
+                 shape_to_string(bias.shape()), dtype_name(weight.dtype()), shape_to_string(weight.shape()));
+  a.bias = bias.data();
+  a.layer_norm = true;
+}
+
+void set_residual(const char* op, NormArgs& a, Tensor& residual, const Tensor& x) {
+  check_on_device(op, residual, "residual");
+  check_same(op, residual, "residual", x, "x");
+  a.residual = residual.data();
+}
+}  // namespace
+
+void CudaBackend::rms_norm(Tensor& out, const Tensor& x, const Tensor& weight, float eps) {
+  launch_norm(norm_args("rms_norm", out, x, weight, eps), stream_);
+}
+
+void CudaBackend::layer_norm(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias, float eps) {
+  NormArgs a = norm_args("layer_norm", out, x, weight, eps);
+  set_bias("layer_norm", a, weight, bias);
+  launch_norm(a, stream_);
+}
+
+void CudaBackend::add_rms_norm(Tensor& residual, const Tensor& x, const Tensor& weight, Tensor& out, float eps) {
+  NormArgs a = norm_args("add_rms_norm", out, x, weight, eps);
+  set_residual("add_rms_norm", a, residual, x);
+  launch_norm(a, stream_);
+}
+
+void CudaBackend::add_layer_norm(Tensor& residual, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                 Tensor& out, float eps) {
+  NormArgs a = norm_args("add_layer_norm", out, x, weight, eps);
+  set_bias("add_layer_norm", a, weight, bias);
+  set_residual("add_layer_norm", a, residual, x);
+  launch_norm(a, stream_);
+}
+
+// ---- rope ----
+
+void CudaBackend::rope(Tensor& x, const int32_t* positions, const Tensor& cos, const Tensor& sin, int rotary_dim) {
+  ROOFLINE_CHECK(x.rank() == 3, "rope: x must be [T, heads, head_dim], got {}", shape_to_string(x.shape()));
+  const int64_t T = x.dim(0);
+  ROOFLINE_CHECK(T == 0 || positions != nullptr, "rope: no positions given for {} rows", T);
+  for (int64_t t = 0; t < T; ++t)
+    ROOFLINE_CHECK(positions[t] >= 0 && (cos.rank() != 2 || positions[t] < cos.dim(0)),
+                   "rope: position {} (row {}) is outside the table [0, {})", positions[t], t,
+                   cos.rank() == 2 ? cos.dim(0) : 0);
+  const int32_t* device_positions = stage_ids("rope", positions, T);
+  const Tensor positions_view(DType::I32, {T}, const_cast<int32_t*>(device_positions), Device::CUDA);
+  rope(x, positions_view, cos, sin, rotary_dim);
+}
+
+void CudaBackend::rope(Tensor& x, const Tensor& positions, const Tensor& cos, const Tensor& sin, int rotary_dim,
+                       const Tensor* head_norm, float eps) {
+  const char* op = head_norm ? "rope_qk_norm" : "rope";
+  check_on_device(op, x, "x");
+  check_on_device(op, positions, "positions");
+  check_on_device(op, cos, "cos");
+  check_on_device(op, sin, "sin");
+  check_dtype(op, positions, DType::I32, "positions");
+  check_dtype(op, cos, DType::F32, "cos");
+  check_dtype(op, sin, DType::F32, "sin");
+  ROOFLINE_CHECK(x.rank() == 3, "{}: x must be [T, heads, head_dim], got {}", op, shape_to_string(x.shape()));
+  const int64_t T = x.dim(0), heads = x.dim(1), head_dim = x.dim(2);
+  ROOFLINE_CHECK(rotary_dim > 0 && rotary_dim % 2 == 0 && rotary_dim <= head_dim && head_dim <= rope_max_head_dim(),
+                 "{}: rotary_dim {} must be even, positive and <= head_dim {} (at most {})", op, rotary_dim, head_dim,
+                 rope_max_head_dim());
+  const int64_t half = rotary_dim / 2;
+  ROOFLINE_CHECK(cos.rank() == 2 && cos.dim(1) == half && sin.shape() == cos.shape(),
+                 "{}: cos {} and sin {} must both be [max_positions, {}]", op, shape_to_string(cos.shape()),
+                 shape_to_string(sin.shape()), half);
+  ROOFLINE_CHECK(positions.numel() == T, "{}: {} positions for {} rows", op, positions.numel(), T);
+  RopeArgs a;
+  a.x = x.data();
+  a.act = float_elem(op, x, "x");
+  a.positions = positions.ptr<int32_t>();
+  a.cos = cos.ptr<float>();
+  a.sin = sin.ptr<float>();
+  a.table_rows = cos.dim(0);
+  a.T = T;
+  a.heads = heads;
+  a.head_dim = head_dim;
+  a.rotary_dim = rotary_dim;
+  if (head_norm) {
+    check_on_device(op, *head_norm, "head_norm");
+    check_vector(op, *head_norm, head_dim, "head_norm");
+    a.norm_weight = head_norm->data();
+    a.norm_type = float_elem(op, *head_norm, "head_norm");
+    a.eps = eps;
+  }
+  launch_rope(a, stream_);
+}
+
+// ---- attention ----
+
+namespace {
+AttentionArgs attention_args(const char* op, Tensor& out, const Tensor& q, const Tensor& k_cache,
+                             const Tensor& v_cache, const AttentionParams& params) {
+  check_on_device(op, out, "out");
+  check_on_device(op, q, "q");
+  check_on_device(op, k_cache, "k_cache");
+  check_on_device(op, v_cache, "v_cache");
+  check_dtype(op, q, DType::BF16, "q");
+  check_dtype(op, out, DType::BF16, "out");
+  check_dtype(op, k_cache, DType::BF16, "k_cache");
+  check_dtype(op, v_cache, DType::BF16, "v_cache");
+  ROOFLINE_CHECK(q.rank() == 3, "{}: q must be [T, Hq, D], got {}", op, shape_to_string(q.shape()));
+  ROOFLINE_CHECK(k_cache.rank() == 3 && v_cache.shape() == k_cache.shape(),
+                 "{}: k_cache {} and v_cache {} must both be [S_max, Hkv, D]", op, shape_to_string(k_cache.shape()),
+                 shape_to_string(v_cache.shape()));
+  ROOFLINE_CHECK(out.shape() == q.shape(), "{}: out {} must have the shape of q {}", op, shape_to_string(out.shape()),
+                 shape_to_string(q.shape()));
+  const int64_t T = q.dim(0), Hq = q.dim(1), D = q.dim(2), S_max = k_cache.dim(0), Hkv = k_cache.dim(1);
+  ROOFLINE_CHECK(k_cache.dim(2) == D, "{}: head_dim of q ({}) and of the cache ({}) differ", op, D, k_cache.dim(2));
+  ROOFLINE_CHECK(D == 64 || D == 128, "{}: head_dim {} has no CUDA kernel (64 and 128 do)", op, D);
+  ROOFLINE_CHECK(Hkv > 0 && Hq % Hkv == 0, "{}: Hq {} must be a multiple of Hkv {}", op, Hq, Hkv);
+  ROOFLINE_CHECK(params.start_pos >= 0 && params.start_pos + T <= S_max,
+                 "{}: positions {} .. {} do not fit the cache of {} rows", op, params.start_pos,
+                 params.start_pos + T - 1, S_max);
+  ROOFLINE_CHECK(params.sliding_window >= 0, "{}: sliding_window {} must be >= 0", op, params.sliding_window);
+  ROOFLINE_CHECK(aligned16(q.data()) && aligned16(out.data()) && aligned16(k_cache.data()) && aligned16(v_cache.data()),
+                 "{}: q, out and the caches must start on 16-byte boundaries", op);
+  AttentionArgs a;
+  a.q = q.data();
+  a.k = k_cache.data();
+  a.v = v_cache.data();
+  a.out = out.data();
+  a.T = int(T);
+  a.Hq = int(Hq);
+  a.Hkv = int(Hkv);
+  a.D = int(D);
+  a.start_pos = params.start_pos;
+  a.window = params.sliding_window;
+  a.scale = params.scale;
+  return a;
+}
+}  // namespace
+
+void CudaBackend::attention(Tensor& out, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                            const AttentionParams& params) {
+  if (q.rank() == 3 && q.dim(0) <= kDecodeRows)
+    attention_decode(out, q, k_cache, v_cache, params);
+  else
+    attention_prefill(out, q, k_cache, v_cache, params);
+}
+
+void CudaBackend::attention_prefill(Tensor& out, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                                    const AttentionParams& params) {
+  launch_attention_prefill(attention_args("attention_prefill", out, q, k_cache, v_cache, params), stream_);
+}
+
+void CudaBackend::attention_decode(Tensor& out, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                                   const AttentionParams& params) {
+  const AttentionArgs a = attention_args("attention_decode", out, q, k_cache, v_cache, params);
+  ROOFLINE_CHECK(a.T <= kDecodeMaxRows, "attention_decode: {} query rows, at most {} (use attention_prefill)", a.T,
+                 kDecodeMaxRows);
+  const DecodePlan plan = plan_attention_decode(a, multiprocessors_);
+  void* workspace = plan.workspace_bytes > 0 ? attention_workspace_.ensure(plan.workspace_bytes) : nullptr;
+  launch_attention_decode(a, plan, workspace, stream_);
+}
+
+// ---- token selection ----
+
+namespace {
+void check_selection(const char* op, const Tensor& ids, const Tensor& logits) {
+  check_on_device(op, ids, "ids");
+  check_on_device(op, logits, "logits");
+  check_dtype(op, ids, DType::I32, "ids");
+  ROOFLINE_CHECK(logits.rank() == 1 || logits.rank() == 2, "{}: logits must be [B, V] or [V], got {}", op,
+                 shape_to_string(logits.shape()));
+  ROOFLINE_CHECK(ids.numel() == rows_of(logits), "{}: {} ids for {} rows of logits", op, ids.numel(), rows_of(logits));
+}
+}  // namespace
+
+void CudaBackend::argmax(Tensor& ids, const Tensor& logits) {
+  check_selection("argmax", ids, logits);
+  launch_argmax(ids.ptr<int32_t>(), logits.data(), float_elem("argmax", logits, "logits"), rows_of(logits),
+                last_dim(logits), stream_);
+}
+
+void CudaBackend::sample(Tensor& ids, const Tensor& logits, const GpuSampling& params) {
+  if (params.temperature <= 0.0f || params.top_k == 1) return argmax(ids, logits);
+  check_selection("sample", ids, logits);
+  SampleArgs a;
+  a.ids = ids.ptr<int32_t>();
+  a.logits = logits.data();
+  a.type = float_elem("sample", logits, "logits");
+  a.rows = rows_of(logits);
+  a.vocab = last_dim(logits);
+  a.temperature = params.temperature;
+  a.top_k = params.top_k;
+  a.top_p = params.top_p;
+  a.min_p = params.min_p;
+  a.seed = params.seed;
+  a.step = params.step;
+  launch_sample(a, stream_);
+}
+
+std::unique_ptr<CudaBackend> make_cuda_backend(int device_index) { return std::make_unique<CudaBackend>(device_index); }
+
+}  // namespace roofline::cuda

@@ -1,0 +1,138 @@
+// The CUDA backend (Hopper, sm_90a): the Backend ops on device tensors, plus what a GPU engine needs
+// beyond the host-f32 interface (memory, device-resident ids and positions, fused ops, sampling).
+// Conventions:
+//  - Every tensor an op touches lives on this backend's device (Device::CUDA); a host tensor is a named
+//    roofline::Error, never a silent copy. Tensors come from alloc() or upload().
+//  - Weights: bf16, f16 or f32. Activations: bf16 by default (f16 and f32 work too); the activation
+//    arguments of one op share one dtype; math and accumulation are f32.
+//  - KV cache: bf16 [S_max, Hkv, D] per layer per sequence; attention takes bf16 q and out.
+//  - Ops are asynchronous on stream(); synchronize() waits. Only download() and the host-pointer
+//    variants of embedding/rope (which stage their ids) touch host memory.
+//  - Scratch buffers (matmul conversions, staged ids, attention partials) only grow, so steady-state calls
+//    do not allocate. One CudaBackend serves one thread of control; it makes its device current at
+//    construction (call cudaSetDevice(device_index()) on other threads).
+// Plain C++ header: includable from host-only code (only built when ROOFLINE_HAVE_CUDA).
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "roofline/backend/backend.h"
+#include "roofline/core/tensor.h"
+
+namespace roofline::cuda {
+
+class CublasLtGemm;
+
+// A device allocation that only grows (its contents are lost when it does).
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  ~DeviceBuffer();
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  void* ensure(size_t bytes);
+  void* data() const { return data_; }
+
+ private:
+  void* data_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+// Token selection parameters for CudaBackend::sample (the GPU side of engine/sampler.h).
+struct GpuSampling {
+  float temperature = 1.0f;  // <= 0: greedy (argmax)
+  int top_k = 0;             // 0: off
+  float top_p = 1.0f;        // 1: off
+  float min_p = 0.0f;        // 0: off; keeps tokens with p >= min_p * p_max
+  uint64_t seed = 0;         // same (seed, step) and logits: same ids
+  uint64_t step = 0;         // e.g. the decode step; a new one gives fresh draws
+};
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(int device_index);
+  ~CudaBackend() override;
+
+  std::string name() const override { return "cuda"; }
+  Device device() const override { return Device::CUDA; }
+  int device_index() const { return device_index_; }
+  int multiprocessors() const { return multiprocessors_; }
+  cudaStream_t stream() const { return stream_; }
+  void synchronize();
+
+  // ---- memory ----
+  // Uninitialised device memory, freed (cudaFree) when the last Tensor sharing it goes.
+  Tensor alloc(DType dtype, Shape shape);
+  // Copies a host tensor to a new device tensor of dtype `as`, converting f32/f16/bf16 on the way
+  // (I32 uploads as I32). Synchronous.
+  Tensor upload(const Tensor& host, DType as);
+  // Copies a device tensor into `host` (same shape): converted to f32 when host is F32, else the dtypes
+  // must match. Synchronous (waits for the stream first).
+  void download(const Tensor& device, Tensor& host);
+
+  // ---- Backend ops, on device tensors ----
+  // out[M, N] = x[M, K] . w[N, K]^T (+ bias[N]). out bf16/f16 (activations) or f32 (logits); x of another
+  // dtype than w is converted to w's first; combinations cuBLASLt lacks go through an f32 product.
+  void matmul(Tensor& out, const Tensor& x, const Tensor& w, const Tensor* bias) override;
+  // ids: HOST int32 [count] (checked, then staged to the device); the table is on the device.
+  void embedding(Tensor& out, const Tensor& table, const int32_t* ids, int64_t count) override;
+  void rms_norm(Tensor& out, const Tensor& x, const Tensor& weight, float eps) override;
+  void layer_norm(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias, float eps) override;
+  void add(Tensor& inout, const Tensor& x) override;
+  void add_row(Tensor& inout, int64_t t, const Tensor& table, int64_t row) override;
+  // positions: HOST int32 [T] (checked, then staged); cos/sin: device f32 [max_positions, rotary_dim / 2].
+  void rope(Tensor& x, const int32_t* positions, const Tensor& cos, const Tensor& sin, int rotary_dim) override;
+  void silu_mul(Tensor& out, const Tensor& gate, const Tensor& up) override;
+  void gelu_tanh(Tensor& x) override;
+  // bf16 q/out [T, Hq, D] and caches [S_max, Hkv, D], D in {64, 128}: decode kernel for T <= 4, else prefill.
+  void attention(Tensor& out, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                 const AttentionParams& params) override;
+
+  // ---- device-resident ids and positions (no host round trip) ----
+  // out[T, H] = table[ids[t], :]; ids: device I32 [T]. An id outside the table gives a NaN row.
+  void embedding(Tensor& out, const Tensor& table, const Tensor& ids);
+  // inout[t, :] += table[rows[t], :]; rows: device I32 [T] (learned position embeddings in one launch).
+  void add_rows(Tensor& inout, const Tensor& table, const Tensor& rows);
+  // Rope with device I32 positions [T]; with head_norm ([head_dim]), each head row is first RMS-normalised
+  // and scaled (Qwen3's q_norm / k_norm), in the same pass. A position outside the table gives NaN.
+  void rope(Tensor& x, const Tensor& positions, const Tensor& cos, const Tensor& sin, int rotary_dim,
+            const Tensor* head_norm = nullptr, float eps = 1e-6f);
+
+  // ---- fused and extra ops ----
+  // residual += x; out = rms_norm(residual) * weight (residual rounded to its dtype first).
+  void add_rms_norm(Tensor& residual, const Tensor& x, const Tensor& weight, Tensor& out, float eps);
+  // residual += x; out = layer_norm(residual) * weight + bias.
+  void add_layer_norm(Tensor& residual, const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& out,
+                      float eps);
+  // out = in converted to out's dtype (same element count).
+  void convert(Tensor& out, const Tensor& in);
+  // The two attention kernels, callable directly (attention() picks one).
+  void attention_prefill(Tensor& out, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                         const AttentionParams& params);
+  void attention_decode(Tensor& out, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                        const AttentionParams& params);
+
+  // ---- token selection: logits [B, V] f32/bf16/f16 -> ids device I32 [B] ----
+  void argmax(Tensor& ids, const Tensor& logits);
+  // temperature <= 0 or top_k == 1: argmax.
+  void sample(Tensor& ids, const Tensor& logits, const GpuSampling& params);
+
+ private:
+  const int32_t* stage_ids(const char* op, const int32_t* host, int64_t count);
+
+  int device_index_ = 0;
+  int multiprocessors_ = 0;
+  cudaStream_t stream_ = nullptr;
+  std::unique_ptr<CublasLtGemm> gemm_;
+  DeviceBuffer staged_ids_;                             // host ids / positions copied for one op
+  DeviceBuffer matmul_x_, matmul_out_, matmul_bias_;    // matmul dtype conversions
+  DeviceBuffer attention_workspace_;                    // flash-decoding partials
+};
+
+// Throws roofline::Error when no CUDA device has that index (or none is present).
+std::unique_ptr<CudaBackend> make_cuda_backend(int device_index = 0);
+
+}  // namespace roofline::cuda
