@@ -29,6 +29,8 @@ class Backend {
   virtual Device device() const = 0;
 
   // out[M, N] = x[M, K] · w[N, K]^T (+ bias[N]). w and bias in any float dtype; x and out f32.
+  // x may have more dimensions ([..., K]: every leading index is a row; out is then [..., N]).
+  // out must not alias x.
   virtual void matmul(Tensor& out, const Tensor& x, const Tensor& w, const Tensor* bias) = 0;
 
   // out[T, H] = table[ids[t], :] converted to f32.
@@ -55,7 +57,8 @@ class Backend {
 
   // Causal attention of T query rows against a contiguous KV cache of one sequence.
   // q: [T, Hq, D]; k_cache, v_cache: [S_max, Hkv, D] f32 holding keys for positions
-  // 0 .. start_pos+T-1; out: [T, Hq, D]. Hq is a multiple of Hkv (grouped-query attention).
+  // 0 .. start_pos+T-1; out: [T, Hq, D] (may alias q). Hq is a multiple of Hkv (grouped-query attention):
+  // query head h reads kv head h / (Hq / Hkv).
   virtual void attention(Tensor& out, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                          const AttentionParams& params) = 0;
 };
