@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <numeric>
 #include <random>
 
 #include <nlohmann/json.hpp>
@@ -12,6 +13,7 @@
 #include "common.h"
 #include "roofline/backend/cpu/cpu_features.h"
 #include "roofline/backend/cpu/memory_bandwidth.h"
+#include "roofline/backend/timed_backend.h"
 #include "roofline/core/error.h"
 #include "roofline/core/thread_pool.h"
 #include "roofline/model/decoder.h"
@@ -38,6 +40,7 @@ Run add_bench(CLI::App& root) {
   struct Options {
     std::string model, preset = "llama-134m", dtype = "bf16", json_path;
     int64_t prompt = 128, generate = 64;
+    bool ops = false;
     DeviceOptions device;
   };
   auto o = std::make_shared<Options>();
@@ -57,6 +60,7 @@ Run add_bench(CLI::App& root) {
   cmd->add_option("--prompt", o->prompt, "Prompt tokens (prefill), also the decode context")->check(CLI::Range(1, 1 << 20));
   cmd->add_option("-n,--generate", o->generate, "Tokens to decode")->check(CLI::Range(2, 1 << 20));
   cmd->add_option("--json", o->json_path, "Also write the results as JSON to this file");
+  cmd->add_flag("--ops", o->ops, "Also time each op kind during decode and print where the time goes");
   o->device.add_to(cmd);
   return [o, tokenizer_bench, tokenizer_cmd]() {
     if (tokenizer_cmd->parsed()) return tokenizer_bench();
@@ -90,7 +94,8 @@ Run add_bench(CLI::App& root) {
       bandwidth = measure_memory_read_bandwidth(pool, size_t(1) << 30);
     }
 
-    Decoder decoder(spec, *weights, *backend);
+    TimedBackend timed(*backend);
+    Decoder decoder(spec, *weights, o->ops ? static_cast<Backend&>(timed) : *backend);
     const int64_t context = o->prompt + o->generate;
     KvCache cache = decoder.new_cache(context);
     std::mt19937 rng(7);
@@ -102,6 +107,7 @@ Run add_bench(CLI::App& root) {
     double t0 = now_seconds();
     const Tensor* logits = &decoder.forward(prompt, cache, false);
     const double prefill_s = now_seconds() - t0;
+    timed.reset();
     std::vector<double> step_s;
     for (int64_t i = 0; i < o->generate; ++i) {
       const float* row = logits->ptr<float>();
@@ -142,6 +148,19 @@ Run add_bench(CLI::App& root) {
     std::printf("%-28s %.2f tok/s at %.2f GB/s\n", "roofline (bandwidth)", roof_tps, bandwidth / 1e9);
     std::printf("%-28s %.1f%% (%.2f GB/s achieved)\n", "fraction of roofline", 100.0 * decode_tps / roof_tps,
                 bytes_per_token * decode_tps / 1e9);
+    if (o->ops) {
+      double total = 0;
+      for (auto& [op, t] : timed.timings()) total += t.seconds;
+      const double step_total = std::accumulate(step_s.begin(), step_s.end(), 0.0);
+      std::printf("\n%-12s %10s %10s %8s\n", "decode op", "ms/token", "calls/tok", "share");
+      for (auto& [op, t] : timed.timings()) {
+        std::printf("%-12s %10.3f %10.1f %7.1f%%\n", op.c_str(), t.seconds * 1e3 / double(o->generate),
+                    double(t.calls) / double(o->generate), 100.0 * t.seconds / step_total);
+        j["decode_ops"][op] = {{"ms_per_token", t.seconds * 1e3 / double(o->generate)}, {"calls", t.calls}};
+      }
+      std::printf("%-12s %10.3f %10s %7.1f%%\n", "(outside)", (step_total - total) * 1e3 / double(o->generate), "",
+                  100.0 * (step_total - total) / step_total);
+    }
     if (!o->json_path.empty()) write_file_atomically(o->json_path, j.dump(1) + "\n");
     return 0;
   };

@@ -8,6 +8,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 
 #include "roofline/core/tensor.h"
@@ -15,6 +16,13 @@
 namespace roofline {
 
 class ThreadPool;
+
+// One projection of a shared input: *out = x · w^T (+ bias).
+struct MatmulTarget {
+  Tensor* out;
+  const Tensor* w;
+  const Tensor* bias;  // may be null
+};
 
 struct AttentionParams {
   int start_pos = 0;         // position of the first query row; queries are start_pos .. start_pos+T-1
@@ -32,6 +40,12 @@ class Backend {
   // x may have more dimensions ([..., K]: every leading index is a row; out is then [..., N]).
   // out must not alias x.
   virtual void matmul(Tensor& out, const Tensor& x, const Tensor& w, const Tensor* bias) = 0;
+
+  // Several projections of the same x (q/k/v, gate/up) in one call, so a backend can run them as one
+  // pass (one parallel region on the CPU). The default runs them one by one.
+  virtual void matmul_many(const Tensor& x, std::span<const MatmulTarget> targets) {
+    for (const MatmulTarget& t : targets) matmul(*t.out, x, *t.w, t.bias);
+  }
 
   // out[T, H] = table[ids[t], :] converted to f32.
   virtual void embedding(Tensor& out, const Tensor& table, const int32_t* ids, int64_t count) = 0;

@@ -108,9 +108,10 @@ void Decoder::attention_block(const LayerWeights& L, KvCache& cache, int layer, 
   Tensor v = cache.v[size_t(layer)].rows(start, start + T);
   Tensor k2 = k.reshape({T, s.kv_dim()});
   Tensor v2 = v.reshape({T, s.kv_dim()});
-  backend_.matmul(q2, h, L.q.weight, L.q.bias_ptr());
-  backend_.matmul(k2, h, L.k.weight, L.k.bias_ptr());
-  backend_.matmul(v2, h, L.v.weight, L.v.bias_ptr());
+  const MatmulTarget qkv[] = {{&q2, &L.q.weight, L.q.bias_ptr()},
+                              {&k2, &L.k.weight, L.k.bias_ptr()},
+                              {&v2, &L.v.weight, L.v.bias_ptr()}};
+  backend_.matmul_many(h, qkv);
   if (s.qk_norm) {
     Tensor qh = q.reshape({T * s.num_heads, s.head_dim});
     Tensor kh = k.reshape({T * s.num_kv_heads, s.head_dim});
@@ -136,12 +137,13 @@ void Decoder::attention_block(const LayerWeights& L, KvCache& cache, int layer, 
 void Decoder::mlp_block(const LayerWeights& L, int64_t T) {
   Tensor h = first_rows(h_, T);
   Tensor up = first_rows(up_, T);
-  backend_.matmul(up, h, L.up.weight, L.up.bias_ptr());
   if (spec_.mlp == MlpKind::GatedSiLU) {
     Tensor gate = first_rows(gate_, T);
-    backend_.matmul(gate, h, L.gate.weight, L.gate.bias_ptr());
+    const MatmulTarget gate_up[] = {{&gate, &L.gate.weight, L.gate.bias_ptr()}, {&up, &L.up.weight, L.up.bias_ptr()}};
+    backend_.matmul_many(h, gate_up);
     backend_.silu_mul(up, gate, up);
   } else {
+    backend_.matmul(up, h, L.up.weight, L.up.bias_ptr());
     backend_.gelu_tanh(up);
   }
   Tensor proj = first_rows(proj_, T);

@@ -8,6 +8,10 @@ void CpuBackend::matmul(Tensor& out, const Tensor& x, const Tensor& w, const Ten
   auto ctx = context();
   cpu::matmul(ctx, out, x, w, bias);
 }
+void CpuBackend::matmul_many(const Tensor& x, std::span<const MatmulTarget> targets) {
+  auto ctx = context();
+  cpu::matmul_many(ctx, x, targets);
+}
 void CpuBackend::embedding(Tensor& out, const Tensor& table, const int32_t* ids, int64_t count) {
   auto ctx = context();
   cpu::embedding(ctx, out, table, ids, count);

@@ -25,6 +25,7 @@ class CpuBackend final : public Backend {
   ThreadPool& pool() { return pool_; }
 
   void matmul(Tensor& out, const Tensor& x, const Tensor& w, const Tensor* bias) override;
+  void matmul_many(const Tensor& x, std::span<const MatmulTarget> targets) override;
   void embedding(Tensor& out, const Tensor& table, const int32_t* ids, int64_t count) override;
   void rms_norm(Tensor& out, const Tensor& x, const Tensor& weight, float eps) override;
   void layer_norm(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias, float eps) override;

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 
 #include "roofline/backend/backend.h"
 #include "roofline/backend/cpu/kernels.h"
@@ -33,6 +34,7 @@ struct CpuContext {
 };
 
 void matmul(CpuContext& ctx, Tensor& out, const Tensor& x, const Tensor& w, const Tensor* bias);
+void matmul_many(CpuContext& ctx, const Tensor& x, std::span<const MatmulTarget> targets);
 void embedding(CpuContext& ctx, Tensor& out, const Tensor& table, const int32_t* ids, int64_t count);
 void rms_norm(CpuContext& ctx, Tensor& out, const Tensor& x, const Tensor& weight, float eps);
 void layer_norm(CpuContext& ctx, Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias, float eps);
