@@ -17,5 +17,8 @@ Run add_chat(CLI::App& root);
 Run add_info(CLI::App& root);
 Run add_bench(CLI::App& root);
 Run add_bench_tokenizer(CLI::App& bench);  // `bench tokenizer`, registered by add_bench
+Run add_estimate(CLI::App& root);
+Run add_calibrate(CLI::App& root);
+Run add_serve(CLI::App& root);
 
 }  // namespace roofline::app

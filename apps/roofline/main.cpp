@@ -22,6 +22,9 @@ int main(int argc, char** argv) {
   add(roofline::app::add_chat);
   add(roofline::app::add_info);
   add(roofline::app::add_bench);
+  add(roofline::app::add_estimate);
+  add(roofline::app::add_calibrate);
+  add(roofline::app::add_serve);
   try {
     root.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

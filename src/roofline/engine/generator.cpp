@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "roofline/core/error.h"
+#include "roofline/engine/stop_text_stream.h"
 
 namespace roofline {
 
@@ -12,18 +13,6 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// Length of the longest suffix of `text` that is a proper prefix of some stop string: that much text
-// must be held back, since the next token may complete a stop string.
-size_t held_back(const std::string& text, const std::vector<std::string>& stops) {
-  size_t hold = 0;
-  for (const std::string& s : stops)
-    for (size_t len = std::min(s.size() - 1, text.size()); len > hold; --len)
-      if (text.compare(text.size() - len, len, s, 0, len) == 0) {
-        hold = len;
-        break;
-      }
-  return hold;
-}
 }  // namespace
 
 GenerateResult generate(Decoder& decoder, const Tokenizer* tokenizer, const std::vector<int32_t>& prompt,
@@ -44,10 +33,14 @@ GenerateResult generate(Decoder& decoder, const Tokenizer* tokenizer, const std:
   GenerateResult result;
   result.prompt_tokens = int64_t(prompt.size());
   std::vector<int32_t> context = prompt;
-  std::string text;       // decoded generated text so far
-  size_t emitted = 0;     // bytes of text handed to on_text
-  std::unique_ptr<DecodeStream> stream;
-  if (tokenizer) stream = std::make_unique<DecodeStream>(*tokenizer, /*skip_special_tokens=*/true);
+  std::string text;  // generated text handed out so far (special tokens skipped, cut at a stop string)
+  std::unique_ptr<StopTextStream> stream;
+  if (tokenizer) stream = std::make_unique<StopTextStream>(*tokenizer, options.stop_strings);
+  auto emit = [&](const std::string& piece) {
+    if (piece.empty()) return;
+    text += piece;
+    if (on_text) on_text(piece);
+  };
 
   auto t0 = std::chrono::steady_clock::now();
   const Tensor* logits = &decoder.forward(prompt, cache, /*all_logits=*/false);
@@ -60,37 +53,21 @@ GenerateResult generate(Decoder& decoder, const Tokenizer* tokenizer, const std:
     int32_t id = sampler.sample(row, context, prompt.size());
     result.ids.push_back(id);
     context.push_back(id);
-    if (stream) text += stream->push(id);
+    if (stream) emit(stream->push(id));
     if (std::find(options.eos_ids.begin(), options.eos_ids.end(), id) != options.eos_ids.end()) {
       result.finish_reason = "eos";
       break;
     }
-    bool stopped = false;
-    for (const std::string& s : options.stop_strings) {
-      size_t at = text.find(s, emitted > s.size() ? emitted - s.size() : 0);
-      if (at != std::string::npos) {
-        text.resize(at);
-        stopped = true;
-      }
-    }
-    if (stopped) {
+    if (stream && stream->stopped()) {
       result.finish_reason = "stop";
       break;
-    }
-    if (on_text) {
-      size_t safe = text.size() - held_back(text, options.stop_strings);
-      if (safe > emitted) {
-        on_text(std::string_view(text).substr(emitted, safe - emitted));
-        emitted = safe;
-      }
     }
     if (step + 1 == options.max_new_tokens) break;
     if (cache.length >= cache.capacity) break;  // context full
     logits = &decoder.forward(std::span<const int32_t>(&id, 1), cache, false);
   }
-  if (stream && result.finish_reason != "stop") text += stream->flush();
+  if (stream && !stream->stopped()) emit(stream->finish());
   result.decode_seconds = seconds_since(t_decode);
-  if (on_text && text.size() > emitted) on_text(std::string_view(text).substr(emitted));
   result.text = std::move(text);
   return result;
 }

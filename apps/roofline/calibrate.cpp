@@ -1,0 +1,177 @@
+// roofline calibrate: measure the real ceilings of this machine (CPU: FMA rate, streaming read bandwidth,
+// the engine's matmul; CUDA: device copy bandwidth and bf16 GEMM rate) and store them in hardware.json, where
+// `roofline estimate --hw NAME` picks them up in place of the datasheet or estimated figures.
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "commands.h"
+#include "roofline/core/error.h"
+#include "roofline/perf/calibrate.h"
+#include "roofline/perf/cpu_hardware.h"
+#include "roofline/perf/hardware.h"
+
+#ifdef ROOFLINE_HAVE_CUDA
+#include <cuda_runtime_api.h>
+
+#include "roofline/backend/cuda/cuda_backend.h"
+#include "roofline/backend/cuda/cuda_check.h"
+#include "roofline/backend/cuda/cuda_runtime_info.h"
+#endif
+
+namespace roofline::app {
+
+namespace {
+
+// The hardware.json key for a device name: a built-in name when it is that part ("NVIDIA H100 80GB HBM3" ->
+// h100; PCIe and NVL variants keep their own key), else the name in lower case with dashes.
+[[maybe_unused]] std::string hardware_key(const std::string& device_name) {
+  std::string key;
+  for (char c : device_name) key += std::isalnum(static_cast<unsigned char>(c)) ? char(std::tolower(c)) : '-';
+  if (key.rfind("nvidia-", 0) == 0) key = key.substr(7);
+  const bool variant = key.find("pcie") != std::string::npos || key.find("nvl") != std::string::npos;
+  for (const std::string& name : perf::builtin_hardware_names())
+    if (!variant && key.rfind(name, 0) == 0) return name;
+  return key;
+}
+
+#ifdef ROOFLINE_HAVE_CUDA
+// Device-to-device copy bandwidth and the bf16 GEMM rate of the CUDA backend's matmul on n x n x n random
+// data (median of 10 timed runs after 3 warm-ups, timed with events on the backend's stream).
+perf::HardwareSpec calibrate_cuda(int64_t n) {
+  const std::vector<cuda::DeviceInfo> devices = cuda::list_devices();
+  ROOFLINE_CHECK(!devices.empty(), "calibrate --device cuda: no CUDA device is visible (no driver or no GPU)");
+  const cuda::DeviceInfo& device = devices[0];
+  std::fprintf(stderr, "measuring %s: copy bandwidth, then bf16 GEMM %lldx%lldx%lld ...\n", device.name.c_str(),
+               (long long)n, (long long)n, (long long)n);
+  const double copy_bandwidth = cuda::measure_copy_bandwidth(size_t(1) << 30, 20);
+
+  auto backend = cuda::make_cuda_backend(0);
+  Tensor host = Tensor::empty(DType::F32, {n, n});
+  uint64_t state = 0x9e3779b97f4a7c15ull;  // xorshift: fast random values in [-1, 1)
+  auto fill = [&] {
+    for (int64_t i = 0; i < host.numel(); ++i) {
+      state ^= state << 13, state ^= state >> 7, state ^= state << 17;
+      host.ptr<float>()[i] = float(state >> 40) / float(1 << 23) - 1.0f;
+    }
+  };
+  fill();
+  Tensor x = backend->upload(host, DType::BF16);
+  fill();
+  Tensor w = backend->upload(host, DType::BF16);
+  Tensor out = backend->alloc(DType::BF16, {n, n});
+  for (int i = 0; i < 3; ++i) backend->matmul(out, x, w, nullptr);
+  backend->synchronize();
+  cudaEvent_t start, stop;
+  ROOFLINE_CUDA_CHECK(cudaEventCreate(&start));
+  ROOFLINE_CUDA_CHECK(cudaEventCreate(&stop));
+  std::vector<float> ms(10);
+  for (float& t : ms) {
+    ROOFLINE_CUDA_CHECK(cudaEventRecord(start, backend->stream()));
+    backend->matmul(out, x, w, nullptr);
+    ROOFLINE_CUDA_CHECK(cudaEventRecord(stop, backend->stream()));
+    ROOFLINE_CUDA_CHECK(cudaEventSynchronize(stop));
+    ROOFLINE_CUDA_CHECK(cudaEventElapsedTime(&t, start, stop));
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  std::sort(ms.begin(), ms.end());
+  const double gemm_flops = 2.0 * double(n) * double(n) * double(n) / (double(ms[ms.size() / 2]) * 1e-3);
+
+  perf::HardwareSpec h;
+  h.name = hardware_key(device.name);
+  const std::vector<std::string> builtin = perf::builtin_hardware_names();
+  const bool known = std::find(builtin.begin(), builtin.end(), h.name) != builtin.end() && h.name != "cpu";
+  const perf::HardwareSpec sheet = known ? perf::builtin_hardware(h.name) : perf::HardwareSpec{};
+  h.description = device.name + ", measured by roofline calibrate";
+  h.source = "calibrated";
+  h.peak_bf16_flops = gemm_flops;
+  // fp8 was not measured: the datasheet's fp8 peak scaled by the bf16 fraction actually reached.
+  if (sheet.peak_fp8_flops > 0) h.peak_fp8_flops = sheet.peak_fp8_flops * gemm_flops / sheet.peak_bf16_flops;
+  h.memory_bandwidth = copy_bandwidth;
+  h.memory_capacity = double(device.total_memory);
+  h.interconnect_bandwidth = sheet.interconnect_bandwidth;  // not measured (needs two GPUs): datasheet, or unknown
+  h.measured = {{"device", device.name},
+                {"sm", fmt::format("{}.{}", device.sm_major, device.sm_minor)},
+                {"copy_bytes_per_s", copy_bandwidth},
+                {"gemm_bf16_flops_per_s", gemm_flops},
+                {"gemm_shape", fmt::format("{0}x{0}x{0} bf16", n)}};
+  if (known) {
+    h.measured["datasheet_peak_bf16_flops_per_s"] = sheet.peak_bf16_flops;
+    h.measured["datasheet_memory_bytes_per_s"] = sheet.memory_bandwidth;
+  }
+  return h;
+}
+#endif
+
+void print_spec(const perf::HardwareSpec& h) {
+  std::printf("%-26s %s\n", "hardware", h.name.c_str());
+  std::printf("%-26s %s\n", "description", h.description.c_str());
+  for (const auto& [key, value] : h.measured.items()) {
+    if (value.is_number_float())
+      std::printf("%-26s %.4g\n", key.c_str(), value.get<double>());
+    else
+      std::printf("%-26s %s\n", key.c_str(), value.is_string() ? value.get<std::string>().c_str() : value.dump().c_str());
+  }
+}
+
+}  // namespace
+
+Run add_calibrate(CLI::App& root) {
+  struct Options {
+    std::string device = "cpu", out, name;
+    int threads = 0;
+    bool quick = false, json = false;
+  };
+  auto o = std::make_shared<Options>();
+  CLI::App* cmd = root.add_subcommand(
+      "calibrate", "Measure this machine's real ceilings (peak FLOP/s, memory bandwidth) and store them for "
+                   "`roofline estimate --hw NAME`");
+  cmd->add_option("--device", o->device, "What to measure: cpu (FMA rate, read bandwidth, matmul) or cuda (GPU 0)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
+  cmd->add_option("--out", o->out,
+                  "hardware.json to update (default: $XDG_CONFIG_HOME/roofline/hardware.json or "
+                  "~/.config/roofline/hardware.json)");
+  cmd->add_option("--name", o->name, "Key to store the figures under (default: cpu, or the GPU's name, e.g. h100)");
+  cmd->add_option("--threads", o->threads, "CPU threads (0: one per hardware thread)")->check(CLI::Range(0, 1024));
+  cmd->add_flag("--quick", o->quick, "Smaller measurements (seconds less, noisier)");
+  cmd->add_flag("--json", o->json, "Print the stored entry as JSON");
+  return [o]() {
+    perf::HardwareSpec h;
+    if (o->device == "cuda") {
+#ifdef ROOFLINE_HAVE_CUDA
+      h = calibrate_cuda(o->quick ? 4096 : 8192);
+#else
+      fail("calibrate --device cuda: this build has no CUDA backend (configure with nvcc present or -DROOFLINE_CUDA=ON)");
+#endif
+    } else {
+      perf::CpuCalibrationOptions options;
+      options.threads = o->threads;
+      if (o->quick) {
+        options.bandwidth_bytes = size_t(256) << 20;
+        options.matmul_m = 128;
+        options.fma_seconds = 0.05;
+      }
+      std::fprintf(stderr, "measuring the CPU: FMA rate, memory read bandwidth, matmul %lldx%lldx%lld ...\n",
+                   (long long)options.matmul_m, (long long)options.matmul_n, (long long)options.matmul_k);
+      h = perf::calibrated_cpu_hardware(perf::calibrate_cpu(options));
+    }
+    if (!o->name.empty()) h.name = o->name;
+    for (char& c : h.name) c = char(std::tolower(static_cast<unsigned char>(c)));
+    const std::string path = o->out.empty() ? perf::default_calibration_path() : o->out;
+    perf::store_calibration(path, h);
+    if (o->json) {
+      std::printf("%s\n", perf::hardware_to_json(h).dump(1).c_str());
+    } else {
+      print_spec(h);
+      std::printf("%-26s %.4g FLOP/s, %.4g B/s\n", "stored (peak, bandwidth)", h.peak_bf16_flops, h.memory_bandwidth);
+    }
+    std::fprintf(stderr, "stored under '%s' in %s\n", h.name.c_str(), path.c_str());
+    return 0;
+  };
+}
+
+}  // namespace roofline::app

@@ -1,0 +1,72 @@
+// The roofline estimate of one step: each op's time floor, max(FLOPs / peak FLOP/s, bytes / bandwidth),
+// which roof binds it, and the totals; the memory budget; the communication time. Communication is
+// assumed not to overlap compute (time = floor + communication), so the estimate is a floor for a
+// non-overlapping engine and pessimistic for one that overlaps.
+#pragma once
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "roofline/perf/comm_model.h"
+#include "roofline/perf/cost_model.h"
+#include "roofline/perf/hardware.h"
+#include "roofline/perf/memory_budget.h"
+#include "roofline/perf/workload.h"
+
+namespace roofline {
+struct ModelSpec;
+}
+
+namespace roofline::perf {
+
+enum class Bound { Compute, Memory, Communication };
+std::string_view to_string(Bound bound);
+
+struct OpEstimate {
+  OpCost cost;
+  double peak_flops = 0;  // the roof this op's FLOPs run against (fp8 or bf16)
+  double time_s = 0;      // max(flops / peak_flops, bytes / bandwidth)
+  Bound bound = Bound::Memory;
+};
+
+struct Estimate {
+  Workload workload;
+  HardwareSpec hardware;
+  std::vector<OpEstimate> ops;
+  MemoryBudget memory;
+  CommCost comm;
+  double flops = 0, bytes = 0;  // per device, one step
+  double compute_bound_s = 0;   // summed floors of the compute-bound ops
+  double memory_bound_s = 0;    // summed floors of the memory-bound ops
+  double floor_s = 0;           // compute_bound_s + memory_bound_s
+  double time_s = 0;            // floor_s + comm.time_s (no overlap)
+  Bound bound = Bound::Memory;  // communication when comm.time_s > floor_s, else the roof with more time
+  double tokens = 0;            // tokens processed in the step over all devices (batch x seq)
+  double tokens_per_s = 0;      // tokens / time_s
+  double model_flops = 0;       // flops without the checkpointing recompute (what MFU counts; HFU counts all)
+  double mfu_ceiling = 0;       // model_flops / (time_s x peak): the best model-FLOPs utilisation possible
+  double mbu_ceiling = 0;       // bytes / (time_s x bandwidth): the best bandwidth utilisation possible
+  double peak_flops = 0;        // the peak used for MFU (fp8 when the matmuls run in fp8)
+  bool fits = true;             // memory.total() <= hardware.memory_capacity (true when capacity is unknown)
+};
+
+// Throws roofline::Error for an invalid workload, or communication without an interconnect bandwidth.
+Estimate estimate(const ModelSpec& spec, const Workload& workload, const HardwareSpec& hardware);
+
+// The smallest batch (a multiple of dp, at most 65536 per replica) at which a memory-bound inference step
+// stops being memory-bound; 0 when none does (e.g. the KV cache read dominates at every batch).
+int64_t batch_leaving_memory_bound(const ModelSpec& spec, const Workload& workload, const HardwareSpec& hardware);
+
+// What to change to move the step, one sentence each, most useful first: for the binding roof (batching or
+// quantising for memory, fp8 or more devices for compute, fewer collectives for communication) and for a
+// memory budget that does not fit.
+std::vector<std::string> levers(const ModelSpec& spec, const Estimate& estimate);
+
+// The --json contract: flops, bytes, time_s, bound, memory_bytes{weights, kv_cache, activations, gradients,
+// optimizer, ...}, ops[{name, group, phase, repeats, flops, bytes, intensity, time_s, bound}], tokens_per_s,
+// mfu_ceiling, hardware{...}, workload{...}, communication{...}, levers[...].
+nlohmann::json estimate_to_json(const ModelSpec& spec, const Estimate& estimate);
+
+}  // namespace roofline::perf
