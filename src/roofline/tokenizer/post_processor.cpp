@@ -84,7 +84,7 @@ std::unique_ptr<PostProcessor> make_template(const nlohmann::json& j, const std:
     std::string name = json_string(piece["SpecialToken"], "id", where + " SpecialToken");
     if (!specials.is_object() || !specials.contains(name))
       fail("{}: template uses special token '{}' missing from 'special_tokens'", where, name);
-    const auto& ids_json = json_field(specials[name], "ids", where + " special_tokens." + name);
+    const nlohmann::json ids_json = json_field(specials[name], "ids", where + " special_tokens." + name);
     std::vector<int32_t> ids;
     for (const auto& id : ids_json) {
       if (!id.is_number_integer()) fail("{}: special token '{}' has a non-integer id", where, name);
