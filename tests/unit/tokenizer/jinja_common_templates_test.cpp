@@ -8,27 +8,12 @@
 
 #include "roofline/core/error.h"
 #include "roofline/tokenizer/chat_template.h"
+#include "jinja_test_util.h"
 
 namespace roofline {
 namespace {
 
-std::string render(const char* source, const char* variables) {
-  return ChatTemplate(source).render(nlohmann::ordered_json::parse(variables));
-}
-
-std::string error_of(const char* source, const char* variables) {
-  try {
-    render(source, variables);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
-
-testing::AssertionResult contains(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return testing::AssertionSuccess();
-  return testing::AssertionFailure() << "'" << text << "' does not contain '" << part << "'";
-}
+using namespace jinja_test;
 
 // Qwen2.5 Instruct: default system prompt, tools as JSON lines, tool calls and grouped tool responses.
 const char* const kQwen25 = R"TPL({%- if tools %}

@@ -7,28 +7,12 @@
 
 #include "roofline/core/error.h"
 #include "roofline/tokenizer/chat_template.h"
+#include "jinja_test_util.h"
 
 namespace roofline {
 namespace {
 
-std::string render(const std::string& source, const char* variables = "{}") {
-  return ChatTemplate(source).render(nlohmann::ordered_json::parse(variables));
-}
-
-// The message of the roofline::Error that rendering throws, or "<no error>".
-std::string error_of(const std::string& source, const char* variables = "{}") {
-  try {
-    render(source, variables);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
-
-testing::AssertionResult contains(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return testing::AssertionSuccess();
-  return testing::AssertionFailure() << "'" << text << "' does not contain '" << part << "'";
-}
+using namespace jinja_test;
 
 const char* const kVars = R"J({"x": 3, "s": "Hello World", "l": [3, 1, 2], "words": ["b", "A", "a", "B"], "d": {"b": 1, "a": 2}, "messages": [{"role": "system", "content": "S"}, {"role": "user", "content": "U1"}, {"role": "assistant", "content": "A1"}, {"role": "user", "content": "U2", "name": "bob"}], "tools": [{"type": "function", "function": {"name": "get_weather", "description": "Weather é", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]})J";
 

@@ -9,27 +9,12 @@
 
 #include "roofline/core/error.h"
 #include "roofline/tokenizer/chat_template.h"
+#include "jinja_test_util.h"
 
 namespace roofline {
 namespace {
 
-std::string render(const char* source, const char* variables) {
-  return ChatTemplate(source).render(nlohmann::ordered_json::parse(variables));
-}
-
-std::string error_of(const char* source, const char* variables) {
-  try {
-    render(source, variables);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
-
-testing::AssertionResult contains(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return testing::AssertionSuccess();
-  return testing::AssertionFailure() << "'" << text << "' does not contain '" << part << "'";
-}
+using namespace jinja_test;
 
 // Llama 3.1 Instruct: tools in the first user message by default, builtin_tools (ipython), date_string.
 const char* const kLlama31 = R"TPL({{- bos_token }}

@@ -7,28 +7,12 @@
 
 #include "roofline/core/error.h"
 #include "roofline/tokenizer/chat_template.h"
+#include "jinja_test_util.h"
 
 namespace roofline {
 namespace {
 
-std::string render(const std::string& source, const char* variables = "{}") {
-  return ChatTemplate(source).render(nlohmann::ordered_json::parse(variables));
-}
-
-// The message of the roofline::Error that parsing or rendering throws, or "<no error>".
-std::string error_of(const std::string& source, const char* variables = "{}") {
-  try {
-    render(source, variables);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
-
-testing::AssertionResult contains(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return testing::AssertionSuccess();
-  return testing::AssertionFailure() << "'" << text << "' does not contain '" << part << "'";
-}
+using namespace jinja_test;
 
 TEST(JinjaSyntax, PlainTextPassesThrough) {
   EXPECT_EQ(render("hello { world } %"), "hello { world } %");
