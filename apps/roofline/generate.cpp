@@ -72,6 +72,7 @@ Run add_generate(CLI::App& root) {
       std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     } else {
       std::printf("\n");
+      std::fflush(stdout);  // the stats line on stderr comes after the text
       std::fprintf(stderr, "[%zu prompt tokens, %zu generated (%s); prefill %.1f tok/s, decode %.1f tok/s]\n",
                    prompt.size(), r.ids.size(), r.finish_reason.c_str(), prefill_tps, decode_tps);
     }
