@@ -27,10 +27,10 @@ void Sampler::apply_penalties(std::span<float> logits, std::span<const int32_t> 
   if (params_.repetition_penalty != 1.0) {
     const float r = float(params_.repetition_penalty);
     // Each distinct token is penalised once, however often it appears (as HF does).
-    std::vector<int32_t> seen(context.begin(), context.end());
-    std::sort(seen.begin(), seen.end());
-    seen.erase(std::unique(seen.begin(), seen.end()), seen.end());
-    for (int32_t id : seen)
+    seen_.assign(context.begin(), context.end());  // reused buffer: no allocation per token
+    std::sort(seen_.begin(), seen_.end());
+    seen_.erase(std::unique(seen_.begin(), seen_.end()), seen_.end());
+    for (int32_t id : seen_)
       if (id >= 0 && id < V) logits[size_t(id)] = logits[size_t(id)] > 0 ? logits[size_t(id)] / r : logits[size_t(id)] * r;
   }
   if (params_.presence_penalty != 0.0 || params_.frequency_penalty != 0.0) {

@@ -38,6 +38,7 @@ class Sampler {
   std::vector<int32_t> order_;
   std::vector<float> probs_;
   std::vector<int32_t> counts_;
+  std::vector<int32_t> seen_;
 };
 
 }  // namespace roofline

@@ -16,6 +16,7 @@
 #include <set>
 #include <sstream>
 
+#include "roofline/core/atomic_file.h"
 #include "roofline/core/error.h"
 
 namespace roofline {
@@ -350,28 +351,6 @@ size_t Checkpoint::total_bytes() const {
 
 namespace {
 
-void write_all(int fd, const void* data, size_t size, const std::string& path) {
-  auto* p = static_cast<const uint8_t*>(data);
-  while (size > 0) {
-    ssize_t n = ::write(fd, p, std::min<size_t>(size, size_t(1) << 30));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) fail("{}: write failed: {}", path, std::strerror(errno));
-    p += n;
-    size -= size_t(n);
-  }
-}
-
-// The temp file is removed unless the rename went through, so a failed write leaves no debris.
-struct TempFile {
-  std::string path;
-  int fd = -1;
-  bool renamed = false;
-  ~TempFile() {
-    if (fd >= 0) ::close(fd);
-    if (!renamed) ::unlink(path.c_str());
-  }
-};
-
 std::string build_header(const std::vector<std::pair<std::string, Tensor>>& tensors,
                          const std::map<std::string, std::string>& metadata, const std::string& path) {
   // ordered_json keeps tensors in the given order, matching the data layout.
@@ -402,30 +381,11 @@ void write_safetensors(const std::string& path, const std::vector<std::pair<std:
   uint8_t length[8];
   for (int i = 0; i < 8; ++i) length[i] = uint8_t(uint64_t(header.size()) >> (8 * i));
 
-  TempFile tmp{fmt::format("{}.tmp.{}", path, ::getpid())};
-  tmp.fd = ::open(tmp.path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (tmp.fd < 0) fail("{}: cannot create {}: {}", path, tmp.path, std::strerror(errno));
-  write_all(tmp.fd, length, sizeof length, path);
-  write_all(tmp.fd, header.data(), header.size(), path);
+  std::vector<std::string_view> chunks = {std::string_view(reinterpret_cast<const char*>(length), sizeof length),
+                                          header};
   for (const auto& [name, t] : tensors)
-    if (t.nbytes() > 0) write_all(tmp.fd, t.data(), t.nbytes(), path);
-  if (::fsync(tmp.fd) != 0) fail("{}: fsync failed: {}", path, std::strerror(errno));
-  int fd = std::exchange(tmp.fd, -1);
-  if (::close(fd) != 0) fail("{}: close failed: {}", path, std::strerror(errno));
-  if (::rename(tmp.path.c_str(), path.c_str()) != 0)
-    fail("{}: cannot rename {} into place: {}", path, tmp.path, std::strerror(errno));
-  tmp.renamed = true;
-
-  // The rename is durable only once the directory entry is on disk.
-  fs::path parent = fs::path(path).parent_path();
-  std::string dir = parent.empty() ? "." : parent.string();
-  int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd < 0) fail("{}: cannot open directory {} to sync it: {}", path, dir, std::strerror(errno));
-  int rc = ::fsync(dir_fd);
-  int err = errno;
-  ::close(dir_fd);
-  // Some file systems cannot sync a directory (EINVAL); the data itself is already synced.
-  if (rc != 0 && err != EINVAL) fail("{}: fsync of directory {} failed: {}", path, dir, std::strerror(err));
+    if (t.nbytes() > 0) chunks.emplace_back(static_cast<const char*>(t.data()), t.nbytes());
+  write_file_atomically(path, chunks);
 }
 
 }  // namespace roofline
