@@ -7,6 +7,7 @@
 //    hot path. An op that a backend cannot run throws roofline::Error naming the op and the backend.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -30,11 +31,55 @@ struct AttentionParams {
   float scale = 1.0f;        // multiplies q·k before the softmax (usually 1/sqrt(head_dim))
 };
 
+// One step's sequences for paged attention (see Backend::paged_attention). The tensors are I32 on the
+// backend's device. The host-known bounds size the launch; kernels read the real lengths from the tensors,
+// so work recorded for bounds (a captured graph) stays valid for any step within them.
+struct PagedAttentionBatch {
+  int num_seqs = 0;
+  int max_query_len = 0;      // >= every sequence's query rows this step
+  int max_context_len = 0;    // >= every context_len
+  int block_size = 16;        // positions per KV block
+  int sliding_window = 0;     // > 0: a query at position p sees keys in (p - window, p]
+  float scale = 1.0f;         // multiplies q·k before the softmax
+  const Tensor* query_start = nullptr;  // [num_seqs + 1]: sequence b owns q rows query_start[b] .. query_start[b+1]-1
+  const Tensor* context_len = nullptr;  // [num_seqs]: keys at positions 0 .. context_len[b]-1 exist (this step's
+                                        // included); query row i of b (of n) sits at position context_len[b] - n + i
+  const Tensor* block_table = nullptr;  // [num_seqs, max_blocks]: position p of b lives in block
+                                        // block_table[b, p / block_size], row p % block_size
+};
+
+// A recorded sequence of ops that can be replayed with the same tensors (a CUDA graph).
+class RecordedOps {
+ public:
+  virtual ~RecordedOps() = default;
+  virtual void replay() = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
   virtual Device device() const = 0;
+
+  // ---- memory ----
+  // The dtype of activations and of the KV cache on this backend (CPU: F32; CUDA: BF16).
+  virtual DType activation_dtype() const { return DType::F32; }
+  // Uninitialised memory on this backend's device.
+  virtual Tensor alloc(DType dtype, Shape shape) { return Tensor::empty(dtype, std::move(shape)); }
+  // A device copy of a host tensor, converted to `as` (F32/F16/BF16 among themselves; I32 stays I32).
+  virtual Tensor upload(const Tensor& host, DType as);
+  // Device tensor -> host tensor of the same shape (converted to F32 when host is F32). Waits for pending ops.
+  virtual void download(const Tensor& device, Tensor& host);
+  // dst (device) <- dst.nbytes() bytes at src (host). Ordered with the ops; src may be reused on return.
+  virtual void copy_from_host(Tensor& dst, const void* src);
+  // Waits until every queued op has finished (a no-op where ops are synchronous).
+  virtual void synchronize() {}
+  // Runs body once while recording its ops and returns them for replay; nullptr where the backend cannot
+  // record (then the caller simply calls body each time). body must not allocate or touch host memory.
+  virtual std::unique_ptr<RecordedOps> record(const std::function<void()>& body) {
+    (void)body;
+    return nullptr;
+  }
 
   // out[M, N] = x[M, K] · w[N, K]^T (+ bias[N]). w and bias in any float dtype; x and out f32.
   // x may have more dimensions ([..., K]: every leading index is a row; out is then [..., N]).
@@ -68,6 +113,38 @@ class Backend {
   virtual void silu_mul(Tensor& out, const Tensor& gate, const Tensor& up) = 0;
   // In place GELU, tanh approximation (GPT-2's gelu_new).
   virtual void gelu_tanh(Tensor& x) = 0;
+
+  // ---- ops taking device-resident indices (I32 tensors on this device), so a step can be recorded ----
+  // out[T, H] = table[ids[t], :].
+  virtual void embedding(Tensor& out, const Tensor& table, const Tensor& ids);
+  // inout[t, :] += table[rows[t], :] (learned position embeddings).
+  virtual void add_rows(Tensor& inout, const Tensor& table, const Tensor& rows);
+  // Rope with positions[T]; with head_norm ([head_dim]) each head row is first RMS-normalised with eps and
+  // scaled (Qwen3's q_norm / k_norm).
+  virtual void rope(Tensor& x, const Tensor& positions, const Tensor& cos, const Tensor& sin, int rotary_dim,
+                    const Tensor* head_norm, float eps);
+  // out[i, :] = x[rows[i], :] (the rows whose logits are wanted).
+  virtual void gather_rows(Tensor& out, const Tensor& x, const Tensor& rows);
+  // residual += x; out = rms_norm(residual) * weight. (Fused on the GPU.)
+  virtual void add_rms_norm(Tensor& residual, const Tensor& x, const Tensor& weight, Tensor& out, float eps) {
+    add(residual, x);
+    rms_norm(out, residual, weight, eps);
+  }
+  // residual += x; out = layer_norm(residual) * weight + bias.
+  virtual void add_layer_norm(Tensor& residual, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                              Tensor& out, float eps) {
+    add(residual, x);
+    layer_norm(out, residual, weight, bias, eps);
+  }
+
+  // ---- paged KV ----
+  // A layer's KV lives in pools k_pool, v_pool: [num_blocks, block_size, Hkv, D] (activation dtype).
+  // Writes k[t], v[t] ([T, Hkv, D]) to pool row slots[t] (= block * block_size + offset); slots[t] < 0 skips.
+  virtual void store_kv(Tensor& k_pool, Tensor& v_pool, const Tensor& k, const Tensor& v, const Tensor& slots) = 0;
+  // Causal attention of every sequence's query rows against its keys in the pools, read through its block
+  // table. q, out: [T_total, Hq, D] (out may alias q); query head h reads kv head h / (Hq / Hkv).
+  virtual void paged_attention(Tensor& out, const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
+                               const PagedAttentionBatch& batch) = 0;
 
   // Causal attention of T query rows against a contiguous KV cache of one sequence.
   // q: [T, Hq, D]; k_cache, v_cache: [S_max, Hkv, D] f32 holding keys for positions

@@ -24,6 +24,15 @@ class TimedBackend final : public Backend {
   const std::map<std::string, OpTiming>& timings() const { return timings_; }
   void reset() { timings_.clear(); }
 
+  DType activation_dtype() const override { return inner_.activation_dtype(); }
+  Tensor alloc(DType dtype, Shape shape) override { return inner_.alloc(dtype, std::move(shape)); }
+  Tensor upload(const Tensor& host, DType as) override { return inner_.upload(host, as); }
+  void download(const Tensor& device, Tensor& host) override { inner_.download(device, host); }
+  void copy_from_host(Tensor& dst, const void* src) override { inner_.copy_from_host(dst, src); }
+  void synchronize() override { inner_.synchronize(); }
+  // Timing needs each op to run eagerly, so nothing is recorded.
+  std::unique_ptr<RecordedOps> record(const std::function<void()>&) override { return nullptr; }
+
   void matmul(Tensor& out, const Tensor& x, const Tensor& w, const Tensor* bias) override {
     Timer t(this, "matmul");
     inner_.matmul(out, x, w, bias);
@@ -69,11 +78,47 @@ class TimedBackend final : public Backend {
     Timer t(this, "attention");
     inner_.attention(out, q, k_cache, v_cache, params);
   }
+  void embedding(Tensor& out, const Tensor& table, const Tensor& ids) override {
+    Timer t(this, "embedding");
+    inner_.embedding(out, table, ids);
+  }
+  void add_rows(Tensor& inout, const Tensor& table, const Tensor& rows) override {
+    Timer t(this, "add_row");
+    inner_.add_rows(inout, table, rows);
+  }
+  void rope(Tensor& x, const Tensor& positions, const Tensor& cos, const Tensor& sin, int rotary_dim,
+            const Tensor* head_norm, float eps) override {
+    Timer t(this, "rope");
+    inner_.rope(x, positions, cos, sin, rotary_dim, head_norm, eps);
+  }
+  void gather_rows(Tensor& out, const Tensor& x, const Tensor& rows) override {
+    Timer t(this, "gather_rows");
+    inner_.gather_rows(out, x, rows);
+  }
+  void add_rms_norm(Tensor& residual, const Tensor& x, const Tensor& weight, Tensor& out, float eps) override {
+    Timer t(this, "add_rms_norm");
+    inner_.add_rms_norm(residual, x, weight, out, eps);
+  }
+  void add_layer_norm(Tensor& residual, const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& out,
+                      float eps) override {
+    Timer t(this, "add_layer_norm");
+    inner_.add_layer_norm(residual, x, weight, bias, out, eps);
+  }
+  void store_kv(Tensor& k_pool, Tensor& v_pool, const Tensor& k, const Tensor& v, const Tensor& slots) override {
+    Timer t(this, "store_kv");
+    inner_.store_kv(k_pool, v_pool, k, v, slots);
+  }
+  void paged_attention(Tensor& out, const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
+                       const PagedAttentionBatch& batch) override {
+    Timer t(this, "attention");
+    inner_.paged_attention(out, q, k_pool, v_pool, batch);
+  }
 
  private:
   struct Timer {
     Timer(TimedBackend* b, const char* op) : backend(b), name(op), start(std::chrono::steady_clock::now()) {}
     ~Timer() {
+      backend->inner_.synchronize();  // a device backend's ops are asynchronous: time them to completion
       OpTiming& t = backend->timings_[name];
       t.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       t.calls += 1;

@@ -50,6 +50,16 @@ void CpuBackend::attention(Tensor& out, const Tensor& q, const Tensor& k_cache, 
   cpu::attention(ctx, out, q, k_cache, v_cache, params);
 }
 
+void CpuBackend::store_kv(Tensor& k_pool, Tensor& v_pool, const Tensor& k, const Tensor& v, const Tensor& slots) {
+  auto ctx = context();
+  cpu::store_kv(ctx, k_pool, v_pool, k, v, slots);
+}
+void CpuBackend::paged_attention(Tensor& out, const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
+                                 const PagedAttentionBatch& batch) {
+  auto ctx = context();
+  cpu::paged_attention(ctx, out, q, k_pool, v_pool, batch);
+}
+
 std::unique_ptr<CpuBackend> make_cpu_backend(int threads, CpuIsa isa) {
   return std::make_unique<CpuBackend>(threads, isa);
 }

@@ -45,6 +45,9 @@ void silu_mul(CpuContext& ctx, Tensor& out, const Tensor& gate, const Tensor& up
 void gelu_tanh(CpuContext& ctx, Tensor& x);
 void attention(CpuContext& ctx, Tensor& out, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                const AttentionParams& params);
+void paged_attention(CpuContext& ctx, Tensor& out, const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
+                     const PagedAttentionBatch& batch);
+void store_kv(CpuContext& ctx, Tensor& k_pool, Tensor& v_pool, const Tensor& k, const Tensor& v, const Tensor& slots);
 
 // Shared precondition helpers; `op` names the op in the message.
 void check_cpu(const char* op, const Tensor& t, const char* what);

@@ -110,11 +110,67 @@ CudaBackend::CudaBackend(int device_index) : device_index_(device_index) {
 
 CudaBackend::~CudaBackend() {
   if (stream_) cudaStreamSynchronize(stream_);
+  if (pinned_staging_) cudaFreeHost(pinned_staging_);
   gemm_.reset();
   if (stream_) cudaStreamDestroy(stream_);
 }
 
 void CudaBackend::synchronize() { ROOFLINE_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+
+void CudaBackend::copy_from_host(Tensor& dst, const void* src) {
+  check_on_device("copy_from_host", dst, "the destination");
+  const size_t bytes = dst.nbytes();
+  if (bytes == 0) return;
+  constexpr size_t kAlign = 256;
+  const size_t need = (bytes + kAlign - 1) / kAlign * kAlign;
+  if (need > pinned_bytes_) {  // grow: earlier copies may still read the old ring
+    synchronize();
+    if (pinned_staging_) ROOFLINE_CUDA_CHECK(cudaFreeHost(pinned_staging_));
+    pinned_bytes_ = std::max<size_t>(need * 4, size_t(1) << 20);
+    ROOFLINE_CUDA_CHECK(cudaMallocHost(&pinned_staging_, pinned_bytes_));
+    pinned_head_ = 0;
+  }
+  if (pinned_head_ + need > pinned_bytes_) {  // wrap: the copies queued from the start of the ring must be done
+    synchronize();
+    pinned_head_ = 0;
+  }
+  char* staged = static_cast<char*>(pinned_staging_) + pinned_head_;
+  std::memcpy(staged, src, bytes);
+  pinned_head_ += need;
+  ROOFLINE_CUDA_CHECK(cudaMemcpyAsync(dst.data(), staged, bytes, cudaMemcpyHostToDevice, stream_));
+}
+
+namespace {
+class CudaGraph final : public RecordedOps {
+ public:
+  CudaGraph(cudaGraphExec_t exec, cudaStream_t stream) : exec_(exec), stream_(stream) {}
+  ~CudaGraph() override { cudaGraphExecDestroy(exec_); }
+  void replay() override { ROOFLINE_CUDA_CHECK(cudaGraphLaunch(exec_, stream_)); }
+
+ private:
+  cudaGraphExec_t exec_;
+  cudaStream_t stream_;
+};
+}  // namespace
+
+std::unique_ptr<RecordedOps> CudaBackend::record(const std::function<void()>& body) {
+  ROOFLINE_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed));
+  cudaGraph_t graph = nullptr;
+  try {
+    body();
+  } catch (...) {
+    cudaStreamEndCapture(stream_, &graph);
+    if (graph) cudaGraphDestroy(graph);
+    cudaGetLastError();
+    throw;
+  }
+  ROOFLINE_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t err = cudaGraphInstantiate(&exec, graph, 0);
+  cudaGraphDestroy(graph);
+  ROOFLINE_CUDA_CHECK(err);
+  return std::make_unique<CudaGraph>(exec, stream_);
+}
 
 Tensor CudaBackend::alloc(DType dtype, Shape shape) {
   for (int64_t d : shape) ROOFLINE_CHECK(d >= 0, "alloc: negative dimension in {}", shape_to_string(shape));

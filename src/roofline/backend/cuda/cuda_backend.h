@@ -61,17 +61,23 @@ class CudaBackend final : public Backend {
   int device_index() const { return device_index_; }
   int multiprocessors() const { return multiprocessors_; }
   cudaStream_t stream() const { return stream_; }
-  void synchronize();
+  void synchronize() override;
+  DType activation_dtype() const override { return DType::BF16; }
+  // Captures body's launches on stream() into a CUDA graph (relaxed capture mode) and returns it for replay.
+  std::unique_ptr<RecordedOps> record(const std::function<void()>& body) override;
 
   // ---- memory ----
   // Uninitialised device memory, freed (cudaFree) when the last Tensor sharing it goes.
-  Tensor alloc(DType dtype, Shape shape);
+  Tensor alloc(DType dtype, Shape shape) override;
   // Copies a host tensor to a new device tensor of dtype `as`, converting f32/f16/bf16 on the way
   // (I32 uploads as I32). Synchronous.
-  Tensor upload(const Tensor& host, DType as);
+  Tensor upload(const Tensor& host, DType as) override;
   // Copies a device tensor into `host` (same shape): converted to f32 when host is F32, else the dtypes
   // must match. Synchronous (waits for the stream first).
-  void download(const Tensor& device, Tensor& host);
+  void download(const Tensor& device, Tensor& host) override;
+  // Asynchronous on stream(): the bytes are first copied into a pinned staging ring, so src may be reused
+  // at once and the copy can overlap queued work.
+  void copy_from_host(Tensor& dst, const void* src) override;
 
   // ---- Backend ops, on device tensors ----
   // out[M, N] = x[M, K] . w[N, K]^T (+ bias[N]). out bf16/f16 (activations) or f32 (logits); x of another
@@ -93,20 +99,28 @@ class CudaBackend final : public Backend {
 
   // ---- device-resident ids and positions (no host round trip) ----
   // out[T, H] = table[ids[t], :]; ids: device I32 [T]. An id outside the table gives a NaN row.
-  void embedding(Tensor& out, const Tensor& table, const Tensor& ids);
+  void embedding(Tensor& out, const Tensor& table, const Tensor& ids) override;
   // inout[t, :] += table[rows[t], :]; rows: device I32 [T] (learned position embeddings in one launch).
-  void add_rows(Tensor& inout, const Tensor& table, const Tensor& rows);
+  void add_rows(Tensor& inout, const Tensor& table, const Tensor& rows) override;
   // Rope with device I32 positions [T]; with head_norm ([head_dim]), each head row is first RMS-normalised
   // and scaled (Qwen3's q_norm / k_norm), in the same pass. A position outside the table gives NaN.
   void rope(Tensor& x, const Tensor& positions, const Tensor& cos, const Tensor& sin, int rotary_dim,
-            const Tensor* head_norm = nullptr, float eps = 1e-6f);
+            const Tensor* head_norm = nullptr, float eps = 1e-6f) override;
+  // out[i, :] = x[rows[i], :]; rows: device I32.
+  void gather_rows(Tensor& out, const Tensor& x, const Tensor& rows) override;
 
   // ---- fused and extra ops ----
   // residual += x; out = rms_norm(residual) * weight (residual rounded to its dtype first).
-  void add_rms_norm(Tensor& residual, const Tensor& x, const Tensor& weight, Tensor& out, float eps);
+  void add_rms_norm(Tensor& residual, const Tensor& x, const Tensor& weight, Tensor& out, float eps) override;
   // residual += x; out = layer_norm(residual) * weight + bias.
   void add_layer_norm(Tensor& residual, const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& out,
-                      float eps);
+                      float eps) override;
+
+  // ---- paged KV (Backend::store_kv / paged_attention): bf16 pools [num_blocks, block_size, Hkv, D] ----
+  void store_kv(Tensor& k_pool, Tensor& v_pool, const Tensor& k, const Tensor& v, const Tensor& slots) override;
+  // D in {64, 128}: the split-K decode kernel when max_query_len is small, else the flash prefill kernel.
+  void paged_attention(Tensor& out, const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
+                       const PagedAttentionBatch& batch) override;
   // out = in converted to out's dtype (same element count).
   void convert(Tensor& out, const Tensor& in);
   // The two attention kernels, callable directly (attention() picks one).
@@ -130,6 +144,9 @@ class CudaBackend final : public Backend {
   DeviceBuffer staged_ids_;                             // host ids / positions copied for one op
   DeviceBuffer matmul_x_, matmul_out_, matmul_bias_;    // matmul dtype conversions
   DeviceBuffer attention_workspace_;                    // flash-decoding partials
+  DeviceBuffer paged_workspace_;                        // paged flash-decoding partials
+  void* pinned_staging_ = nullptr;                      // copy_from_host ring (pinned)
+  size_t pinned_bytes_ = 0, pinned_head_ = 0;
 };
 
 // Throws roofline::Error when no CUDA device has that index (or none is present).

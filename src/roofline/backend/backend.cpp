@@ -1,0 +1,104 @@
+// Host implementations of the Backend defaults: right for backends whose tensors live in host memory (the
+// CPU); a device backend overrides every one of them.
+#include "roofline/backend/backend.h"
+
+#include <cstring>
+#include <vector>
+
+#include "roofline/core/error.h"
+
+namespace roofline {
+
+namespace {
+void check_host(const char* op, const Tensor& t, const char* what) {
+  ROOFLINE_CHECK(t.device() == Device::CPU, "{}: {} is not in host memory (backend default needs host tensors)", op,
+                 what);
+}
+void check_ids(const char* op, const Tensor& ids, const char* what) {
+  check_host(op, ids, what);
+  ROOFLINE_CHECK(ids.dtype() == DType::I32, "{}: {} must be I32, got {}", op, what, dtype_name(ids.dtype()));
+}
+bool is_float(DType d) { return d == DType::F32 || d == DType::F16 || d == DType::BF16; }
+
+// Converts n elements between float dtypes (same dtype: a copy).
+void convert(DType from, const void* src, DType to, void* dst, size_t n) {
+  if (from == to) {
+    std::memcpy(dst, src, n * dtype_size(from));
+    return;
+  }
+  if (from == DType::F32) {
+    convert_from_f32(to, static_cast<const float*>(src), dst, n);
+    return;
+  }
+  if (to == DType::F32) {
+    convert_to_f32(from, src, static_cast<float*>(dst), n);
+    return;
+  }
+  std::vector<float> tmp(n);
+  convert_to_f32(from, src, tmp.data(), n);
+  convert_from_f32(to, tmp.data(), dst, n);
+}
+}  // namespace
+
+Tensor Backend::upload(const Tensor& host, DType as) {
+  check_host("upload", host, "the source");
+  ROOFLINE_CHECK(host.dtype() == as || (is_float(host.dtype()) && is_float(as)),
+                 "upload: cannot convert {} to {}", dtype_name(host.dtype()), dtype_name(as));
+  Tensor out = alloc(as, host.shape());
+  convert(host.dtype(), host.data(), as, out.data(), size_t(host.numel()));
+  return out;
+}
+
+void Backend::download(const Tensor& device, Tensor& host) {
+  check_host("download", host, "the destination");
+  ROOFLINE_CHECK(device.shape() == host.shape(), "download: shapes {} and {} differ", shape_to_string(device.shape()),
+                 shape_to_string(host.shape()));
+  ROOFLINE_CHECK(device.dtype() == host.dtype() || (host.dtype() == DType::F32 && is_float(device.dtype())),
+                 "download: cannot convert {} to {}", dtype_name(device.dtype()), dtype_name(host.dtype()));
+  synchronize();
+  convert(device.dtype(), device.data(), host.dtype(), host.data(), size_t(host.numel()));
+}
+
+void Backend::copy_from_host(Tensor& dst, const void* src) {
+  check_host("copy_from_host", dst, "the destination");
+  std::memcpy(dst.data(), src, dst.nbytes());
+}
+
+void Backend::embedding(Tensor& out, const Tensor& table, const Tensor& ids) {
+  check_ids("embedding", ids, "ids");
+  embedding(out, table, ids.ptr<int32_t>(), ids.numel());
+}
+
+void Backend::add_rows(Tensor& inout, const Tensor& table, const Tensor& rows) {
+  check_ids("add_rows", rows, "rows");
+  ROOFLINE_CHECK(rows.numel() == inout.dim(0), "add_rows: {} rows for {} activation rows", rows.numel(), inout.dim(0));
+  for (int64_t t = 0; t < rows.numel(); ++t) add_row(inout, t, table, rows.ptr<int32_t>()[t]);
+}
+
+void Backend::rope(Tensor& x, const Tensor& positions, const Tensor& cos, const Tensor& sin, int rotary_dim,
+                   const Tensor* head_norm, float eps) {
+  check_ids("rope", positions, "positions");
+  ROOFLINE_CHECK(positions.numel() == x.dim(0), "rope: {} positions for {} rows", positions.numel(), x.dim(0));
+  if (head_norm != nullptr) {
+    Tensor heads = x.reshape({x.numel() / x.dim(-1), x.dim(-1)});
+    rms_norm(heads, heads, *head_norm, eps);
+  }
+  rope(x, positions.ptr<int32_t>(), cos, sin, rotary_dim);
+}
+
+void Backend::gather_rows(Tensor& out, const Tensor& x, const Tensor& rows) {
+  check_ids("gather_rows", rows, "rows");
+  check_host("gather_rows", x, "x");
+  ROOFLINE_CHECK(out.dtype() == x.dtype() && out.dim(0) == rows.numel() && out.numel() / out.dim(0) == x.numel() / x.dim(0),
+                 "gather_rows: out {} cannot hold {} rows of x {}", shape_to_string(out.shape()), rows.numel(),
+                 shape_to_string(x.shape()));
+  const size_t row_bytes = x.nbytes() / size_t(x.dim(0));
+  for (int64_t i = 0; i < rows.numel(); ++i) {
+    const int32_t r = rows.ptr<int32_t>()[i];
+    ROOFLINE_CHECK(r >= 0 && r < x.dim(0), "gather_rows: row {} outside [0, {})", r, x.dim(0));
+    std::memcpy(static_cast<char*>(out.data()) + size_t(i) * row_bytes,
+                static_cast<const char*>(x.data()) + size_t(r) * row_bytes, row_bytes);
+  }
+}
+
+}  // namespace roofline
