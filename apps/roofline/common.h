@@ -2,6 +2,7 @@
 #pragma once
 #include <CLI/CLI.hpp>
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -9,6 +10,7 @@
 
 #include "roofline/backend/backend.h"
 #include "roofline/engine/sampler.h"
+#include "roofline/model/decoder.h"
 #include "roofline/model/model.h"
 #include "roofline/tokenizer/tokenizer.h"
 
@@ -23,13 +25,35 @@ std::optional<Tokenizer> try_load_tokenizer(const std::string& model_dir);
 // Reads a whole file; throws roofline::Error naming it.
 std::string read_file(const std::string& path);
 
+// A model ready to run: the checkpoint, the backend, the weights on its device and a decoder over them.
+struct RunnableModel {
+  std::unique_ptr<Model> model;
+  std::unique_ptr<Backend> backend;
+  ModelWeights weights;  // on backend's device (the checkpoint's views on the CPU)
+  std::unique_ptr<Decoder> decoder;
+  const ModelSpec& spec() const { return model->spec; }
+};
+
+// Process-wide hook for `roofline profile`: while set, make_backend() passes every backend it creates through
+// it (the profiler wraps it in a recording backend). One command runs per process, so one hook suffices.
+using BackendHook = std::function<std::unique_ptr<Backend>(std::unique_ptr<Backend>)>;
+void set_backend_hook(BackendHook hook);
+
 // --device and --threads, shared by every command that runs a model.
 struct DeviceOptions {
-  std::string device = "cpu";
+  std::string device = "auto";  // auto: cuda when a GPU is present, else cpu
   int threads = 0;
   void add_to(CLI::App* cmd);
+  // "cpu" or "cuda": what `auto` resolves to on this machine.
+  std::string resolved_device() const;
   std::unique_ptr<Backend> make_backend() const;
+  RunnableModel load(const std::string& model_dir) const;
 };
+
+// MemAvailable from /proc/meminfo, in bytes (0 when unreadable).
+size_t available_memory();
+// The device's free memory in bytes (host: available RAM).
+size_t free_device_memory(const Backend& backend);
 
 // Sampling flags shared by generate and chat. Unset flags fall back to the model's generation_config.
 struct SamplingOptions {

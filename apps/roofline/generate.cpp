@@ -46,7 +46,8 @@ Run add_generate(CLI::App& root) {
       if (prompt.empty()) fail("generate: the prompt encodes to no tokens");
     }
     auto backend = o->device.make_backend();
-    Decoder decoder(model->spec, model->weights, *backend);
+    const ModelWeights weights = upload_weights(model->weights, *backend);
+    Decoder decoder(model->spec, weights, *backend);
     GenerateOptions options;
     options.max_new_tokens = o->max_new_tokens;
     options.sampling = o->sampling.resolve(model->spec);

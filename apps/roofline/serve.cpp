@@ -43,18 +43,6 @@ size_t parse_bytes(const std::string& text, const std::string& flag) {
   return size_t(value * scale);
 }
 
-// MemAvailable from /proc/meminfo, in bytes (0 when unreadable).
-size_t available_memory() {
-  std::ifstream meminfo("/proc/meminfo");
-  std::string key;
-  size_t kib = 0;
-  while (meminfo >> key >> kib) {
-    if (key == "MemAvailable:") return kib * 1024;
-    meminfo.ignore(256, '\n');
-  }
-  return 0;
-}
-
 std::string model_name(const std::string& dir) {
   std::filesystem::path p = std::filesystem::path(dir).lexically_normal();
   if (p.filename().empty()) p = p.parent_path();
@@ -80,6 +68,7 @@ bool wait_for_signal(int timeout_ms) {
 Run add_serve(CLI::App& root) {
   struct Options {
     std::string model, host = "127.0.0.1", api_key, kv_memory, max_body = "8MiB";
+    double gpu_memory_utilization = 0.9;
     int port = 8080, max_queue = 256, block_size = 16, max_num_seqs = 256, max_batched_tokens = 2048, http_threads = 0;
     double request_timeout = 600;
     DeviceOptions device;
@@ -95,7 +84,11 @@ Run add_serve(CLI::App& root) {
   cmd->add_option("--max-queue", o->max_queue, "Waiting sequences at most; more answer 429")
       ->check(CLI::Range(0, 1 << 20))
       ->capture_default_str();
-  cmd->add_option("--kv-memory", o->kv_memory, "KV cache budget, e.g. 2GiB (default: 25% of available memory)");
+  cmd->add_option("--kv-memory", o->kv_memory,
+                  "KV cache budget, e.g. 2GiB (default: CPU 25% of available memory; GPU see --gpu-memory-utilization)");
+  cmd->add_option("--gpu-memory-utilization", o->gpu_memory_utilization,
+                  "Fraction of GPU memory for weights + KV cache when --kv-memory is not given")
+      ->check(CLI::Range(0.05, 0.99));
   cmd->add_option("--block-size", o->block_size, "Tokens per KV cache block")
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
@@ -140,12 +133,24 @@ Run add_serve(CLI::App& root) {
     }
     const ModelSpec& spec = model->spec;
     auto backend = o->device.make_backend();
-    Decoder decoder(spec, model->weights, *backend);
-    auto runner = server::make_contiguous_kv_runner(decoder);
+    const ModelWeights weights = upload_weights(model->weights, *backend);
+    Decoder decoder(spec, weights, *backend);
 
-    // The scheduler's block pool is sized as the paged KV cache will be: f32 K and V for every layer.
-    const size_t kv_bytes_per_token = size_t(2 * spec.num_layers * spec.kv_dim()) * sizeof(float);
-    const size_t kv_budget = o->kv_memory.empty() ? available_memory() / 4 : parse_bytes(o->kv_memory, "--kv-memory");
+    // The KV pool: K and V of every layer in the backend's activation dtype. Default budget: on a GPU, what
+    // --gpu-memory-utilization leaves after the weights (minus room for activations); on the CPU a quarter of
+    // the available memory.
+    const size_t kv_bytes_per_token =
+        size_t(2 * spec.num_layers * spec.kv_dim()) * dtype_size(backend->activation_dtype());
+    size_t kv_budget = 0;
+    if (!o->kv_memory.empty()) {
+      kv_budget = parse_bytes(o->kv_memory, "--kv-memory");
+    } else if (backend->device() == Device::CUDA) {
+      const double total_free = double(free_device_memory(*backend));
+      const double keep = (1.0 - o->gpu_memory_utilization) * (total_free + double(weights.decode_bytes()));
+      kv_budget = size_t(std::max(0.0, total_free - keep - double(size_t(1) << 30)));
+    } else {
+      kv_budget = free_device_memory(*backend) / 4;
+    }
     server::EngineConfig config;
     config.scheduler.max_num_seqs = o->max_num_seqs;
     config.scheduler.max_num_batched_tokens = o->max_batched_tokens;
@@ -154,6 +159,7 @@ Run add_serve(CLI::App& root) {
     if (config.kv.num_blocks < 1)
       fail("--kv-memory: {} bytes hold no block of {} tokens at {} bytes per token", kv_budget, o->block_size,
            kv_bytes_per_token);
+    auto runner = server::make_paged_kv_runner(decoder, config.kv.num_blocks, config.kv.block_size);
     config.max_queue = o->max_queue;
     config.context_length = spec.max_position_embeddings;
     config.eos_ids = eos_ids(spec, &*tokenizer);

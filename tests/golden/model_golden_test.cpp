@@ -3,45 +3,17 @@
 // continuations identical wherever the reference's top-2 margin is clear.
 #include <gtest/gtest.h>
 
-#include <fstream>
-
-#include <nlohmann/json.hpp>
-
 #include "roofline/backend/backend.h"
 #include "roofline/core/error.h"
 #include "roofline/engine/generator.h"
 #include "roofline/formats/safetensors.h"
 #include "roofline/model/decoder.h"
 #include "roofline/model/model.h"
+#include "golden_reference.h"
 #include "test_support.h"
 
 namespace roofline {
 namespace {
-
-struct Reference {
-  std::vector<int32_t> prompt, greedy;
-  std::vector<double> margins;
-  std::vector<double> logits;  // [T, V] row-major
-  int64_t T = 0, V = 0;
-};
-
-Reference load_reference(const std::string& name) {
-  const std::string base = test::fixtures_dir() + "/references/" + name;
-  std::ifstream in(base + ".json");
-  EXPECT_TRUE(in.good()) << "missing reference " << base << ".json";
-  nlohmann::json j = nlohmann::json::parse(in);
-  Reference r;
-  r.prompt = j["prompt_ids"].get<std::vector<int32_t>>();
-  r.greedy = j["greedy_ids"].get<std::vector<int32_t>>();
-  r.margins = j["greedy_margins"].get<std::vector<double>>();
-  SafetensorsFile file(base + ".safetensors");
-  Tensor logits = file.tensor("logits");
-  EXPECT_EQ(logits.dtype(), DType::F64);
-  r.T = logits.dim(0);
-  r.V = logits.dim(1);
-  r.logits.assign(logits.ptr<double>(), logits.ptr<double>() + logits.numel());
-  return r;
-}
 
 class ModelGolden : public ::testing::TestWithParam<std::string> {};
 
@@ -83,6 +55,18 @@ TEST_P(ModelGolden, IncrementalDecodeMatchesFullPrefill) {
     ours.insert(ours.end(), row.ptr<float>(), row.ptr<float>() + row.numel());
   }
   EXPECT_LT(test::relative_l2(ours, ref.logits), 1e-4) << name;
+}
+
+TEST_P(ModelGolden, BatchedPagedStepsMatchTheReference) {
+  // Two sequences in one step over shuffled 4-position blocks, one of them prefilled in two chunks.
+  const std::string name = GetParam();
+  Reference ref = load_reference(name);
+  auto model = Model::load(test::fixtures_dir() + "/models/" + name);
+  auto backend = make_cpu_backend(2);
+  Decoder decoder(model->spec, model->weights, *backend);
+  const BatchedLogits got = batched_paged_logits(decoder, ref.prompt);
+  EXPECT_LT(test::relative_l2(got.a, ref.logits), 1e-4) << name << ": sequence A";
+  EXPECT_LT(test::relative_l2(got.b, ref.logits), 1e-4) << name << ": sequence B (chunked)";
 }
 
 TEST_P(ModelGolden, GreedyContinuationMatchesWhereMarginIsClear) {

@@ -246,6 +246,9 @@ async function soakPhase() {
     const max_tokens = 4 + Math.floor(random() * 60);
     const abortAfter = random() < 0.3 ? 1 + Math.floor(random() * 5) : Infinity;
     const params = { model, max_tokens, n, stream: true, temperature: random() < 0.5 ? 0 : 0.9, seed: i, ignore_eos: random() < 0.5 };
+    // A request the client hangs up on is made long (the engine runs a whole batch per step and would
+    // otherwise finish short requests before the hang-up reaches it), so the cancellation is exercised.
+    if (abortAfter !== Infinity) Object.assign(params, { max_tokens: 200, ignore_eos: true });
     try {
       const stream = chat
         ? await client.chat.completions.create({ ...params, messages: [{ role: 'user', content: `request ${i}` }] })

@@ -2,6 +2,7 @@
 // CPU); a device backend overrides every one of them.
 #include "roofline/backend/backend.h"
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -21,7 +22,7 @@ void check_ids(const char* op, const Tensor& ids, const char* what) {
 bool is_float(DType d) { return d == DType::F32 || d == DType::F16 || d == DType::BF16; }
 
 // Converts n elements between float dtypes (same dtype: a copy).
-void convert(DType from, const void* src, DType to, void* dst, size_t n) {
+void convert_elements(DType from, const void* src, DType to, void* dst, size_t n) {
   if (from == to) {
     std::memcpy(dst, src, n * dtype_size(from));
     return;
@@ -45,7 +46,7 @@ Tensor Backend::upload(const Tensor& host, DType as) {
   ROOFLINE_CHECK(host.dtype() == as || (is_float(host.dtype()) && is_float(as)),
                  "upload: cannot convert {} to {}", dtype_name(host.dtype()), dtype_name(as));
   Tensor out = alloc(as, host.shape());
-  convert(host.dtype(), host.data(), as, out.data(), size_t(host.numel()));
+  convert_elements(host.dtype(), host.data(), as, out.data(), size_t(host.numel()));
   return out;
 }
 
@@ -56,12 +57,21 @@ void Backend::download(const Tensor& device, Tensor& host) {
   ROOFLINE_CHECK(device.dtype() == host.dtype() || (host.dtype() == DType::F32 && is_float(device.dtype())),
                  "download: cannot convert {} to {}", dtype_name(device.dtype()), dtype_name(host.dtype()));
   synchronize();
-  convert(device.dtype(), device.data(), host.dtype(), host.data(), size_t(host.numel()));
+  convert_elements(device.dtype(), device.data(), host.dtype(), host.data(), size_t(host.numel()));
 }
 
 void Backend::copy_from_host(Tensor& dst, const void* src) {
   check_host("copy_from_host", dst, "the destination");
   std::memcpy(dst.data(), src, dst.nbytes());
+}
+
+void Backend::convert(Tensor& out, const Tensor& in) {
+  check_host("convert", in, "in");
+  check_host("convert", out, "out");
+  ROOFLINE_CHECK(out.numel() == in.numel() && is_float(out.dtype()) && is_float(in.dtype()),
+                 "convert: out {} {} and in {} {} must be float tensors of one size", dtype_name(out.dtype()),
+                 shape_to_string(out.shape()), dtype_name(in.dtype()), shape_to_string(in.shape()));
+  convert_elements(in.dtype(), in.data(), out.dtype(), out.data(), size_t(in.numel()));
 }
 
 void Backend::embedding(Tensor& out, const Tensor& table, const Tensor& ids) {
@@ -99,6 +109,22 @@ void Backend::gather_rows(Tensor& out, const Tensor& x, const Tensor& rows) {
     std::memcpy(static_cast<char*>(out.data()) + size_t(i) * row_bytes,
                 static_cast<const char*>(x.data()) + size_t(r) * row_bytes, row_bytes);
   }
+}
+
+void Backend::argmax(Tensor& ids, const Tensor& logits) {
+  check_ids("argmax", ids, "ids");
+  check_host("argmax", logits, "logits");
+  ROOFLINE_CHECK(logits.dtype() == DType::F32 && logits.rank() == 2 && ids.numel() == logits.dim(0),
+                 "argmax: logits {} must be f32 [rows, V] with ids [rows]", shape_to_string(logits.shape()));
+  const int64_t V = logits.dim(1);
+  for (int64_t r = 0; r < logits.dim(0); ++r) {
+    const float* row = logits.ptr<float>() + r * V;
+    ids.ptr<int32_t>()[r] = int32_t(std::max_element(row, row + V) - row);
+  }
+}
+
+void Backend::sample(Tensor&, const Tensor&, const TokenSampling&) {
+  fail("sample: the {} backend samples on the host (engine/sampler.h)", name());
 }
 
 }  // namespace roofline

@@ -48,6 +48,16 @@ struct PagedAttentionBatch {
                                         // block_table[b, p / block_size], row p % block_size
 };
 
+// Token selection on the device (the device side of engine/sampler.h, without penalties).
+struct TokenSampling {
+  float temperature = 1.0f;  // <= 0: greedy (argmax)
+  int top_k = 0;             // 0: off
+  float top_p = 1.0f;        // 1: off
+  float min_p = 0.0f;        // 0: off; keeps tokens with p >= min_p * p_max
+  uint64_t seed = 0;         // same (seed, step) and logits: same ids
+  uint64_t step = 0;         // e.g. the decode step; a new one gives fresh draws
+};
+
 // A recorded sequence of ops that can be replayed with the same tensors (a CUDA graph).
 class RecordedOps {
  public:
@@ -114,6 +124,9 @@ class Backend {
   // In place GELU, tanh approximation (GPT-2's gelu_new).
   virtual void gelu_tanh(Tensor& x) = 0;
 
+  // out = in converted to out's dtype (F32/F16/BF16; same element count).
+  virtual void convert(Tensor& out, const Tensor& in);
+
   // ---- ops taking device-resident indices (I32 tensors on this device), so a step can be recorded ----
   // out[T, H] = table[ids[t], :].
   virtual void embedding(Tensor& out, const Tensor& table, const Tensor& ids);
@@ -136,6 +149,12 @@ class Backend {
     add(residual, x);
     layer_norm(out, residual, weight, bias, eps);
   }
+
+  // ---- token selection: logits [rows, V] (f32) -> ids I32 [rows] on the device ----
+  // The lowest index among equal maxima.
+  virtual void argmax(Tensor& ids, const Tensor& logits);
+  // A draw per row from softmax(logits / temperature) after top-k, top-p, min-p. Backends without it throw.
+  virtual void sample(Tensor& ids, const Tensor& logits, const TokenSampling& params);
 
   // ---- paged KV ----
   // A layer's KV lives in pools k_pool, v_pool: [num_blocks, block_size, Hkv, D] (activation dtype).

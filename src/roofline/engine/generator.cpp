@@ -42,15 +42,44 @@ GenerateResult generate(Decoder& decoder, const Tokenizer* tokenizer, const std:
     if (on_text) on_text(piece);
   };
 
+  // On a device backend, tokens are chosen there and only the id comes back, unless a penalty (which needs
+  // the token history) asks for the host sampler.
+  Backend& backend = decoder.backend();
+  const SamplingParams& sp = options.sampling;
+  const bool device_sampling = backend.device() != Device::CPU && sp.repetition_penalty == 1.0 &&
+                               sp.presence_penalty == 0.0 && sp.frequency_penalty == 0.0;
+  Tensor device_id, host_id;
+  if (device_sampling) {
+    device_id = backend.alloc(DType::I32, {1});
+    host_id = Tensor::empty(DType::I32, {1});
+  }
+  auto run = [&](std::span<const int32_t> tokens) {
+    return device_sampling ? &decoder.forward_on_device(tokens, cache, false) : &decoder.forward(tokens, cache, false);
+  };
+  auto choose = [&](const Tensor& logits, std::vector<float>& row, int64_t step) {
+    if (!device_sampling) {
+      std::copy_n(logits.ptr<float>(), row.size(), row.begin());
+      return sampler.sample(row, context, prompt.size());
+    }
+    if (sp.temperature <= 0.0 || sp.top_k == 1) {
+      backend.argmax(device_id, logits);
+    } else {
+      const TokenSampling ts{float(sp.temperature), sp.top_k, float(sp.top_p), float(sp.min_p), sp.seed, uint64_t(step)};
+      backend.sample(device_id, logits, ts);
+    }
+    backend.download(device_id, host_id);
+    return host_id.ptr<int32_t>()[0];
+  };
+
   auto t0 = std::chrono::steady_clock::now();
-  const Tensor* logits = &decoder.forward(prompt, cache, /*all_logits=*/false);
+  const Tensor* logits = run(prompt);
+  if (device_sampling) backend.synchronize();
   result.prefill_seconds = seconds_since(t0);
   auto t_decode = std::chrono::steady_clock::now();
-  std::vector<float> row(size_t(spec.vocab_size));
+  std::vector<float> row(device_sampling ? 0 : size_t(spec.vocab_size));
   result.finish_reason = "length";
   for (int64_t step = 0; step < options.max_new_tokens; ++step) {
-    std::copy_n(logits->ptr<float>(), row.size(), row.begin());
-    int32_t id = sampler.sample(row, context, prompt.size());
+    int32_t id = choose(*logits, row, step);
     result.ids.push_back(id);
     context.push_back(id);
     if (stream) emit(stream->push(id));
@@ -64,7 +93,7 @@ GenerateResult generate(Decoder& decoder, const Tokenizer* tokenizer, const std:
     }
     if (step + 1 == options.max_new_tokens) break;
     if (cache.length >= cache.capacity) break;  // context full
-    logits = &decoder.forward(std::span<const int32_t>(&id, 1), cache, false);
+    logits = run(std::span<const int32_t>(&id, 1));
   }
   if (stream && !stream->stopped()) emit(stream->finish());
   result.decode_seconds = seconds_since(t_decode);

@@ -2,14 +2,16 @@
 
 #include <cmath>
 #include <numbers>
+#include <cstring>
 
 #include "roofline/core/error.h"
 
 namespace roofline {
 
-size_t KvCache::bytes_per_token() const {
+size_t KvPool::bytes_per_token() const {
   size_t total = 0;
-  for (size_t l = 0; l < k.size(); ++l) total += (k[l].nbytes() + v[l].nbytes()) / size_t(std::max<int64_t>(capacity, 1));
+  const size_t positions = size_t(std::max<int64_t>(num_blocks * block_size, 1));
+  for (size_t l = 0; l < k.size(); ++l) total += (k[l].nbytes() + v[l].nbytes()) / positions;
   return total;
 }
 
@@ -42,103 +44,178 @@ std::vector<double> rope_inverse_frequencies(const ModelSpec& spec) {
   return inv;
 }
 
+struct Decoder::StepShape {
+  int64_t T = 0;              // tokens of the step
+  int64_t B = 0;              // sequences
+  int64_t logit_rows = 0;     // rows of logits produced
+  bool all_logits = false;
+  int max_query_len = 0;      // bounds handed to paged attention
+  int max_context_len = 0;
+};
+
 Decoder::Decoder(const ModelSpec& spec, const ModelWeights& weights, Backend& backend)
-    : spec_(spec), w_(weights), backend_(backend) {
+    : spec_(spec), w_(weights), backend_(backend), act_(backend.activation_dtype()), eps_(float(spec.norm_eps)) {
+  ROOFLINE_CHECK(weights.token_embedding.device() == backend.device(),
+                 "decoder: the weights are not on the {} backend's device (upload_weights them first)", backend.name());
   if (spec_.position == PositionKind::Rotary) inv_freq_ = rope_inverse_frequencies(spec_);
+}
+
+Decoder::~Decoder() = default;
+
+KvPool Decoder::new_pool(int64_t num_blocks, int64_t block_size) const {
+  ROOFLINE_CHECK(num_blocks > 0 && block_size > 0, "KV pool: {} blocks of {} positions (both must be positive)",
+                 num_blocks, block_size);
+  KvPool pool;
+  pool.num_blocks = num_blocks;
+  pool.block_size = block_size;
+  for (int64_t l = 0; l < spec_.num_layers; ++l) {
+    pool.k.push_back(backend_.alloc(act_, {num_blocks, block_size, spec_.num_kv_heads, spec_.head_dim}));
+    pool.v.push_back(backend_.alloc(act_, {num_blocks, block_size, spec_.num_kv_heads, spec_.head_dim}));
+  }
+  return pool;
 }
 
 KvCache Decoder::new_cache(int64_t capacity) const {
   ROOFLINE_CHECK(capacity > 0, "KV cache capacity must be positive (got {})", capacity);
   if (spec_.position == PositionKind::Learned && capacity > spec_.max_position_embeddings)
     capacity = spec_.max_position_embeddings;
+  constexpr int64_t kBlock = 16;
   KvCache cache;
   cache.capacity = capacity;
-  for (int64_t l = 0; l < spec_.num_layers; ++l) {
-    cache.k.push_back(Tensor::empty(DType::F32, {capacity, spec_.num_kv_heads, spec_.head_dim}));
-    cache.v.push_back(Tensor::empty(DType::F32, {capacity, spec_.num_kv_heads, spec_.head_dim}));
-  }
+  cache.pool = new_pool((capacity + kBlock - 1) / kBlock, kBlock);
+  cache.blocks.resize(size_t(cache.pool.num_blocks));
+  for (size_t i = 0; i < cache.blocks.size(); ++i) cache.blocks[i] = int32_t(i);
   return cache;
 }
 
-void Decoder::ensure_scratch(int64_t T) {
-  if (T <= scratch_rows_) return;
+void Decoder::invalidate_recordings() {
+  recordings_.clear();
+  shape_seen_.clear();
+}
+
+void Decoder::ensure_capacity(int64_t tokens, int64_t seqs, int64_t blocks_per_seq, int64_t logit_rows) {
   const ModelSpec& s = spec_;
-  x_ = Tensor::empty(DType::F32, {T, s.hidden_size});
-  h_ = Tensor::empty(DType::F32, {T, s.hidden_size});
-  q_ = Tensor::empty(DType::F32, {T, s.num_heads, s.head_dim});
-  attn_ = Tensor::empty(DType::F32, {T, s.num_heads, s.head_dim});
-  proj_ = Tensor::empty(DType::F32, {T, s.hidden_size});
-  gate_ = Tensor::empty(DType::F32, {T, s.intermediate_size});
-  up_ = Tensor::empty(DType::F32, {T, s.intermediate_size});
-  logits_ = Tensor::empty(DType::F32, {T, s.vocab_size});
-  scratch_rows_ = T;
+  if (tokens > cap_tokens_) {
+    cap_tokens_ = std::max<int64_t>(tokens, 16);
+    const int64_t T = cap_tokens_;
+    // The residual stream stays in f32 on every backend: in bf16 its rounding, repeated at every layer,
+    // is the largest error of a bf16 forward pass (the adds are fused into the norms, so it costs one
+    // f32 read and write per layer).
+    x_ = backend_.alloc(DType::F32, {T, s.hidden_size});
+    h_ = backend_.alloc(act_, {T, s.hidden_size});
+    qkv_ = backend_.alloc(act_, {T * (s.q_dim() + 2 * s.kv_dim())});
+    attn_ = backend_.alloc(act_, {T, s.num_heads, s.head_dim});
+    // The o and down projections write f32 (the GEMM accumulates in f32 anyway): they are added straight
+    // into the residual, so rounding them to bf16 first would add error at every layer for no speed.
+    proj_ = backend_.alloc(DType::F32, {T, s.hidden_size});
+    gate_up_ = backend_.alloc(act_, {T * s.intermediate_size * (s.mlp == MlpKind::GatedSiLU ? 2 : 1)});
+    meta_ = Tensor();  // re-laid out below
+  }
+  if (logit_rows > cap_logit_rows_) {
+    cap_logit_rows_ = std::max<int64_t>(logit_rows, 1);
+    logits_ = backend_.alloc(DType::F32, {cap_logit_rows_, s.vocab_size});
+    gathered_ = backend_.alloc(act_, {cap_logit_rows_, s.hidden_size});
+  }
+  if (seqs > cap_seqs_ || blocks_per_seq > cap_blocks_ || !meta_.defined()) {
+    cap_seqs_ = std::max(cap_seqs_, std::max<int64_t>(seqs, 1));
+    cap_blocks_ = std::max(cap_blocks_, std::max<int64_t>(blocks_per_seq, 1));
+    const int64_t T = cap_tokens_, B = cap_seqs_;
+    const int64_t total = 4 * T + 2 * B + 1 + B * cap_blocks_;
+    meta_ = backend_.alloc(DType::I32, {total});
+    host_meta_.assign(size_t(total), 0);
+    int32_t* base = meta_.ptr<int32_t>();
+    auto section = [&](int64_t offset, Shape shape) { return Tensor(DType::I32, std::move(shape), base + offset, meta_.device()); };
+    ids_ = section(0, {T});
+    positions_ = section(T, {T});
+    slots_ = section(2 * T, {T});
+    logit_rows_ = section(3 * T, {T});
+    query_start_ = section(4 * T, {B + 1});
+    context_len_ = section(4 * T + B + 1, {B});
+    block_table_ = section(4 * T + 2 * B + 1, {B, cap_blocks_});
+  } else {
+    return;
+  }
+  invalidate_recordings();
 }
 
 void Decoder::ensure_rope_tables(int64_t positions) {
-  if (inv_freq_.empty() || (rope_cos_.defined() && rope_cos_.dim(0) >= positions)) return;
+  if (inv_freq_.empty() || positions <= rope_positions_) return;
+  const int64_t n = std::max<int64_t>({positions, 2 * rope_positions_, 4096});
   const int64_t half = int64_t(inv_freq_.size());
-  rope_cos_ = Tensor::empty(DType::F32, {positions, half});
-  rope_sin_ = Tensor::empty(DType::F32, {positions, half});
-  for (int64_t p = 0; p < positions; ++p)
+  Tensor cos = Tensor::empty(DType::F32, {n, half});
+  Tensor sin = Tensor::empty(DType::F32, {n, half});
+  for (int64_t p = 0; p < n; ++p)
     for (int64_t i = 0; i < half; ++i) {
-      double angle = double(p) * inv_freq_[size_t(i)];
-      rope_cos_.ptr<float>()[p * half + i] = float(std::cos(angle));
-      rope_sin_.ptr<float>()[p * half + i] = float(std::sin(angle));
+      const double angle = double(p) * inv_freq_[size_t(i)];
+      cos.ptr<float>()[p * half + i] = float(std::cos(angle));
+      sin.ptr<float>()[p * half + i] = float(std::sin(angle));
     }
+  rope_cos_ = backend_.upload(cos, DType::F32);
+  rope_sin_ = backend_.upload(sin, DType::F32);
+  rope_positions_ = n;
+  invalidate_recordings();
 }
 
-void Decoder::norm(Tensor& out, const Tensor& x, const Norm& n, float eps) {
+void Decoder::norm(Tensor& out, const Tensor& x, const Norm& n) {
   if (spec_.norm == NormKind::RMSNorm)
-    backend_.rms_norm(out, x, n.weight, eps);
+    backend_.rms_norm(out, x, n.weight, eps_);
   else
-    backend_.layer_norm(out, x, n.weight, n.bias, eps);
+    backend_.layer_norm(out, x, n.weight, n.bias, eps_);
 }
 
-// Views of the first T rows of a scratch tensor, with the given trailing shape.
-static Tensor first_rows(const Tensor& t, int64_t T) { return t.rows(0, T); }
+void Decoder::add_norm(Tensor& residual, const Tensor& x, const Norm& n, Tensor& out) {
+  if (spec_.norm == NormKind::RMSNorm)
+    backend_.add_rms_norm(residual, x, n.weight, out, eps_);
+  else
+    backend_.add_layer_norm(residual, x, n.weight, n.bias, out, eps_);
+}
 
-void Decoder::attention_block(const LayerWeights& L, KvCache& cache, int layer, int64_t T) {
+void Decoder::attention_block(const LayerWeights& L, KvPool& pool, int layer, const StepShape& shape) {
   const ModelSpec& s = spec_;
-  const int64_t start = cache.length;
-  Tensor h = first_rows(h_, T);
-  Tensor q = first_rows(q_, T);
-  Tensor q2 = q.reshape({T, s.q_dim()});
-  // Keys and values are computed straight into their cache rows.
-  Tensor k = cache.k[size_t(layer)].rows(start, start + T);
-  Tensor v = cache.v[size_t(layer)].rows(start, start + T);
-  Tensor k2 = k.reshape({T, s.kv_dim()});
-  Tensor v2 = v.reshape({T, s.kv_dim()});
+  const int64_t T = shape.T;
+  Tensor h = h_.rows(0, T);
+  const int64_t nq = T * s.q_dim(), nkv = T * s.kv_dim();
+  Tensor q = qkv_.rows(0, nq).reshape({T, s.num_heads, s.head_dim});
+  Tensor k = qkv_.rows(nq, nq + nkv).reshape({T, s.num_kv_heads, s.head_dim});
+  Tensor v = qkv_.rows(nq + nkv, nq + 2 * nkv).reshape({T, s.num_kv_heads, s.head_dim});
+  Tensor q2 = q.reshape({T, s.q_dim()}), k2 = k.reshape({T, s.kv_dim()}), v2 = v.reshape({T, s.kv_dim()});
   const MatmulTarget qkv[] = {{&q2, &L.q.weight, L.q.bias_ptr()},
                               {&k2, &L.k.weight, L.k.bias_ptr()},
                               {&v2, &L.v.weight, L.v.bias_ptr()}};
   backend_.matmul_many(h, qkv);
-  if (s.qk_norm) {
-    Tensor qh = q.reshape({T * s.num_heads, s.head_dim});
-    Tensor kh = k.reshape({T * s.num_kv_heads, s.head_dim});
-    backend_.rms_norm(qh, qh, L.q_norm.weight, float(s.norm_eps));
-    backend_.rms_norm(kh, kh, L.k_norm.weight, float(s.norm_eps));
-  }
+  const Tensor positions = positions_.rows(0, T);
   if (s.position == PositionKind::Rotary) {
-    backend_.rope(q, positions_.data(), rope_cos_, rope_sin_, int(s.head_dim));
-    backend_.rope(k, positions_.data(), rope_cos_, rope_sin_, int(s.head_dim));
+    backend_.rope(q, positions, rope_cos_, rope_sin_, int(s.head_dim), s.qk_norm ? &L.q_norm.weight : nullptr, eps_);
+    backend_.rope(k, positions, rope_cos_, rope_sin_, int(s.head_dim), s.qk_norm ? &L.k_norm.weight : nullptr, eps_);
   }
-  Tensor out = first_rows(attn_, T);
-  AttentionParams params;
-  params.start_pos = int(start);
-  params.sliding_window = int(s.sliding_window);
-  params.scale = float(1.0 / std::sqrt(double(s.head_dim)));
-  backend_.attention(out, q, cache.k[size_t(layer)], cache.v[size_t(layer)], params);
-  Tensor proj = first_rows(proj_, T);
+  backend_.store_kv(pool.k[size_t(layer)], pool.v[size_t(layer)], k, v, slots_.rows(0, T));
+
+  const Tensor query_start = query_start_.rows(0, shape.B + 1);
+  const Tensor context_len = context_len_.rows(0, shape.B);
+  const Tensor block_table = block_table_.rows(0, shape.B);
+  PagedAttentionBatch batch;
+  batch.num_seqs = int(shape.B);
+  batch.max_query_len = shape.max_query_len;
+  batch.max_context_len = shape.max_context_len;
+  batch.block_size = int(pool.block_size);
+  batch.sliding_window = int(s.sliding_window);
+  batch.scale = float(1.0 / std::sqrt(double(s.head_dim)));
+  batch.query_start = &query_start;
+  batch.context_len = &context_len;
+  batch.block_table = &block_table;
+  Tensor out = attn_.rows(0, T);
+  backend_.paged_attention(out, q, pool.k[size_t(layer)], pool.v[size_t(layer)], batch);
+  Tensor proj = proj_.rows(0, T);
   backend_.matmul(proj, out.reshape({T, s.q_dim()}), L.o.weight, L.o.bias_ptr());
-  Tensor x = first_rows(x_, T);
-  backend_.add(x, proj);
 }
 
 void Decoder::mlp_block(const LayerWeights& L, int64_t T) {
-  Tensor h = first_rows(h_, T);
-  Tensor up = first_rows(up_, T);
+  Tensor h = h_.rows(0, T);
+  const int64_t F = spec_.intermediate_size;
+  Tensor up = gate_up_.rows(0, T * F).reshape({T, F});
   if (spec_.mlp == MlpKind::GatedSiLU) {
-    Tensor gate = first_rows(gate_, T);
+    Tensor gate = up;
+    up = gate_up_.rows(T * F, 2 * T * F).reshape({T, F});
     const MatmulTarget gate_up[] = {{&gate, &L.gate.weight, L.gate.bias_ptr()}, {&up, &L.up.weight, L.up.bias_ptr()}};
     backend_.matmul_many(h, gate_up);
     backend_.silu_mul(up, gate, up);
@@ -146,50 +223,156 @@ void Decoder::mlp_block(const LayerWeights& L, int64_t T) {
     backend_.matmul(up, h, L.up.weight, L.up.bias_ptr());
     backend_.gelu_tanh(up);
   }
-  Tensor proj = first_rows(proj_, T);
+  Tensor proj = proj_.rows(0, T);
   backend_.matmul(proj, up, L.down.weight, L.down.bias_ptr());
-  Tensor x = first_rows(x_, T);
-  backend_.add(x, proj);
+}
+
+void Decoder::run_layers(const StepShape& shape, KvPool& pool) {
+  const ModelSpec& s = spec_;
+  const int64_t T = shape.T;
+  Tensor x = x_.rows(0, T), h = h_.rows(0, T), proj = proj_.rows(0, T);
+  // The embeddings are gathered in the activation dtype (into h), then widened into the residual stream.
+  backend_.embedding(h, w_.token_embedding, ids_.rows(0, T));
+  if (s.position == PositionKind::Learned) backend_.add_rows(h, w_.position_embedding, positions_.rows(0, T));
+  backend_.convert(x, h);
+  // Each residual add is fused with the norm that follows it (the next layer's, at the end the final one).
+  norm(h, h, w_.layers.front().attn_norm);
+  for (size_t l = 0; l < w_.layers.size(); ++l) {
+    const LayerWeights& L = w_.layers[l];
+    attention_block(L, pool, int(l), shape);
+    add_norm(x, proj, L.mlp_norm, h);
+    mlp_block(L, T);
+    add_norm(x, proj, l + 1 < w_.layers.size() ? w_.layers[l + 1].attn_norm : w_.final_norm, h);
+  }
+  logits_view_ = logits_.rows(0, shape.logit_rows);
+  if (shape.logit_rows == 0) return;
+  if (shape.all_logits) {
+    backend_.matmul(logits_view_, h, w_.lm_head.weight, w_.lm_head.bias_ptr());
+  } else {
+    Tensor rows = gathered_.rows(0, shape.logit_rows);
+    backend_.gather_rows(rows, h, logit_rows_.rows(0, shape.logit_rows));
+    backend_.matmul(logits_view_, rows, w_.lm_head.weight, w_.lm_head.bias_ptr());
+  }
+}
+
+const Tensor& Decoder::step(std::span<const SequenceStep> batch, KvPool& pool, bool all_logits) {
+  const ModelSpec& s = spec_;
+  ROOFLINE_CHECK(!batch.empty(), "decoder step: no sequences");
+  ROOFLINE_CHECK(int64_t(pool.k.size()) == s.num_layers, "decoder step: the KV pool has {} layers, the model {}",
+                 pool.k.size(), s.num_layers);
+  const int64_t bs = pool.block_size;
+  StepShape shape;
+  shape.B = int64_t(batch.size());
+  shape.all_logits = all_logits;
+  int64_t max_blocks = 0;
+  for (const SequenceStep& q : batch) {
+    const int64_t n = int64_t(q.tokens.size()), end = q.start + n;
+    ROOFLINE_CHECK(n > 0, "decoder step: a sequence has no tokens");
+    ROOFLINE_CHECK(q.start >= 0 && int64_t(q.blocks.size()) * bs >= end,
+                   "decoder step: the sequence needs {} positions but its {} blocks hold {}", end, q.blocks.size(),
+                   int64_t(q.blocks.size()) * bs);
+    ROOFLINE_CHECK(s.position != PositionKind::Learned || end <= s.max_position_embeddings,
+                   "the sequence needs {} positions but the model has {} learned positions", end,
+                   s.max_position_embeddings);
+    for (int32_t id : q.tokens)
+      ROOFLINE_CHECK(id >= 0 && id < s.vocab_size, "token id {} is outside the vocabulary [0, {})", id, s.vocab_size);
+    for (int64_t b = 0; b < (end + bs - 1) / bs; ++b)
+      ROOFLINE_CHECK(q.blocks[size_t(b)] >= 0 && q.blocks[size_t(b)] < pool.num_blocks,
+                     "decoder step: block id {} is outside the pool of {} blocks", q.blocks[size_t(b)], pool.num_blocks);
+    shape.T += n;
+    shape.max_query_len = std::max(shape.max_query_len, int(n));
+    shape.max_context_len = std::max(shape.max_context_len, int(end));
+    max_blocks = std::max(max_blocks, (end + bs - 1) / bs);
+    if (q.wants_logits) ++shape.logit_rows;
+  }
+  if (all_logits) shape.logit_rows = shape.T;
+  ensure_capacity(shape.T, shape.B, max_blocks, std::max<int64_t>(shape.logit_rows, 1));
+  ensure_rope_tables(shape.max_context_len);
+
+  // The step's indices, laid out as meta_'s sections; one copy moves them up to the last table row used.
+  const int64_t T = cap_tokens_, B = cap_seqs_;
+  int32_t* m = host_meta_.data();
+  int32_t *ids = m, *pos = m + T, *slots = m + 2 * T, *rows = m + 3 * T, *qstart = m + 4 * T;
+  int32_t *ctx = qstart + B + 1, *table = ctx + B;
+  int64_t t = 0, r = 0;
+  qstart[0] = 0;
+  for (size_t b = 0; b < batch.size(); ++b) {
+    const SequenceStep& q = batch[b];
+    for (size_t i = 0; i < q.tokens.size(); ++i, ++t) {
+      const int64_t p = q.start + int64_t(i);
+      ids[t] = q.tokens[i];
+      pos[t] = int32_t(p);
+      slots[t] = int32_t(int64_t(q.blocks[size_t(p / bs)]) * bs + p % bs);
+    }
+    if (q.wants_logits && !all_logits) rows[r++] = int32_t(t - 1);
+    qstart[b + 1] = int32_t(t);
+    const int64_t end = q.start + int64_t(q.tokens.size());
+    ctx[b] = int32_t(end);
+    std::memcpy(table + int64_t(b) * cap_blocks_, q.blocks.data(), size_t((end + bs - 1) / bs) * sizeof(int32_t));
+  }
+  const int64_t used = (table - m) + shape.B * cap_blocks_;
+  Tensor used_meta(DType::I32, {used}, meta_.data(), meta_.device());
+  backend_.copy_from_host(used_meta, m);
+
+  // Decode steps (one token per sequence) are recorded at their second sighting and replayed after that,
+  // with the context bound rounded up to a power of two so that one recording serves many steps.
+  const bool decode = shape.T == shape.B;
+  if (!decode) {
+    run_layers(shape, pool);
+    return logits_view_;
+  }
+  int64_t bound = 256;
+  while (bound < shape.max_context_len) bound *= 2;
+  bound = std::min(bound, cap_blocks_ * bs);
+  shape.max_context_len = int(std::max<int64_t>(bound, shape.max_context_len));
+  const auto key = std::make_tuple(shape.B, shape.logit_rows, int64_t(shape.max_context_len));
+  if (auto it = recordings_.find(key); it != recordings_.end()) {
+    if (!it->second) {  // the backend cannot record
+      run_layers(shape, pool);
+      return logits_view_;
+    }
+    it->second->replay();
+    ++replayed_steps_;
+    logits_view_ = logits_.rows(0, shape.logit_rows);
+    return logits_view_;
+  }
+  int& seen = shape_seen_[key];
+  if (seen++ == 0) {
+    run_layers(shape, pool);  // the first run also grows every scratch buffer the recording will use
+    return logits_view_;
+  }
+  std::unique_ptr<RecordedOps> recorded = backend_.record([&] { run_layers(shape, pool); });
+  if (!recorded) {  // this backend cannot record: run eagerly from now on
+    run_layers(shape, pool);
+    recordings_[key] = nullptr;
+    return logits_view_;
+  }
+  recorded->replay();
+  ++replayed_steps_;
+  recordings_[key] = std::move(recorded);
+  logits_view_ = logits_.rows(0, shape.logit_rows);
+  return logits_view_;
 }
 
 const Tensor& Decoder::forward(std::span<const int32_t> tokens, KvCache& cache, bool all_logits) {
-  const ModelSpec& s = spec_;
+  const Tensor& logits = forward_on_device(tokens, cache, all_logits);
+  if (backend_.device() == Device::CPU) return logits;
+  if (!host_logits_.defined() || host_logits_.shape() != logits.shape())
+    host_logits_ = Tensor::empty(DType::F32, logits.shape());
+  backend_.download(logits, host_logits_);
+  return host_logits_;
+}
+
+const Tensor& Decoder::forward_on_device(std::span<const int32_t> tokens, KvCache& cache, bool all_logits) {
   const int64_t T = int64_t(tokens.size());
   ROOFLINE_CHECK(T > 0, "forward: no tokens");
   ROOFLINE_CHECK(cache.length + T <= cache.capacity,
                  "the sequence needs {} positions but the context holds {} (prompt and generated tokens together)",
                  cache.length + T, cache.capacity);
-  for (int32_t id : tokens)
-    ROOFLINE_CHECK(id >= 0 && id < s.vocab_size, "token id {} is outside the vocabulary [0, {})", id, s.vocab_size);
-  ensure_scratch(T);
-  ensure_rope_tables(cache.length + T);
-  positions_.resize(size_t(T));
-  for (int64_t t = 0; t < T; ++t) positions_[size_t(t)] = int32_t(cache.length + t);
-
-  Tensor x = first_rows(x_, T);
-  backend_.embedding(x, w_.token_embedding, tokens.data(), T);
-  if (s.position == PositionKind::Learned)
-    for (int64_t t = 0; t < T; ++t) backend_.add_row(x, t, w_.position_embedding, cache.length + t);
-
-  Tensor h = first_rows(h_, T);
-  const float eps = float(s.norm_eps);
-  for (size_t l = 0; l < w_.layers.size(); ++l) {
-    const LayerWeights& L = w_.layers[l];
-    norm(h, x, L.attn_norm, eps);
-    attention_block(L, cache, int(l), T);
-    norm(h, x, L.mlp_norm, eps);
-    mlp_block(L, T);
-  }
+  const SequenceStep seq{tokens, cache.length, cache.blocks, true};
+  const Tensor& logits = step(std::span<const SequenceStep>(&seq, 1), cache.pool, all_logits);
   cache.length += T;
-
-  // Only the rows whose logits are wanted go through the final norm and the vocabulary projection.
-  const int64_t first = all_logits ? 0 : T - 1;
-  Tensor tail = x.rows(first, T);
-  Tensor hn = h.rows(0, T - first);
-  norm(hn, tail, w_.final_norm, eps);
-  logits_view_ = logits_.rows(0, T - first);
-  backend_.matmul(logits_view_, hn, w_.lm_head.weight, w_.lm_head.bias_ptr());
-  return logits_view_;
+  return logits;
 }
 
 }  // namespace roofline

@@ -1,8 +1,15 @@
-// The one decoder implementation: every architecture in ModelSpec runs through Decoder::forward, written
-// against the Backend op interface. Prefill and decode are the same call with T tokens.
+// The one decoder implementation: every architecture in ModelSpec runs through Decoder::step, written
+// against the Backend op interface, on any backend (CPU: f32 activations; CUDA: bf16). A step runs a batch
+// of sequences, each with any number of new tokens (prefill, chunked prefill and decode are the same call),
+// against paged KV: every layer's keys and values live in a pool of fixed-size blocks and each sequence
+// names its blocks in a block table (the serving scheduler's, or a private one for a single sequence).
+// Decode steps (one token per sequence) are recorded once per batch shape and replayed (CUDA graphs).
 #pragma once
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <span>
+#include <tuple>
 #include <vector>
 
 #include "roofline/backend/backend.h"
@@ -11,44 +18,94 @@
 
 namespace roofline {
 
-// Keys and values of one sequence, contiguous per layer: k[l], v[l] are [capacity, Hkv, D] f32.
-struct KvCache {
-  int64_t capacity = 0;
-  int64_t length = 0;  // positions 0 .. length-1 are filled
+// Paged KV of every layer: k[l], v[l] are [num_blocks, block_size, Hkv, D] in the backend's activation dtype.
+struct KvPool {
+  int64_t num_blocks = 0;
+  int64_t block_size = 16;
   std::vector<Tensor> k, v;
   size_t bytes_per_token() const;
 };
 
+// One sequence single-handed: a pool of its own with the identity block table.
+struct KvCache {
+  int64_t capacity = 0;
+  int64_t length = 0;  // positions 0 .. length-1 are filled
+  KvPool pool;
+  std::vector<int32_t> blocks;
+  size_t bytes_per_token() const { return pool.bytes_per_token(); }
+};
+
+// One sequence of a step.
+struct SequenceStep {
+  std::span<const int32_t> tokens;  // new tokens, at positions start .. start + tokens.size() - 1
+  int64_t start = 0;                // positions before this already have KV in the sequence's blocks
+  std::span<const int32_t> blocks;  // block table: covers at least positions 0 .. start + tokens.size() - 1
+  bool wants_logits = true;         // return the logits after its last token
+};
+
 class Decoder {
  public:
+  // weights must live on backend's device (upload_weights) and outlive the decoder.
   Decoder(const ModelSpec& spec, const ModelWeights& weights, Backend& backend);
+  ~Decoder();
 
+  KvPool new_pool(int64_t num_blocks, int64_t block_size = 16) const;
   KvCache new_cache(int64_t capacity) const;
 
-  // Runs `tokens` at positions cache.length .. cache.length + T - 1, appends their keys and values to
-  // the cache, and returns logits: [T, V] when all_logits, else [1, V] for the last token. The returned
-  // tensor is owned by the decoder and valid until the next call.
+  // Runs one step and returns logits [rows, V] f32 on the backend's device: with all_logits one row per
+  // token of the batch (in batch order), else one row per sequence that wants_logits (in batch order).
+  // Owned by the decoder; valid until the next call.
+  const Tensor& step(std::span<const SequenceStep> batch, KvPool& pool, bool all_logits = false);
+
+  // A single sequence: runs `tokens` at positions cache.length .. cache.length + T - 1, appends their KV,
+  // and returns HOST f32 logits: [T, V] when all_logits, else [1, V] for the last token.
   const Tensor& forward(std::span<const int32_t> tokens, KvCache& cache, bool all_logits);
+  // The same, leaving the logits on the backend's device (no copy).
+  const Tensor& forward_on_device(std::span<const int32_t> tokens, KvCache& cache, bool all_logits);
 
   const ModelSpec& spec() const { return spec_; }
+  Backend& backend() { return backend_; }
+  // Steps replayed from a recording (decode steps after the first of their shape).
+  int64_t replayed_steps() const { return replayed_steps_; }
 
  private:
-  void ensure_scratch(int64_t T);
+  struct StepShape;
+  void ensure_capacity(int64_t tokens, int64_t seqs, int64_t blocks_per_seq, int64_t logit_rows);
   void ensure_rope_tables(int64_t positions);
-  void attention_block(const LayerWeights& L, KvCache& cache, int layer, int64_t T);
+  void run_layers(const StepShape& shape, KvPool& pool);
+  void attention_block(const LayerWeights& L, KvPool& pool, int layer, const StepShape& shape);
   void mlp_block(const LayerWeights& L, int64_t T);
-  void norm(Tensor& out, const Tensor& x, const Norm& n, float eps);
+  void norm(Tensor& out, const Tensor& x, const Norm& n);
+  void add_norm(Tensor& residual, const Tensor& x, const Norm& n, Tensor& out);
+  void invalidate_recordings();
 
   const ModelSpec& spec_;
   const ModelWeights& w_;
   Backend& backend_;
+  DType act_;
+  float eps_;
   std::vector<double> inv_freq_;  // [rotary_dim / 2]
-  Tensor rope_cos_, rope_sin_;    // [positions, rotary_dim / 2]
+  Tensor rope_cos_, rope_sin_;    // [positions, rotary_dim / 2] f32, on the device
+  int64_t rope_positions_ = 0;
 
-  int64_t scratch_rows_ = 0;
-  Tensor x_, h_, q_, attn_, proj_, gate_, up_, logits_;  // x_: residual stream [T, hidden]
-  Tensor logits_view_;  // the rows of logits_ the last forward produced
-  std::vector<int32_t> positions_;
+  // Capacities of the buffers below; they only grow (and growing drops the recordings).
+  int64_t cap_tokens_ = 0, cap_seqs_ = 0, cap_blocks_ = 0, cap_logit_rows_ = 0;
+  // q|k|v and gate|up each share one buffer, laid out per step back to back ([T, q] then [T, k] ...), so a
+  // one-token step's projections are adjacent and a backend can run them as one GEMM.
+  Tensor x_, h_, qkv_, attn_, proj_, gate_up_, gathered_, logits_;
+  // Step indices, one I32 buffer on the device with fixed sections (so recorded steps keep their
+  // addresses): ids | positions | slots | logit rows [cap_tokens] each, query_start [cap_seqs + 1],
+  // context_len [cap_seqs], block_table [cap_seqs, cap_blocks]. host_meta_ is its host image.
+  Tensor meta_;
+  std::vector<int32_t> host_meta_;
+  Tensor ids_, positions_, slots_, logit_rows_, query_start_, context_len_, block_table_;
+  Tensor logits_view_;
+  Tensor host_logits_;  // forward()'s copy when the backend is not the CPU
+
+  // Decode-step recordings keyed by (sequences, logit rows, context bound).
+  std::map<std::tuple<int64_t, int64_t, int64_t>, std::unique_ptr<RecordedOps>> recordings_;
+  std::map<std::tuple<int64_t, int64_t, int64_t>, int> shape_seen_;
+  int64_t replayed_steps_ = 0;
 };
 
 // Inverse frequencies of rotary embedding for the spec's head_dim, theta and scaling (default, linear,

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <map>
 
+#include "roofline/backend/backend.h"
 #include "roofline/core/error.h"
 
 namespace roofline {
@@ -143,6 +144,85 @@ DType ModelWeights::stored_dtype() const {
 ModelWeights load_weights(const ModelSpec& spec, const Checkpoint& checkpoint) {
   if (spec.mlp == MlpKind::GeluTanh && spec.position == PositionKind::Learned) return load_gpt2(spec, checkpoint);
   return load_llama_family(spec, checkpoint);
+}
+
+namespace {
+// Uploads tensors of one dtype back to back in one allocation and returns views of it, one per part, so a
+// backend can run projections of the same input as one GEMM (CudaBackend::matmul_many).
+std::vector<Tensor> upload_adjacent(Backend& backend, const std::vector<const Tensor*>& parts, DType as) {
+  Shape shape = parts[0]->shape();
+  shape[0] = 0;
+  for (const Tensor* p : parts) shape[0] += p->dim(0);
+  Tensor joined = Tensor::empty(parts[0]->dtype(), shape);
+  char* at = static_cast<char*>(joined.data());
+  for (const Tensor* p : parts) {
+    std::memcpy(at, p->data(), p->nbytes());
+    at += p->nbytes();
+  }
+  const Tensor device = backend.upload(joined, as);
+  std::vector<Tensor> views;
+  int64_t row = 0;
+  for (const Tensor* p : parts) {
+    views.push_back(device.rows(row, row + p->dim(0)));
+    row += p->dim(0);
+  }
+  return views;
+}
+
+bool same_layout(const std::vector<const Tensor*>& parts) {
+  for (const Tensor* p : parts)
+    if (!p->defined() || p->dtype() != parts[0]->dtype() || p->rank() != parts[0]->rank() ||
+        (p->rank() == 2 && p->dim(1) != parts[0]->dim(1)))
+      return false;
+  return true;
+}
+}  // namespace
+
+ModelWeights upload_weights(const ModelWeights& host, Backend& backend, DType matrix_dtype) {
+  if (backend.device() == Device::CPU) return host;
+  const DType act = backend.activation_dtype();
+  auto up = [&](const Tensor& t, DType as) { return t.defined() ? backend.upload(t, as) : Tensor(); };
+  auto linear = [&](const Linear& l) { return Linear{up(l.weight, matrix_dtype), up(l.bias, act)}; };
+  // q/k/v and gate/up side by side (weights, and biases when every one has one).
+  auto adjacent = [&](std::vector<const Linear*> in, std::vector<Linear*> out) {
+    std::vector<const Tensor*> w, b;
+    for (const Linear* l : in) w.push_back(&l->weight), b.push_back(&l->bias);
+    if (!same_layout(w)) {
+      for (size_t i = 0; i < in.size(); ++i) *out[i] = linear(*in[i]);
+      return;
+    }
+    const std::vector<Tensor> wv = upload_adjacent(backend, w, matrix_dtype);
+    const bool biases = same_layout(b);
+    const std::vector<Tensor> bv = biases ? upload_adjacent(backend, b, act) : std::vector<Tensor>();
+    for (size_t i = 0; i < in.size(); ++i) *out[i] = Linear{wv[i], biases ? bv[i] : up(in[i]->bias, act)};
+  };
+  auto norm = [&](const Norm& n) { return Norm{up(n.weight, DType::F32), up(n.bias, DType::F32)}; };
+  ModelWeights out;
+  out.token_embedding = up(host.token_embedding, matrix_dtype);
+  out.position_embedding = up(host.position_embedding, act);
+  for (const LayerWeights& L : host.layers) {
+    LayerWeights d;
+    d.attn_norm = norm(L.attn_norm);
+    adjacent({&L.q, &L.k, &L.v}, {&d.q, &d.k, &d.v});
+    d.o = linear(L.o);
+    d.q_norm = norm(L.q_norm);
+    d.k_norm = norm(L.k_norm);
+    d.mlp_norm = norm(L.mlp_norm);
+    if (L.gate.weight.defined())
+      adjacent({&L.gate, &L.up}, {&d.gate, &d.up});
+    else
+      d.up = linear(L.up);
+    d.down = linear(L.down);
+    out.layers.push_back(std::move(d));
+  }
+  out.final_norm = norm(host.final_norm);
+  const bool tied = host.lm_head.weight.data() == host.token_embedding.data();
+  out.lm_head = tied ? Linear{out.token_embedding, up(host.lm_head.bias, act)} : linear(host.lm_head);
+  return out;
+}
+
+ModelWeights upload_weights(const ModelWeights& host, Backend& backend) {
+  return upload_weights(host, backend, host.stored_dtype());
 }
 
 }  // namespace roofline

@@ -48,4 +48,13 @@ struct ModelWeights {
 // shape mismatch (expected vs found) and the checkpoint directory.
 ModelWeights load_weights(const ModelSpec& spec, const Checkpoint& checkpoint);
 
+class Backend;
+// The weights on backend's device, ready for a Decoder there. On the CPU: the same views (no copy). On a
+// device: matrices and embeddings as `matrix_dtype` (biases in the backend's activation dtype, norms in
+// f32), uploaded once; a tied lm_head shares the embedding's copy.
+ModelWeights upload_weights(const ModelWeights& host, Backend& backend, DType matrix_dtype);
+// The same with matrices in the checkpoint's own dtype (its stored_dtype()): a bf16 checkpoint runs bf16
+// GEMMs; an f16 or f32 one keeps its precision (slower GEMMs) rather than being rounded to bf16.
+ModelWeights upload_weights(const ModelWeights& host, Backend& backend);
+
 }  // namespace roofline

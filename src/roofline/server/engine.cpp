@@ -21,10 +21,19 @@ struct Engine::Group {
 
 // One choice of a request: a scheduler request with its own sampler and text.
 struct Engine::Sequence {
-  Sequence(std::shared_ptr<Group> g, int i, const Tokenizer& tokenizer, SamplingParams params)
-      : group(std::move(g)), index(i), sampler(params), text(tokenizer, group->request.stop) {}
+  Sequence(std::shared_ptr<Group> g, int i, const Tokenizer& tokenizer, SamplingParams p)
+      : group(std::move(g)),
+        index(i),
+        params(p),
+        // Penalties need the token history and logprobs the full row: those stay on the host.
+        device_sampling(p.repetition_penalty == 1.0 && p.presence_penalty == 0.0 && p.frequency_penalty == 0.0 &&
+                        group->request.logprobs < 0),
+        sampler(p),
+        text(tokenizer, group->request.stop) {}
   std::shared_ptr<Group> group;
   int index;
+  SamplingParams params;
+  bool device_sampling;
   Sampler sampler;
   StopTextStream text;
   int num_outputs = 0;
@@ -281,16 +290,18 @@ bool Engine::step() {
          .start = s.num_computed_tokens,
          .capacity = int(r.prompt.size()) + r.max_tokens,
          .wants_logits = s.samples_token,
-         .plan = &s});
+         .plan = &s,
+         .sampling = seq.device_sampling ? &seq.params : nullptr,
+         .sample_step = uint64_t(seq.num_outputs)});
   }
-  runner_.execute(batch_, logits_);
+  runner_.execute(batch_, logits_, chosen_);
 
   std::vector<serving::SampledToken> sampled;
   std::vector<SequenceEvent> events;
   for (size_t i = 0; i < batch_.size(); ++i) {
     if (!batch_[i].wants_logits) continue;
     serving::SampledToken& t = sampled.emplace_back();
-    events.push_back(sample(batch_[i].id, logits_[i], t));
+    events.push_back(sample(batch_[i].id, logits_[i], chosen_[i], t));
   }
   const std::vector<serving::FinishedRequest> finished = scheduler_.update_from_output(out, sampled);
   for (const serving::FinishedRequest& f : finished) {
@@ -319,12 +330,16 @@ bool Engine::step() {
   return !out.empty();
 }
 
-SequenceEvent Engine::sample(serving::RequestId id, std::span<const float> logits, serving::SampledToken& out) {
+SequenceEvent Engine::sample(serving::RequestId id, std::span<const float> logits, int32_t chosen,
+                             serving::SampledToken& out) {
   Sequence& seq = *sequences_.at(id);
   Group& group = *seq.group;
   const GenerationRequest& r = group.request;
-  row_.assign(logits.begin(), logits.end());  // the sampler applies penalties and temperature in place
-  const int32_t token = seq.sampler.sample(row_, scheduler_.token_ids(id), r.prompt.size());
+  int32_t token = chosen;
+  if (token < 0) {
+    row_.assign(logits.begin(), logits.end());  // the sampler applies penalties and temperature in place
+    token = seq.sampler.sample(row_, scheduler_.token_ids(id), r.prompt.size());
+  }
 
   SequenceEvent event;
   event.index = seq.index;

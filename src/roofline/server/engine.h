@@ -99,7 +99,8 @@ class Engine {
   void expire_deadlines();
   bool step();  // false when nothing was scheduled
   void end_request(Group& group, StreamEnd end, const std::string& message);
-  SequenceEvent sample(serving::RequestId id, std::span<const float> logits, serving::SampledToken& out);
+  SequenceEvent sample(serving::RequestId id, std::span<const float> logits, int32_t chosen,
+                       serving::SampledToken& out);
   void finish_sequence(Sequence& seq, const serving::FinishedRequest& f, SequenceEvent& event);
   void fail_all(const std::string& message);
   void publish_gauges();
@@ -128,6 +129,7 @@ class Engine {
   serving::RequestId next_request_id_ = 1;
   std::vector<RunRequest> batch_;
   std::vector<std::span<const float>> logits_;
+  std::vector<int32_t> chosen_;  // tokens the runner chose itself (-1: sample logits_ here)
   std::vector<float> row_;      // [V] the logits a sampler may modify
   std::vector<int32_t> order_;  // [V] scratch for top logprobs
   std::thread thread_;

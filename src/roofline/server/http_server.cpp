@@ -1,5 +1,7 @@
 #include "roofline/server/http_server.h"
 
+#include <sys/socket.h>
+
 #include <httplib.h>
 
 #include <atomic>
@@ -304,10 +306,25 @@ HttpServer::~HttpServer() { stop(); }
 
 int HttpServer::bind() {
   const HttpServerConfig& c = impl_->config;
+  // Debian's cpp-httplib listens with a backlog of 5, compiled into its library: a burst of new connections
+  // past that is dropped and retried by clients a second later. Keep the socket (set_socket_options runs
+  // on it before bind; it replaces httplib's own SO_REUSEADDR, so set that here) and listen again with
+  // the system's limit once bound.
+  int listening_fd = -1;
+  impl_->http.set_socket_options([&listening_fd](socket_t fd) {
+    int yes = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    listening_fd = fd;
+  });
   int port = c.port;
   if (port == 0) port = impl_->http.bind_to_any_port(c.host);
   else if (!impl_->http.bind_to_port(c.host, port)) port = -1;
   if (port <= 0) fail("serve: cannot listen on {}:{} (in use, or not an address of this machine)", c.host, c.port);
+  if (listening_fd >= 0) ::listen(listening_fd, SOMAXCONN);
+  impl_->http.set_socket_options([](socket_t fd) {  // later client sockets: httplib's default
+    int yes = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   return port;
 }
 

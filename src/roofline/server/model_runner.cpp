@@ -1,7 +1,6 @@
 #include "roofline/server/model_runner.h"
 
 #include <algorithm>
-#include <cstring>
 #include <unordered_map>
 
 #include "roofline/core/error.h"
@@ -9,76 +8,85 @@
 namespace roofline::server {
 namespace {
 
-class ContiguousKvRunner final : public ModelRunner {
+class PagedKvRunner final : public ModelRunner {
  public:
-  explicit ContiguousKvRunner(Decoder& decoder) : decoder_(decoder) {}
+  PagedKvRunner(Decoder& decoder, int64_t num_blocks, int64_t block_size)
+      : decoder_(decoder), pool_(decoder.new_pool(num_blocks, block_size)) {}
 
   int64_t vocab_size() const override { return decoder_.spec().vocab_size; }
-  bool shares_kv_blocks() const override { return false; }
+  bool shares_kv_blocks() const override { return true; }
 
-  void execute(std::span<const RunRequest> batch, std::vector<std::span<const float>>& logits) override {
+  void execute(std::span<const RunRequest> batch, std::vector<std::span<const float>>& logits,
+               std::vector<int32_t>& chosen) override {
     logits.assign(batch.size(), {});
-    rows_.resize(batch.size());
-    for (size_t i = 0; i < batch.size(); ++i) {
-      const RunRequest& r = batch[i];
-      ROOFLINE_CHECK(r.start + int64_t(r.tokens.size()) <= r.capacity,
-                     "model runner: request {} runs past its KV capacity of {} positions", r.id, r.capacity);
-      KvCache& cache = cache_for(r, r.start + int64_t(r.tokens.size()));
-      // With no shared blocks the scheduler never reports KV this cache lacks (prefix caching is off).
-      ROOFLINE_CHECK(cache.length == r.start,
-                     "model runner: request {} starts at position {} but its cache holds {} positions", r.id, r.start,
-                     cache.length);
-      const Tensor& out = decoder_.forward(r.tokens, cache, /*all_logits=*/false);  // [1, V]
-      if (!r.wants_logits) continue;
-      // The decoder reuses its logits buffer on the next forward: keep this row.
-      rows_[i].assign(out.ptr<float>(), out.ptr<float>() + vocab_size());
-      logits[i] = rows_[i];
+    chosen.assign(batch.size(), -1);
+    if (batch.empty()) return;
+    steps_.clear();
+    for (const RunRequest& r : batch) {
+      ROOFLINE_CHECK(r.plan != nullptr, "model runner: request {} has no scheduler plan", r.id);
+      std::vector<int32_t>& table = tables_[r.id];
+      if (r.plan->starts_table) table.clear();
+      table.insert(table.end(), r.plan->new_blocks.ids.begin(), r.plan->new_blocks.ids.end());
+      steps_.push_back({r.tokens, int64_t(r.start), table, r.wants_logits});
     }
+    const Tensor& out = decoder_.step(steps_, pool_, /*all_logits=*/false);  // one row per sampling request
+    if (out.numel() == 0) return;
+    Backend& backend = decoder_.backend();
+    const int64_t V = vocab_size();
+    // On a device, rows that allow it are chosen there (one argmax over every row, then a draw for each
+    // sampled row), and the full rows cross to the host only when some request needs them.
+    bool host_rows = backend.device() == Device::CPU;
+    for (const RunRequest& r : batch) host_rows = host_rows || (r.wants_logits && r.sampling == nullptr);
+    if (!host_rows) {
+      const int64_t rows = out.dim(0);
+      if (!ids_.defined() || ids_.dim(0) < rows) {
+        ids_ = backend.alloc(DType::I32, {std::max<int64_t>(rows, 64)});
+        host_ids_ = Tensor::empty(DType::I32, {ids_.dim(0)});
+      }
+      Tensor ids = ids_.rows(0, rows), host_ids = host_ids_.rows(0, rows);
+      backend.argmax(ids, out);
+      int64_t row = 0;
+      for (const RunRequest& r : batch) {
+        if (!r.wants_logits) continue;
+        const SamplingParams& p = *r.sampling;
+        if (p.temperature > 0.0 && p.top_k != 1) {
+          Tensor one = ids.rows(row, row + 1);
+          const TokenSampling ts{float(p.temperature), p.top_k, float(p.top_p), float(p.min_p), p.seed, r.sample_step};
+          backend.sample(one, out.rows(row, row + 1), ts);
+        }
+        ++row;
+      }
+      backend.download(ids, host_ids);
+      row = 0;
+      for (size_t i = 0; i < batch.size(); ++i)
+        if (batch[i].wants_logits) chosen[i] = host_ids.ptr<int32_t>()[row++];
+      return;
+    }
+    host_.resize(size_t(out.numel()));
+    Tensor host(DType::F32, out.shape(), host_.data());
+    backend.download(out, host);
+    int64_t row = 0;
+    for (size_t i = 0; i < batch.size(); ++i)
+      if (batch[i].wants_logits) logits[i] = std::span<const float>(host_.data() + row++ * V, size_t(V));
   }
 
-  void preempt(serving::RequestId id) override {
-    // The scheduler took its blocks because KV memory ran short: give the cache's memory back as well.
-    // It recomputes from position 0 into a new cache when it is admitted again.
-    caches_.erase(id);
-  }
-
-  void release(serving::RequestId id) override { caches_.erase(id); }
+  // Preempted: its blocks went back to the scheduler; it is re-admitted with a new table.
+  void preempt(serving::RequestId id) override { tables_.erase(id); }
+  void release(serving::RequestId id) override { tables_.erase(id); }
 
  private:
-  // The request's cache with room for `positions`. Caches grow by doubling (copying what is filled)
-  // up to the request's capacity, so memory follows the tokens in flight, which the scheduler's block
-  // budget bounds, rather than prompt + max_tokens for every request (a chat request's max_tokens
-  // defaults to the whole context).
-  KvCache& cache_for(const RunRequest& r, int64_t positions) {
-    auto it = caches_.find(r.id);
-    if (it == caches_.end()) {
-      const int64_t initial = std::min<int64_t>(std::max(positions, kInitialPositions), r.capacity);
-      it = caches_.emplace(r.id, decoder_.new_cache(initial)).first;
-    }
-    KvCache& cache = it->second;
-    if (positions > cache.capacity) {
-      KvCache grown = decoder_.new_cache(std::min<int64_t>(std::max(positions, 2 * cache.capacity), r.capacity));
-      for (size_t l = 0; l < cache.k.size(); ++l) {  // k[l], v[l]: [capacity, Hkv, D] f32 in host memory
-        const size_t filled = cache.k[l].nbytes() / size_t(cache.capacity) * size_t(cache.length);
-        std::memcpy(grown.k[l].data(), cache.k[l].data(), filled);
-        std::memcpy(grown.v[l].data(), cache.v[l].data(), filled);
-      }
-      grown.length = cache.length;
-      cache = std::move(grown);
-    }
-    return cache;
-  }
-
-  static constexpr int64_t kInitialPositions = 64;
   Decoder& decoder_;
-  std::unordered_map<serving::RequestId, KvCache> caches_;
-  std::vector<std::vector<float>> rows_;  // [batch][V]: the logits handed out by the last execute
+  KvPool pool_;
+  std::unordered_map<serving::RequestId, std::vector<int32_t>> tables_;
+  std::vector<SequenceStep> steps_;
+  std::vector<float> host_;  // [sampling requests][V]: the logits handed out by the last execute
+  Tensor ids_, host_ids_;    // tokens chosen on the device, and their host copy
 };
 
 }  // namespace
 
-std::unique_ptr<ModelRunner> make_contiguous_kv_runner(Decoder& decoder) {
-  return std::make_unique<ContiguousKvRunner>(decoder);
+std::unique_ptr<ModelRunner> make_paged_kv_runner(Decoder& decoder, int64_t num_blocks, int64_t block_size) {
+  return std::make_unique<PagedKvRunner>(decoder, num_blocks, block_size);
 }
 
 }  // namespace roofline::server

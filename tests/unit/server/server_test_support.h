@@ -34,9 +34,10 @@ class SlowRunner final : public ModelRunner {
   SlowRunner(ModelRunner& inner, std::chrono::microseconds delay) : inner_(inner), delay_(delay) {}
   int64_t vocab_size() const override { return inner_.vocab_size(); }
   bool shares_kv_blocks() const override { return inner_.shares_kv_blocks(); }
-  void execute(std::span<const RunRequest> batch, std::vector<std::span<const float>>& logits) override {
+  void execute(std::span<const RunRequest> batch, std::vector<std::span<const float>>& logits,
+               std::vector<int32_t>& chosen) override {
     std::this_thread::sleep_for(delay_);
-    inner_.execute(batch, logits);
+    inner_.execute(batch, logits, chosen);
   }
   void preempt(serving::RequestId id) override { inner_.preempt(id); }
   void release(serving::RequestId id) override { inner_.release(id); }
@@ -54,9 +55,9 @@ struct EngineHarness {
         tokenizer(Tokenizer::from_path(fixture_model(model_name))),
         backend(make_cpu_backend(1)),
         decoder(model->spec, model->weights, *backend),
-        contiguous(make_contiguous_kv_runner(decoder)),
-        slow(*contiguous, step_delay),
-        engine(step_delay.count() > 0 ? static_cast<ModelRunner&>(slow) : *contiguous, tokenizer,
+        paged(make_paged_kv_runner(decoder, config.kv.num_blocks, config.kv.block_size)),
+        slow(*paged, step_delay),
+        engine(step_delay.count() > 0 ? static_cast<ModelRunner&>(slow) : *paged, tokenizer,
                with_model(std::move(config)), metrics) {}
 
   static EngineConfig default_config() {
@@ -76,7 +77,7 @@ struct EngineHarness {
   Tokenizer tokenizer;
   std::unique_ptr<Backend> backend;
   Decoder decoder;
-  std::unique_ptr<ModelRunner> contiguous;
+  std::unique_ptr<ModelRunner> paged;
   SlowRunner slow;
   Metrics metrics;
   Engine engine;

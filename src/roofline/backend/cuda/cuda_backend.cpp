@@ -18,7 +18,6 @@ namespace roofline::cuda {
 namespace {
 
 constexpr size_t kGemmWorkspaceBytes = size_t(32) << 20;
-constexpr int64_t kDecodeRows = 4;  // attention(): up to this many query rows take the decode kernel
 
 void check_on_device(const char* op, const Tensor& t, const char* what) {
   ROOFLINE_CHECK(t.defined(), "{}: {} is not allocated", op, what);
@@ -63,7 +62,6 @@ void check_vector(const char* op, const Tensor& t, int64_t n, const char* what) 
 
 int64_t last_dim(const Tensor& t) { return t.rank() == 0 ? 1 : t.dim(-1); }
 int64_t rows_of(const Tensor& t) { return last_dim(t) == 0 ? 0 : t.numel() / last_dim(t); }
-bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
 void* byte_offset(void* p, int64_t bytes) { return static_cast<uint8_t*>(p) + bytes; }
 
@@ -237,6 +235,43 @@ const int32_t* CudaBackend::stage_ids(const char* op, const int32_t* host, int64
 
 // ---- matmul ----
 
+namespace {
+bool follows(const Tensor& next, const Tensor& prev) {
+  return next.dtype() == prev.dtype() && static_cast<const char*>(next.data()) ==
+                                              static_cast<const char*>(prev.data()) + prev.nbytes();
+}
+}  // namespace
+
+void CudaBackend::matmul_many(const Tensor& x, std::span<const MatmulTarget> targets) {
+  const int64_t K = x.dim(-1);
+  bool fused = targets.size() > 1 && x.numel() == K;
+  int64_t N = 0;
+  for (size_t i = 0; fused && i < targets.size(); ++i) {
+    const MatmulTarget& t = targets[i];
+    fused = t.w->rank() == 2 && t.w->dim(1) == K && t.out->numel() == t.w->dim(0) &&
+            (t.bias == nullptr) == (targets[0].bias == nullptr);
+    if (fused && i > 0) {
+      const MatmulTarget& p = targets[i - 1];
+      fused = follows(*t.w, *p.w) && follows(*t.out, *p.out) && (t.bias == nullptr || follows(*t.bias, *p.bias));
+    }
+    N += fused ? t.w->dim(0) : 0;
+  }
+  if (!fused) {
+    for (const MatmulTarget& t : targets) matmul(*t.out, x, *t.w, t.bias);
+    return;
+  }
+  const MatmulTarget& first = targets[0];
+  const Tensor w(first.w->dtype(), {N, K}, const_cast<void*>(first.w->data()), Device::CUDA);
+  Tensor out(first.out->dtype(), {1, N}, first.out->data(), Device::CUDA);
+  const Tensor x_row = x.reshape({1, K});
+  if (first.bias != nullptr) {
+    const Tensor bias(first.bias->dtype(), {N}, const_cast<void*>(first.bias->data()), Device::CUDA);
+    matmul(out, x_row, w, &bias);
+  } else {
+    matmul(out, x_row, w, nullptr);
+  }
+}
+
 void CudaBackend::matmul(Tensor& out, const Tensor& x, const Tensor& w, const Tensor* bias) {
   const char* op = "matmul";
   check_on_device(op, out, "out");
@@ -372,7 +407,12 @@ NormArgs norm_args(const char* op, Tensor& out, const Tensor& x, const Tensor& w
   check_on_device(op, out, "out");
   check_on_device(op, x, "x");
   check_on_device(op, weight, "weight");
-  check_same(op, out, "out", x, "x");
+  if (out.dtype() == x.dtype() || x.dtype() != DType::F32) {
+    check_same(op, out, "out", x, "x");
+  } else {  // f32 in, narrower out (an f32 residual stream normalised into bf16 activations)
+    ROOFLINE_CHECK(out.shape() == x.shape(), "{}: out {} and x {} differ in shape", op, shape_to_string(out.shape()),
+                   shape_to_string(x.shape()));
+  }
   const int64_t width = last_dim(x);
   check_vector(op, weight, width, "weight");
   ROOFLINE_CHECK(width % 8 == 0 && width <= norm_max_width(), "{}: width {} must be a multiple of 8, at most {}", op,
@@ -382,6 +422,7 @@ NormArgs norm_args(const char* op, Tensor& out, const Tensor& x, const Tensor& w
   a.x = x.data();
   a.weight = weight.data();
   a.act = float_elem(op, x, "x");
+  a.out_type = float_elem(op, out, "out");
   a.weight_type = float_elem(op, weight, "weight");
   a.rows = rows_of(x);
   a.width = width;
@@ -400,8 +441,14 @@ void set_bias(const char* op, NormArgs& a, const Tensor& weight, const Tensor& b
 
 void set_residual(const char* op, NormArgs& a, Tensor& residual, const Tensor& x) {
   check_on_device(op, residual, "residual");
-  check_same(op, residual, "residual", x, "x");
+  if (residual.dtype() == DType::F32 && x.dtype() != DType::F32) {  // an f32 residual stream
+    ROOFLINE_CHECK(residual.shape() == x.shape(), "{}: residual {} and x {} differ in shape", op,
+                   shape_to_string(residual.shape()), shape_to_string(x.shape()));
+  } else {
+    check_same(op, residual, "residual", x, "x");
+  }
   a.residual = residual.data();
+  a.residual_type = float_elem(op, residual, "residual");
 }
 }  // namespace
 
@@ -483,74 +530,6 @@ void CudaBackend::rope(Tensor& x, const Tensor& positions, const Tensor& cos, co
     a.eps = eps;
   }
   launch_rope(a, stream_);
-}
-
-// ---- attention ----
-
-namespace {
-AttentionArgs attention_args(const char* op, Tensor& out, const Tensor& q, const Tensor& k_cache,
-                             const Tensor& v_cache, const AttentionParams& params) {
-  check_on_device(op, out, "out");
-  check_on_device(op, q, "q");
-  check_on_device(op, k_cache, "k_cache");
-  check_on_device(op, v_cache, "v_cache");
-  check_dtype(op, q, DType::BF16, "q");
-  check_dtype(op, out, DType::BF16, "out");
-  check_dtype(op, k_cache, DType::BF16, "k_cache");
-  check_dtype(op, v_cache, DType::BF16, "v_cache");
-  ROOFLINE_CHECK(q.rank() == 3, "{}: q must be [T, Hq, D], got {}", op, shape_to_string(q.shape()));
-  ROOFLINE_CHECK(k_cache.rank() == 3 && v_cache.shape() == k_cache.shape(),
-                 "{}: k_cache {} and v_cache {} must both be [S_max, Hkv, D]", op, shape_to_string(k_cache.shape()),
-                 shape_to_string(v_cache.shape()));
-  ROOFLINE_CHECK(out.shape() == q.shape(), "{}: out {} must have the shape of q {}", op, shape_to_string(out.shape()),
-                 shape_to_string(q.shape()));
-  const int64_t T = q.dim(0), Hq = q.dim(1), D = q.dim(2), S_max = k_cache.dim(0), Hkv = k_cache.dim(1);
-  ROOFLINE_CHECK(k_cache.dim(2) == D, "{}: head_dim of q ({}) and of the cache ({}) differ", op, D, k_cache.dim(2));
-  ROOFLINE_CHECK(D == 64 || D == 128, "{}: head_dim {} has no CUDA kernel (64 and 128 do)", op, D);
-  ROOFLINE_CHECK(Hkv > 0 && Hq % Hkv == 0, "{}: Hq {} must be a multiple of Hkv {}", op, Hq, Hkv);
-  ROOFLINE_CHECK(params.start_pos >= 0 && params.start_pos + T <= S_max,
-                 "{}: positions {} .. {} do not fit the cache of {} rows", op, params.start_pos,
-                 params.start_pos + T - 1, S_max);
-  ROOFLINE_CHECK(params.sliding_window >= 0, "{}: sliding_window {} must be >= 0", op, params.sliding_window);
-  ROOFLINE_CHECK(aligned16(q.data()) && aligned16(out.data()) && aligned16(k_cache.data()) && aligned16(v_cache.data()),
-                 "{}: q, out and the caches must start on 16-byte boundaries", op);
-  AttentionArgs a;
-  a.q = q.data();
-  a.k = k_cache.data();
-  a.v = v_cache.data();
-  a.out = out.data();
-  a.T = int(T);
-  a.Hq = int(Hq);
-  a.Hkv = int(Hkv);
-  a.D = int(D);
-  a.start_pos = params.start_pos;
-  a.window = params.sliding_window;
-  a.scale = params.scale;
-  return a;
-}
-}  // namespace
-
-void CudaBackend::attention(Tensor& out, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
-                            const AttentionParams& params) {
-  if (q.rank() == 3 && q.dim(0) <= kDecodeRows)
-    attention_decode(out, q, k_cache, v_cache, params);
-  else
-    attention_prefill(out, q, k_cache, v_cache, params);
-}
-
-void CudaBackend::attention_prefill(Tensor& out, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
-                                    const AttentionParams& params) {
-  launch_attention_prefill(attention_args("attention_prefill", out, q, k_cache, v_cache, params), stream_);
-}
-
-void CudaBackend::attention_decode(Tensor& out, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
-                                   const AttentionParams& params) {
-  const AttentionArgs a = attention_args("attention_decode", out, q, k_cache, v_cache, params);
-  ROOFLINE_CHECK(a.T <= kDecodeMaxRows, "attention_decode: {} query rows, at most {} (use attention_prefill)", a.T,
-                 kDecodeMaxRows);
-  const DecodePlan plan = plan_attention_decode(a, multiprocessors_);
-  void* workspace = plan.workspace_bytes > 0 ? attention_workspace_.ensure(plan.workspace_bytes) : nullptr;
-  launch_attention_decode(a, plan, workspace, stream_);
 }
 
 // ---- token selection ----

@@ -41,15 +41,7 @@ class DeviceBuffer {
   size_t bytes_ = 0;
 };
 
-// Token selection parameters for CudaBackend::sample (the GPU side of engine/sampler.h).
-struct GpuSampling {
-  float temperature = 1.0f;  // <= 0: greedy (argmax)
-  int top_k = 0;             // 0: off
-  float top_p = 1.0f;        // 1: off
-  float min_p = 0.0f;        // 0: off; keeps tokens with p >= min_p * p_max
-  uint64_t seed = 0;         // same (seed, step) and logits: same ids
-  uint64_t step = 0;         // e.g. the decode step; a new one gives fresh draws
-};
+using GpuSampling = TokenSampling;
 
 class CudaBackend final : public Backend {
  public:
@@ -83,6 +75,10 @@ class CudaBackend final : public Backend {
   // out[M, N] = x[M, K] . w[N, K]^T (+ bias[N]). out bf16/f16 (activations) or f32 (logits); x of another
   // dtype than w is converted to w's first; combinations cuBLASLt lacks go through an f32 product.
   void matmul(Tensor& out, const Tensor& x, const Tensor& w, const Tensor* bias) override;
+  // One GEMM when the projections are laid out back to back (weights, biases and outputs each adjacent in
+  // memory, as upload_weights and the decoder arrange them) and x is one row: a decode step's q/k/v and
+  // gate/up then cost one launch each. Otherwise one matmul per target.
+  void matmul_many(const Tensor& x, std::span<const MatmulTarget> targets) override;
   // ids: HOST int32 [count] (checked, then staged to the device); the table is on the device.
   void embedding(Tensor& out, const Tensor& table, const int32_t* ids, int64_t count) override;
   void rms_norm(Tensor& out, const Tensor& x, const Tensor& weight, float eps) override;
@@ -93,7 +89,8 @@ class CudaBackend final : public Backend {
   void rope(Tensor& x, const int32_t* positions, const Tensor& cos, const Tensor& sin, int rotary_dim) override;
   void silu_mul(Tensor& out, const Tensor& gate, const Tensor& up) override;
   void gelu_tanh(Tensor& x) override;
-  // bf16 q/out [T, Hq, D] and caches [S_max, Hkv, D], D in {64, 128}: decode kernel for T <= 4, else prefill.
+  // bf16 q/out [T, Hq, D] and caches [S_max, Hkv, D], D in {16, 32, 64, 128}: the paged kernels with the cache
+  // as one block; the decode kernel for T <= 4, else the prefill kernel.
   void attention(Tensor& out, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                  const AttentionParams& params) override;
 
@@ -117,22 +114,25 @@ class CudaBackend final : public Backend {
                       float eps) override;
 
   // ---- paged KV (Backend::store_kv / paged_attention): bf16 pools [num_blocks, block_size, Hkv, D] ----
+  // Pools of any dtype (k, v of the pools' dtype); a slot < 0 or past the pool is skipped.
   void store_kv(Tensor& k_pool, Tensor& v_pool, const Tensor& k, const Tensor& v, const Tensor& slots) override;
-  // D in {64, 128}: the split-K decode kernel when max_query_len is small, else the flash prefill kernel.
+  // D in {16, 32, 64, 128}, scale > 0: the split-K decode kernel when max_query_len <= 16, else the varlen flash
+  // prefill kernel. Launches depend on the batch's bounds only (CUDA-graph safe); the workspace grows on the
+  // first call with new bounds, so make one eager call before recording.
   void paged_attention(Tensor& out, const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
                        const PagedAttentionBatch& batch) override;
   // out = in converted to out's dtype (same element count).
-  void convert(Tensor& out, const Tensor& in);
-  // The two attention kernels, callable directly (attention() picks one).
+  void convert(Tensor& out, const Tensor& in) override;
+  // The two attention paths of attention(), callable directly (decode: T <= 16).
   void attention_prefill(Tensor& out, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                          const AttentionParams& params);
   void attention_decode(Tensor& out, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                         const AttentionParams& params);
 
   // ---- token selection: logits [B, V] f32/bf16/f16 -> ids device I32 [B] ----
-  void argmax(Tensor& ids, const Tensor& logits);
+  void argmax(Tensor& ids, const Tensor& logits) override;
   // temperature <= 0 or top_k == 1: argmax.
-  void sample(Tensor& ids, const Tensor& logits, const GpuSampling& params);
+  void sample(Tensor& ids, const Tensor& logits, const GpuSampling& params) override;
 
  private:
   const int32_t* stage_ids(const char* op, const int32_t* host, int64_t count);

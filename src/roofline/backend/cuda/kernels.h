@@ -47,6 +47,8 @@ struct NormArgs {
   const void* weight = nullptr;
   const void* bias = nullptr;  // LayerNorm only
   Elem act = Elem::BF16, weight_type = Elem::BF16;
+  Elem residual_type = Elem::BF16;  // the activation type, or F32 (a residual stream kept in f32)
+  Elem out_type = Elem::BF16;       // act, or bf16 / f16 when act (x and residual) is F32
   int64_t rows = 0, width = 0;
   float eps = 1e-6f;
   bool layer_norm = false;
@@ -76,35 +78,62 @@ struct RopeArgs {
 int64_t rope_max_head_dim();
 void launch_rope(const RopeArgs& args, cudaStream_t stream);
 
-// ---- attention_prefill.cu / attention_decode.cu ----------------------------------------------------------
-// Causal attention of T query rows of one sequence against its contiguous bf16 cache:
-//   q, out: [T, Hq, D] bf16; k, v: [S_max, Hkv, D] bf16 holding positions 0 .. start_pos + T - 1.
-// Query row t sits at position p = start_pos + t and sees keys (p - window, p] (window > 0) or [0, p].
-struct AttentionArgs {
+// ---- paged_attention_decode.cu / paged_attention_prefill.cu ----------------------------------------------
+// Causal attention of a batch of sequences against paged bf16 KV pools (Backend::paged_attention):
+//   q, out: [T, Hq, D]; k_pool, v_pool: [num_blocks, block_size, Hkv, D]; query head h reads kv head h / (Hq / Hkv).
+// Sequence b owns q rows query_start[b] .. query_start[b+1]-1 (n of them); its keys are positions
+// 0 .. context_len[b]-1, position p in pool row block_table[b, p / block_size] * block_size + p % block_size.
+// Query row i of b sits at position p = context_len[b] - n + i and sees keys (p - window, p] (window > 0) or [0, p].
+// The launch geometry and workspace depend only on the host bounds (num_seqs, max_query_len, max_context_len,
+// shapes); the kernels read the real lengths from the device arrays and skip work past them, so a recorded
+// launch stays right for any lengths within the bounds (n <= max_query_len, context_len <= max_context_len).
+struct PagedAttentionArgs {
   const void* q = nullptr;
-  const void* k = nullptr;
-  const void* v = nullptr;
-  void* out = nullptr;
-  int T = 0, Hq = 0, Hkv = 0, D = 0;
-  int start_pos = 0, window = 0;
+  const void* k_pool = nullptr;
+  const void* v_pool = nullptr;
+  void* out = nullptr;  // may alias q
+  int Hq = 0, Hkv = 0, D = 0;
+  int num_seqs = 0, max_query_len = 0, max_context_len = 0;
+  int block_size = 1;
+  int window = 0;
   float scale = 1.0f;
+  const int32_t* query_start = nullptr;  // device [num_seqs + 1]
+  const int32_t* context_len = nullptr;  // device [num_seqs]
+  const int32_t* block_table = nullptr;  // device [num_seqs, table_pitch]
+  int table_pitch = 0;
+  // One sequence without index arrays (a contiguous cache, Backend::attention): the three arrays are null,
+  // num_seqs is 1, the sequence has fixed_query_rows rows and fixed_context_len keys, and position p is pool row p.
+  int fixed_query_rows = 0, fixed_context_len = 0;
+  // Kernel lab (bench/micro): 0 lets the prefill launcher choose its query rows per warp; 16 or 32 force them.
+  int prefill_warp_rows = 0;
 };
-// FlashAttention-2 style (tensor cores, online softmax); D in {64, 128}.
-void launch_attention_prefill(const AttentionArgs& args, cudaStream_t stream);
 
-// Flash-decoding: keys split in chunks over CTAs, partial results combined by a second kernel.
-struct DecodePlan {
-  int kv_begin = 0;    // first key any query row sees
-  int chunk_len = 0;   // keys per CTA
-  int num_chunks = 0;
-  size_t workspace_bytes = 0;  // partial (max, sum, output) per (row, head, chunk)
+// Flash-decoding: each query row's visible keys are cut into chunks of chunk_len keys over CTAs; a second
+// kernel combines the partial softmax states. Sized from the bounds only.
+struct PagedDecodePlan {
+  int chunk_len = 0;
+  int num_chunks = 1;
+  size_t workspace_bytes = 0;  // partial (max, sum, output) per (sequence, row, head, chunk); 0 for one chunk
 };
-constexpr int kDecodeMaxRows = 16;
-// Splits the keys so that about two CTAs per multiprocessor run.
-DecodePlan plan_attention_decode(const AttentionArgs& args, int multiprocessors);
-// D in {64, 128}; T <= kDecodeMaxRows; workspace holds plan.workspace_bytes (16-byte aligned).
-void launch_attention_decode(const AttentionArgs& args, const DecodePlan& plan, void* workspace,
-                             cudaStream_t stream);
+constexpr int kPagedDecodeMaxQueryLen = 16;  // the decode kernel takes batches with max_query_len up to this
+PagedDecodePlan plan_paged_decode(const PagedAttentionArgs& args, int multiprocessors);
+// D in {16, 32, 64, 128}; max_query_len <= kPagedDecodeMaxQueryLen; workspace holds plan.workspace_bytes
+// (16-byte aligned).
+void launch_paged_decode(const PagedAttentionArgs& args, const PagedDecodePlan& plan, void* workspace,
+                         cudaStream_t stream);
+// Varlen FlashAttention-2 (tensor cores, online softmax, scores never leave registers); D in {16, 32, 64, 128},
+// scale > 0. The tile height follows the bounds and the multiprocessor count.
+void launch_paged_prefill(const PagedAttentionArgs& args, int multiprocessors, cudaStream_t stream);
+
+// ---- paged_kv.cu ---------------------------------------------------------------------------------------
+// k_pool[slots[t], :] = k[t, :] and v_pool[slots[t], :] = v[t, :] for t < T, rows of row_bytes bytes (any
+// dtype); a slot < 0 or >= pool_rows is skipped.
+void launch_store_kv(void* k_pool, void* v_pool, int64_t pool_rows, const void* k, const void* v,
+                     const int32_t* slots, int64_t T, int64_t row_bytes, cudaStream_t stream);
+// out[i, :] = x[rows[i], :] for i < count, rows of row_bytes bytes (any dtype); a row id outside [0, x_rows)
+// fills out's row with 0xff bytes (NaN in the float types), visible rather than silent.
+void launch_gather_rows(void* out, const void* x, int64_t x_rows, const int32_t* rows, int64_t count,
+                        int64_t row_bytes, cudaStream_t stream);
 
 // ---- sampling.cu ---------------------------------------------------------------------------------------
 // ids[r] = argmax_v logits[r, v] (the lowest index among equal maxima) for r < rows; logits f32/bf16/f16.

@@ -2,8 +2,8 @@
 // them (see NormArgs in kernels.h). One block per row; each thread keeps up to kChunksPerThread chunks of
 // 8 elements in registers, so the row is read once and written once, and the statistics are two-pass
 // exact (mean first, then the centred sum of squares) in f32.
-// Rule: the residual is stored rounded to the activation type and the statistics are taken over that
-// rounded value, as a framework that keeps the residual stream in bf16 would see it.
+// Rule: the residual is stored rounded to its own type (the activation type, or f32 for a residual stream
+// kept in f32) and the statistics are taken over that rounded value.
 #include <nvtx3/nvtx3.hpp>
 
 #include "roofline/backend/cuda/cuda_check.h"
@@ -23,14 +23,15 @@ constexpr int kChunksPerThread = 4;  // 8-element chunks per thread: 32 floats o
 constexpr int kMaxThreads = 1024;
 static_assert(kMaxThreads % 32 == 0 && kMaxThreads <= 1024, "a block reduction needs whole warps");
 
-template <typename Act, typename W>
+// Act: x's type; Res: the residual's; Out: out's (an f32 x and residual may normalise into bf16 / f16).
+template <typename Act, typename W, typename Res, typename Out>
 __global__ void __launch_bounds__(kMaxThreads) norm_kernel(NormArgs a) {
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
   const int64_t chunks = a.width / 8;
   const Act* x = static_cast<const Act*>(a.x) + row * a.width;                         // [width]
-  Act* residual = a.residual ? static_cast<Act*>(a.residual) + row * a.width : nullptr;  // [width]
-  Act* out = static_cast<Act*>(a.out) + row * a.width;                                 // [width]
+  Res* residual = a.residual ? static_cast<Res*>(a.residual) + row * a.width : nullptr;  // [width]
+  Out* out = static_cast<Out*>(a.out) + row * a.width;                                 // [width]
   const W* weight = static_cast<const W*>(a.weight);                                   // [width]
   const W* bias = static_cast<const W*>(a.bias);                                       // [width] or null
 
@@ -46,7 +47,7 @@ __global__ void __launch_bounds__(kMaxThreads) norm_kernel(NormArgs a) {
       float r[8];
       load8(residual + 8 * chunk, r);
 #pragma unroll
-      for (int i = 0; i < 8; ++i) y[c][i] = device::round_to<Act>(r[i] + y[c][i]);
+      for (int i = 0; i < 8; ++i) y[c][i] = device::round_to<Res>(r[i] + y[c][i]);
       store8(residual + 8 * chunk, y[c]);
     }
 #pragma unroll
@@ -100,7 +101,14 @@ void launch_norm(const NormArgs& a, cudaStream_t stream) {
     dispatch(a.weight_type, [&](auto weight_tag) {
       using Act = decltype(act_tag);
       using W = decltype(weight_tag);
-      norm_kernel<Act, W><<<unsigned(a.rows), threads, 0, stream>>>(a);
+      if (a.act == Elem::F32 && a.out_type == Elem::BF16)
+        norm_kernel<float, W, float, device::bf16><<<unsigned(a.rows), threads, 0, stream>>>(a);
+      else if (a.act == Elem::F32 && a.out_type == Elem::F16)
+        norm_kernel<float, W, float, device::f16><<<unsigned(a.rows), threads, 0, stream>>>(a);
+      else if (a.residual && a.residual_type == Elem::F32 && a.act != Elem::F32)
+        norm_kernel<Act, W, float, Act><<<unsigned(a.rows), threads, 0, stream>>>(a);
+      else
+        norm_kernel<Act, W, Act, Act><<<unsigned(a.rows), threads, 0, stream>>>(a);
       ROOFLINE_CUDA_CHECK_LAUNCH();
     });
   });

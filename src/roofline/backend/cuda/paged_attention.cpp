@@ -1,17 +1,209 @@
-// PLACEHOLDER until the paged kernels land (being written now): the CudaBackend paged-KV entry points.
+// CudaBackend attention and KV ops: preconditions (device, dtype, shape, alignment, bounds), then the launchers
+// of kernels.h. One implementation serves both forms of attention: paged_attention reads every sequence's keys
+// through its block table; attention / attention_prefill / attention_decode see a contiguous cache
+// [S_max, Hkv, D] as one block of S_max rows (no index arrays: the kernels take the lengths as arguments).
+// Launch geometry and workspace follow the host bounds only, so a recorded paged step replays right for any
+// lengths within them; the workspace only grows (an eager call with the same bounds sizes it before recording).
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cstdint>
+
 #include "roofline/backend/cuda/cuda_backend.h"
+#include "roofline/backend/cuda/kernels.h"
 #include "roofline/core/error.h"
 
 namespace roofline::cuda {
 
-void CudaBackend::store_kv(Tensor&, Tensor&, const Tensor&, const Tensor&, const Tensor&) {
-  fail("store_kv: not implemented on the CUDA backend yet");
+namespace {
+
+constexpr int64_t kContiguousDecodeRows = 4;  // attention(): up to this many query rows take the decode kernel
+
+void check_device(const char* op, const Tensor& t, const char* what) {
+  ROOFLINE_CHECK(t.defined(), "{}: {} is not allocated", op, what);
+  ROOFLINE_CHECK(t.device() == Device::CUDA,
+                 "{}: {} is a host tensor, but the CUDA backend runs on device tensors (use CudaBackend::upload or "
+                 "CudaBackend::alloc)",
+                 op, what);
 }
-void CudaBackend::paged_attention(Tensor&, const Tensor&, const Tensor&, const Tensor&, const PagedAttentionBatch&) {
-  fail("paged_attention: not implemented on the CUDA backend yet");
+
+void check_dtype(const char* op, const Tensor& t, DType dtype, const char* what) {
+  ROOFLINE_CHECK(t.dtype() == dtype, "{}: {} must be {}, got {}", op, what, dtype_name(dtype), dtype_name(t.dtype()));
 }
-void CudaBackend::gather_rows(Tensor&, const Tensor&, const Tensor&) {
-  fail("gather_rows: not implemented on the CUDA backend yet");
+
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+// q, out [T, Hq, D] and the key/value storage ([..., Hkv, D] of rank kv_rank), all bf16: the fields of the
+// arguments that do not depend on how keys are found.
+PagedAttentionArgs qkv_args(const char* op, Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v,
+                            int kv_rank, const char* k_name, const char* v_name) {
+  check_device(op, out, "out");
+  check_device(op, q, "q");
+  check_device(op, k, k_name);
+  check_device(op, v, v_name);
+  check_dtype(op, q, DType::BF16, "q");
+  check_dtype(op, out, DType::BF16, "out");
+  check_dtype(op, k, DType::BF16, k_name);
+  check_dtype(op, v, DType::BF16, v_name);
+  ROOFLINE_CHECK(q.rank() == 3, "{}: q must be [T, Hq, D], got {}", op, shape_to_string(q.shape()));
+  ROOFLINE_CHECK(k.rank() == kv_rank && v.shape() == k.shape(), "{}: {} {} and {} {} must both be {}", op, k_name,
+                 shape_to_string(k.shape()), v_name, shape_to_string(v.shape()),
+                 kv_rank == 4 ? "[num_blocks, block_size, Hkv, D]" : "[S_max, Hkv, D]");
+  ROOFLINE_CHECK(out.shape() == q.shape(), "{}: out {} must have the shape of q {}", op, shape_to_string(out.shape()),
+                 shape_to_string(q.shape()));
+  const int64_t Hq = q.dim(1), D = q.dim(2), Hkv = k.dim(-2);
+  ROOFLINE_CHECK(k.dim(-1) == D, "{}: head_dim of q ({}) and of {} ({}) differ", op, D, k_name, k.dim(-1));
+  ROOFLINE_CHECK(D == 16 || D == 32 || D == 64 || D == 128,
+                 "{}: head_dim {} has no CUDA kernel (16, 32, 64 and 128 do)", op, D);
+  ROOFLINE_CHECK(Hkv > 0 && Hq % Hkv == 0, "{}: Hq {} must be a multiple of Hkv {}", op, Hq, Hkv);
+  ROOFLINE_CHECK(aligned16(q.data()) && aligned16(out.data()) && aligned16(k.data()) && aligned16(v.data()),
+                 "{}: q, out, {} and {} must start on 16-byte boundaries", op, k_name, v_name);
+  PagedAttentionArgs a;
+  a.q = q.data();
+  a.k_pool = k.data();
+  a.v_pool = v.data();
+  a.out = out.data();
+  a.Hq = int(Hq);
+  a.Hkv = int(Hkv);
+  a.D = int(D);
+  return a;
+}
+
+// A contiguous cache as one block of S_max rows holding one sequence.
+PagedAttentionArgs contiguous_args(const char* op, Tensor& out, const Tensor& q, const Tensor& k_cache,
+                                   const Tensor& v_cache, const AttentionParams& params) {
+  PagedAttentionArgs a = qkv_args(op, out, q, k_cache, v_cache, 3, "k_cache", "v_cache");
+  const int64_t T = q.dim(0), S_max = k_cache.dim(0);
+  ROOFLINE_CHECK(params.start_pos >= 0 && params.start_pos + T <= S_max,
+                 "{}: positions {} .. {} do not fit the cache of {} rows", op, params.start_pos,
+                 params.start_pos + T - 1, S_max);
+  ROOFLINE_CHECK(params.sliding_window >= 0, "{}: sliding_window {} must be >= 0", op, params.sliding_window);
+  a.num_seqs = 1;
+  a.max_query_len = int(T);
+  a.max_context_len = int(params.start_pos + T);
+  a.block_size = int(std::max<int64_t>(S_max, 1));
+  a.window = params.sliding_window;
+  a.scale = params.scale;
+  a.fixed_query_rows = int(T);
+  a.fixed_context_len = int(params.start_pos + T);
+  return a;
+}
+
+void check_index(const char* op, const Tensor* t, const char* what) {
+  ROOFLINE_CHECK(t != nullptr, "{}: the batch has no {} tensor", op, what);
+  check_device(op, *t, what);
+  check_dtype(op, *t, DType::I32, what);
+}
+
+}  // namespace
+
+// ---- paged KV ----
+
+void CudaBackend::store_kv(Tensor& k_pool, Tensor& v_pool, const Tensor& k, const Tensor& v, const Tensor& slots) {
+  const char* op = "store_kv";
+  check_device(op, k_pool, "k_pool");
+  check_device(op, v_pool, "v_pool");
+  check_device(op, k, "k");
+  check_device(op, v, "v");
+  check_device(op, slots, "slots");
+  check_dtype(op, slots, DType::I32, "slots");
+  ROOFLINE_CHECK(k_pool.rank() == 4 && v_pool.shape() == k_pool.shape() && v_pool.dtype() == k_pool.dtype(),
+                 "{}: k_pool {} and v_pool {} must both be [num_blocks, block_size, Hkv, D] of one dtype", op,
+                 shape_to_string(k_pool.shape()), shape_to_string(v_pool.shape()));
+  check_dtype(op, k, k_pool.dtype(), "k");
+  check_dtype(op, v, k_pool.dtype(), "v");
+  const int64_t row = k_pool.dim(2) * k_pool.dim(3), T = slots.numel();
+  ROOFLINE_CHECK(k.numel() == T * row && v.numel() == T * row, "{}: k {} and v {} must be [{}, {}, {}] (one row per slot)",
+                 op, shape_to_string(k.shape()), shape_to_string(v.shape()), T, k_pool.dim(2), k_pool.dim(3));
+  launch_store_kv(k_pool.data(), v_pool.data(), k_pool.dim(0) * k_pool.dim(1), k.data(), v.data(),
+                  slots.ptr<int32_t>(), T, row * int64_t(dtype_size(k_pool.dtype())), stream_);
+}
+
+void CudaBackend::gather_rows(Tensor& out, const Tensor& x, const Tensor& rows) {
+  const char* op = "gather_rows";
+  check_device(op, out, "out");
+  check_device(op, x, "x");
+  check_device(op, rows, "rows");
+  check_dtype(op, rows, DType::I32, "rows");
+  const int64_t count = rows.numel();
+  ROOFLINE_CHECK(x.rank() >= 1 && out.rank() >= 1 && out.dtype() == x.dtype() && out.dim(0) == count &&
+                     (count == 0 || (x.dim(0) > 0 && out.numel() / count == x.numel() / x.dim(0))),
+                 "{}: out {} {} cannot hold {} rows of x {} {}", op, dtype_name(out.dtype()),
+                 shape_to_string(out.shape()), count, dtype_name(x.dtype()), shape_to_string(x.shape()));
+  if (count == 0) return;
+  launch_gather_rows(out.data(), x.data(), x.dim(0), rows.ptr<int32_t>(), count, int64_t(x.nbytes()) / x.dim(0),
+                     stream_);
+}
+
+void CudaBackend::paged_attention(Tensor& out, const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
+                                  const PagedAttentionBatch& batch) {
+  const char* op = "paged_attention";
+  PagedAttentionArgs a = qkv_args(op, out, q, k_pool, v_pool, 4, "k_pool", "v_pool");
+  const int64_t block_size = k_pool.dim(1);
+  ROOFLINE_CHECK(block_size > 0 && block_size == batch.block_size, "{}: the pools' block size {} is not the batch's {}",
+                 op, block_size, batch.block_size);
+  const int B = batch.num_seqs;
+  ROOFLINE_CHECK(B >= 0 && batch.max_query_len >= 0 && batch.max_context_len >= batch.max_query_len,
+                 "{}: bounds num_seqs {}, max_query_len {}, max_context_len {} must be >= 0 with max_context_len >= "
+                 "max_query_len",
+                 op, B, batch.max_query_len, batch.max_context_len);
+  ROOFLINE_CHECK(batch.sliding_window >= 0, "{}: sliding_window {} must be >= 0", op, batch.sliding_window);
+  check_index(op, batch.query_start, "query_start");
+  check_index(op, batch.context_len, "context_len");
+  check_index(op, batch.block_table, "block_table");
+  const Tensor& table = *batch.block_table;
+  ROOFLINE_CHECK(batch.query_start->numel() == int64_t(B) + 1 && batch.context_len->numel() == B,
+                 "{}: query_start {} and context_len {} must be [{}] and [{}]", op,
+                 shape_to_string(batch.query_start->shape()), shape_to_string(batch.context_len->shape()), B + 1, B);
+  ROOFLINE_CHECK(table.rank() == 2 && table.dim(0) == B && table.dim(1) * block_size >= batch.max_context_len,
+                 "{}: block_table {} must be [{}, max_blocks] with max_blocks * block_size >= max_context_len {}", op,
+                 shape_to_string(table.shape()), B, batch.max_context_len);
+  a.num_seqs = B;
+  a.max_query_len = batch.max_query_len;
+  a.max_context_len = batch.max_context_len;
+  a.block_size = int(block_size);
+  a.window = batch.sliding_window;
+  a.scale = batch.scale;
+  a.query_start = batch.query_start->ptr<int32_t>();
+  a.context_len = batch.context_len->ptr<int32_t>();
+  a.block_table = table.ptr<int32_t>();
+  a.table_pitch = int(table.dim(1));
+  if (B == 0 || a.max_query_len == 0 || q.dim(0) == 0) return;
+  if (a.max_query_len <= kPagedDecodeMaxQueryLen) {
+    const PagedDecodePlan plan = plan_paged_decode(a, multiprocessors_);
+    void* workspace = plan.workspace_bytes > 0 ? paged_workspace_.ensure(plan.workspace_bytes) : nullptr;
+    launch_paged_decode(a, plan, workspace, stream_);
+  } else {
+    launch_paged_prefill(a, multiprocessors_, stream_);
+  }
+}
+
+// ---- contiguous attention (one sequence, one block) ----
+
+void CudaBackend::attention(Tensor& out, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                            const AttentionParams& params) {
+  if (q.rank() == 3 && q.dim(0) <= kContiguousDecodeRows)
+    attention_decode(out, q, k_cache, v_cache, params);
+  else
+    attention_prefill(out, q, k_cache, v_cache, params);
+}
+
+void CudaBackend::attention_prefill(Tensor& out, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                                    const AttentionParams& params) {
+  const PagedAttentionArgs a = contiguous_args("attention_prefill", out, q, k_cache, v_cache, params);
+  launch_paged_prefill(a, multiprocessors_, stream_);
+}
+
+void CudaBackend::attention_decode(Tensor& out, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                                   const AttentionParams& params) {
+  const PagedAttentionArgs a = contiguous_args("attention_decode", out, q, k_cache, v_cache, params);
+  ROOFLINE_CHECK(a.max_query_len <= kPagedDecodeMaxQueryLen,
+                 "attention_decode: {} query rows, at most {} (use attention_prefill)", a.max_query_len,
+                 kPagedDecodeMaxQueryLen);
+  if (a.max_query_len == 0) return;
+  const PagedDecodePlan plan = plan_paged_decode(a, multiprocessors_);
+  void* workspace = plan.workspace_bytes > 0 ? attention_workspace_.ensure(plan.workspace_bytes) : nullptr;
+  launch_paged_decode(a, plan, workspace, stream_);
 }
 
 }  // namespace roofline::cuda

@@ -1,0 +1,20 @@
+// The GPU's measured ceilings, the two roofs every GPU number is compared with: device-to-device copy
+// bandwidth (bytes read + written per second) and the bf16 GEMM rate of this backend's matmul on
+// n x n x n random data. Plain C++ header; only built when ROOFLINE_HAVE_CUDA.
+#pragma once
+#include <cstdint>
+
+namespace roofline::cuda {
+
+class CudaBackend;
+
+struct GpuCeilings {
+  double copy_bytes_per_s = 0;
+  double gemm_bf16_flops_per_s = 0;
+  int64_t gemm_n = 0;
+};
+
+// Median of timed runs after warm-up, timed with events on the backend's stream.
+GpuCeilings measure_gpu_ceilings(CudaBackend& backend, int64_t gemm_n = 8192);
+
+}  // namespace roofline::cuda

@@ -1,0 +1,478 @@
+// Paged decode attention (a few query rows per sequence against long contexts), flash-decoding style
+// (PagedAttentionArgs in kernels.h). The keys a query row sees, (p - window, p] or [0, p], are cut into chunks
+// of plan.chunk_len keys counted from the first visible one. CTA (row slot, chunk, head group) attends up to
+// HEADS query heads that share one kv head over its chunk's keys j, with scores in log2 units
+// (s_j = scale log2(e) q . k_j):
+//   m_c = max_j s_j,   l_c = sum_j exp2(s_j - m_c),   o_c = sum_j exp2(s_j - m_c) v_j
+// and a second kernel combines the chunks: M = max_c m_c, out = sum_c exp2(m_c - M) o_c / sum_c exp2(m_c - M) l_c.
+// With a single chunk (the plan says so, from the bounds) the split kernel writes the output itself.
+// Inside a CTA, K and V tiles of kTileKeys rows stream through a kStages-deep cp.async ring; each key row is
+// fetched through the block table, and the pool rows of a tile are looked up one tile before its copies are
+// issued, so the table reads never stall the copies. A key row is handled by D / 8 lanes (16 bytes each), a
+// "slot"; each slot keeps its own online softmax over its keys, and the slots are merged at the end.
+// Rule: only pool rows of visible keys are read (others are zero-filled), so whatever the pool holds elsewhere
+// (stale rows, NaN, other sequences) cannot leak in. Rows and chunks past the real lengths exit at once.
+#include <nvtx3/nvtx3.hpp>
+
+#include <algorithm>
+#include <cmath>
+
+#include "roofline/backend/cuda/cuda_check.h"
+#include "roofline/backend/cuda/device/convert.cuh"
+#include "roofline/backend/cuda/device/mma.cuh"
+#include "roofline/backend/cuda/device/reduce.cuh"
+#include "roofline/backend/cuda/kernels.h"
+#include "roofline/backend/cuda/paged_attention.cuh"
+#include "roofline/core/error.h"
+
+namespace roofline::cuda {
+
+namespace {
+
+using device::bf16;
+
+constexpr int kWarps = 4;
+constexpr int kThreads = kWarps * 32;
+constexpr int kStages = 4;        // K/V tiles in flight per CTA
+constexpr int kTileBytes = 8192;  // one K (or V) tile: kTileKeys rows of D bf16
+constexpr int kMinChunk = 64;       // keys per CTA, at least
+constexpr int kChunkAlign = 16;     // chunk lengths are multiples of this
+constexpr int kMaxChunks = 1024;    // chunks per row, at most (the combine kernel's shared weights)
+constexpr double kWaveFill = 0.9;   // the plan's target fill of the last wave of CTAs
+constexpr int kContiguousCtasPerSm = 2;  // a contiguous cache's one-wave plan: CTAs per multiprocessor
+
+template <int D, int HEADS>
+struct DecodeShape {
+  static_assert(D % 8 == 0 && 32 % (D / 8) == 0, "a key row is read by a power-of-two part of one warp");
+  static constexpr int kLanesPerKey = D / 8;                  // 16-byte pieces of one key row
+  static constexpr int kKeySlots = kThreads / kLanesPerKey;   // keys handled side by side
+  static constexpr int kTileKeys = kTileBytes / (D * 2);      // rows per K (V) tile
+  static constexpr int kKeysPerSlot = kTileKeys / kKeySlots;  // keys of a tile per slot
+  static constexpr int kPieces = kTileKeys * kLanesPerKey / kThreads;  // 16-byte copies per thread per tile
+  static_assert(kTileKeys % kKeySlots == 0, "tiles split evenly over the slots");
+  static_assert(kTileKeys * kLanesPerKey % kThreads == 0, "tile loads split evenly over the CTA");
+  // Shared memory: the ring [kStages][K, V][kTileKeys][D]; after the loop it holds the per-warp results.
+  static constexpr size_t kSmemBytes = size_t(kStages) * 2 * kTileBytes;
+  static_assert(size_t(kWarps) * HEADS * (D + 2) * sizeof(float) <= kSmemBytes, "merge buffers fit the ring");
+};
+
+// Partial results in the workspace, per (row slot r = b * max_query_len + i, query head h, chunk c):
+//   o: [slots, Hq, chunks, D] f32, then m, l: [slots, Hq, chunks] f32 each.
+struct Partials {
+  float* o;
+  float* m;
+  float* l;
+  __host__ __device__ static Partials at(void* workspace, const PagedAttentionArgs& a, int chunks) {
+    float* base = static_cast<float*>(workspace);
+    const int64_t n = int64_t(a.num_seqs) * a.max_query_len * a.Hq * chunks;
+    return {base, base + n * a.D, base + n * a.D + n};
+  }
+};
+
+// Merges online-softmax state (m2, l2, o2) into (m, l, o); m = -inf means "nothing seen yet".
+template <int N>
+__device__ __forceinline__ void merge_state(float& m, float& l, float (&o)[N], float m2, float l2, const float (&o2)[N]) {
+  const float mx = fmaxf(m, m2);
+  const float base = mx == -INFINITY ? 0.0f : mx;
+  const float c1 = exp2f(m - base), c2 = exp2f(m2 - base);
+  m = mx;
+  l = l * c1 + l2 * c2;
+#pragma unroll
+  for (int i = 0; i < N; ++i) o[i] = o[i] * c1 + o2[i] * c2;
+}
+
+// The query row of a row slot, or n = 0 when the slot is past its sequence's rows.
+struct DecodeRow {
+  int t = 0;              // global q row
+  int pos = 0;            // its position
+  int visible_begin = 0;  // first key it sees
+  bool valid = false;
+};
+
+__device__ __forceinline__ DecodeRow decode_row(const PagedAttentionArgs& a, int slot_row, SequenceView& seq) {
+  const int b = slot_row / a.max_query_len, i = slot_row % a.max_query_len;
+  seq = load_sequence(a, b);
+  DecodeRow r;
+  r.pos = seq.context - seq.n + i;
+  r.valid = i < seq.n && r.pos >= 0;
+  r.t = seq.q_begin + i;
+  r.visible_begin = first_visible(r.pos, a.window);
+  return r;
+}
+
+template <int D, int HEADS>
+__global__ void __launch_bounds__(kThreads) paged_decode_split_kernel(PagedAttentionArgs a, PagedDecodePlan plan,
+                                                                      void* workspace) {
+  using S = DecodeShape<D, HEADS>;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  bf16* ring = reinterpret_cast<bf16*>(smem_raw);  // [kStages][2][kTileKeys][D]
+
+  const int chunk = blockIdx.x % plan.num_chunks, slot_row = blockIdx.x / plan.num_chunks;
+  SequenceView seq;
+  const DecodeRow row = decode_row(a, slot_row, seq);
+  if (!row.valid) return;
+  // Keys [j0, j0 + n) of this chunk.
+  const int j0 = row.visible_begin + chunk * plan.chunk_len;
+  const int n = min(plan.chunk_len, row.pos + 1 - j0);
+  if (n <= 0) return;  // the combine kernel reads only chunks that hold keys
+
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int slot = threadIdx.x / S::kLanesPerKey, dim0 = (threadIdx.x % S::kLanesPerKey) * 8;
+  const int group = a.Hq / a.Hkv, per_kv = (group + HEADS - 1) / HEADS;
+  const int kv_head = blockIdx.y / per_kv;
+  const int first_in_group = (blockIdx.y % per_kv) * HEADS;
+  const int head0 = kv_head * group + first_in_group;
+  const int heads = min(HEADS, group - first_in_group);
+  const int tiles = (n + S::kTileKeys - 1) / S::kTileKeys;
+
+  const int64_t kv_pitch = int64_t(a.Hkv) * D;  // elements per pool row
+  const bf16* k_base = static_cast<const bf16*>(a.k_pool) + int64_t(kv_head) * D + dim0;
+  const bf16* v_base = static_cast<const bf16*>(a.v_pool) + int64_t(kv_head) * D + dim0;
+  // This thread copies piece c of every tile: tile row slot + c * kKeySlots, dims dim0 .. dim0 + 7.
+  auto lookup_tile = [&](int tile, int (&rows)[S::kPieces]) {
+#pragma unroll
+    for (int c = 0; c < S::kPieces; ++c) {
+      const int j = tile * S::kTileKeys + slot + c * S::kKeySlots;
+      rows[c] = j < n ? pool_row(seq, j0 + j, a.block_size) : -1;
+    }
+  };
+  auto issue_tile = [&](int tile, const int (&rows)[S::kPieces]) {
+    bf16* sk = ring + (tile % kStages) * 2 * (S::kTileKeys * D);
+    bf16* sv = sk + S::kTileKeys * D;
+#pragma unroll
+    for (int c = 0; c < S::kPieces; ++c) {
+      const int r = slot + c * S::kKeySlots;
+      const bool valid = rows[c] >= 0;
+      const int64_t offset = valid ? int64_t(rows[c]) * kv_pitch : 0;
+      device::cp_async_16(sk + r * D + dim0, k_base + offset, valid);
+      device::cp_async_16(sv + r * D + dim0, v_base + offset, valid);
+    }
+  };
+  int rows[S::kPieces];
+#pragma unroll
+  for (int i = 0; i < kStages - 1; ++i) {
+    if (i < tiles) {
+      lookup_tile(i, rows);
+      issue_tile(i, rows);
+    }
+    device::cp_async_commit();  // possibly empty: keeps the group count per iteration fixed
+  }
+  if (kStages - 1 < tiles) lookup_tile(kStages - 1, rows);  // rows now holds the next tile to issue
+
+  // This lane's 8 dims of every head's q, pre-scaled into log2 units.
+  float q[HEADS][8];
+#pragma unroll
+  for (int h = 0; h < HEADS; ++h) {
+    if (h < heads) {
+      device::load8(static_cast<const bf16*>(a.q) + (int64_t(row.t) * a.Hq + head0 + h) * D + dim0, q[h]);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) q[h][e] *= a.scale * kLog2e;
+    } else {
+#pragma unroll
+      for (int e = 0; e < 8; ++e) q[h][e] = 0.0f;
+    }
+  }
+
+  float m[HEADS], l[HEADS], o[HEADS][8];  // this slot's online softmax state
+#pragma unroll
+  for (int h = 0; h < HEADS; ++h) {
+    m[h] = -INFINITY, l[h] = 0.0f;
+#pragma unroll
+    for (int e = 0; e < 8; ++e) o[h][e] = 0.0f;
+  }
+
+  for (int i = 0; i < tiles; ++i) {
+    device::cp_async_wait<kStages - 2>();  // tile i has landed (for this thread's copies) ...
+    __syncthreads();                       // ... for all; and every slot is done with tile i - 1
+    const int ahead = i + kStages - 1;
+    if (ahead < tiles) issue_tile(ahead, rows);  // into the stage tile i - 1 used
+    device::cp_async_commit();
+    if (ahead + 1 < tiles) lookup_tile(ahead + 1, rows);  // used one iteration later: the latency hides
+    const bf16* sk = ring + (i % kStages) * 2 * (S::kTileKeys * D);
+    const bf16* sv = sk + S::kTileKeys * D;
+
+    // Scores of this slot's keys of the tile: s[u][h], -inf past n.
+    float s[S::kKeysPerSlot][HEADS];
+#pragma unroll
+    for (int u = 0; u < S::kKeysPerSlot; ++u) {
+      const int r = u * S::kKeySlots + slot;
+      float kk[8];
+      device::load8(sk + r * D + dim0, kk);
+      const bool valid = i * S::kTileKeys + r < n;
+#pragma unroll
+      for (int h = 0; h < HEADS; ++h) {
+        float dot = 0.0f;
+#pragma unroll
+        for (int e = 0; e < 8; ++e) dot += q[h][e] * kk[e];
+#pragma unroll
+        for (int offset = S::kLanesPerKey / 2; offset > 0; offset >>= 1)
+          dot += __shfl_xor_sync(device::kFullMask, dot, offset);
+        s[u][h] = valid ? dot : -INFINITY;
+      }
+    }
+    // Online softmax, once per tile: rescale by exp2(m_old - m_new), then add exp2(s - m_new).
+#pragma unroll
+    for (int h = 0; h < HEADS; ++h) {
+      float tile_max = s[0][h];
+#pragma unroll
+      for (int u = 1; u < S::kKeysPerSlot; ++u) tile_max = fmaxf(tile_max, s[u][h]);
+      const float new_max = fmaxf(m[h], tile_max);
+      const float base = new_max == -INFINITY ? 0.0f : new_max;
+      const float correction = exp2f(m[h] - base);
+      m[h] = new_max;
+      l[h] *= correction;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) o[h][e] *= correction;
+#pragma unroll
+      for (int u = 0; u < S::kKeysPerSlot; ++u) {
+        s[u][h] = exp2f(s[u][h] - base);
+        l[h] += s[u][h];
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < S::kKeysPerSlot; ++u) {
+      float vv[8];
+      device::load8(sv + (u * S::kKeySlots + slot) * D + dim0, vv);
+#pragma unroll
+      for (int h = 0; h < HEADS; ++h)
+#pragma unroll
+        for (int e = 0; e < 8; ++e) o[h][e] += s[u][h] * vv[e];
+    }
+  }
+  device::cp_async_wait<0>();
+  __syncthreads();  // the ring is free: reuse it for the merge
+
+  // Merge the slots of a warp (lanes kLanesPerKey apart), then the warps through shared memory.
+#pragma unroll
+  for (int offset = S::kLanesPerKey; offset < 32; offset <<= 1)
+#pragma unroll
+    for (int h = 0; h < HEADS; ++h) {
+      float o2[8];
+#pragma unroll
+      for (int e = 0; e < 8; ++e) o2[e] = __shfl_xor_sync(device::kFullMask, o[h][e], offset);
+      const float m2 = __shfl_xor_sync(device::kFullMask, m[h], offset);
+      const float l2 = __shfl_xor_sync(device::kFullMask, l[h], offset);
+      merge_state(m[h], l[h], o[h], m2, l2, o2);
+    }
+  float* warp_o = reinterpret_cast<float*>(smem_raw);  // [kWarps][HEADS][D]
+  float* warp_m = warp_o + kWarps * HEADS * D;          // [kWarps][HEADS]
+  float* warp_l = warp_m + kWarps * HEADS;              // [kWarps][HEADS]
+  if (lane < S::kLanesPerKey) {
+#pragma unroll
+    for (int h = 0; h < HEADS; ++h) {
+#pragma unroll
+      for (int e = 0; e < 8; ++e) warp_o[(warp * HEADS + h) * D + dim0 + e] = o[h][e];
+      if (lane == 0) warp_m[warp * HEADS + h] = m[h], warp_l[warp * HEADS + h] = l[h];
+    }
+  }
+  __syncthreads();
+
+  const bool single = plan.num_chunks == 1;
+  const Partials part = Partials::at(workspace, a, plan.num_chunks);
+  for (int idx = threadIdx.x; idx < heads * D; idx += kThreads) {
+    const int h = idx / D, d = idx % D;
+    float mx = warp_m[h], sum = warp_l[h], out = warp_o[h * D + d];
+#pragma unroll
+    for (int w = 1; w < kWarps; ++w) {
+      float o1[1] = {out};
+      const float o2[1] = {warp_o[(w * HEADS + h) * D + d]};
+      merge_state(mx, sum, o1, warp_m[w * HEADS + h], warp_l[w * HEADS + h], o2);
+      out = o1[0];
+    }
+    if (single) {
+      static_cast<bf16*>(a.out)[(int64_t(row.t) * a.Hq + head0 + h) * D + d] =
+          __float2bfloat16_rn(sum > 0.0f ? out / sum : 0.0f);
+    } else {
+      const int64_t at = (int64_t(slot_row) * a.Hq + head0 + h) * plan.num_chunks + chunk;
+      part.o[at * D + d] = out;
+      if (d == 0) part.m[at] = mx, part.l[at] = sum;
+    }
+  }
+}
+
+// One CTA per (row slot, query head): out[t, h, :] from the partials of the chunks that hold keys. Warp w
+// sums chunks w, w + kWarps, ... (each lane its dims d = lane, lane + 32, ...: coalesced, all loads independent),
+// then the warps' sums are added through shared memory.
+template <int D>
+__global__ void __launch_bounds__(kThreads) paged_decode_combine_kernel(PagedAttentionArgs a, PagedDecodePlan plan,
+                                                                        void* workspace) {
+  constexpr int kDimsPerLane = (D + 31) / 32;
+  __shared__ float weight[kMaxChunks];  // exp2(m_c - M)
+  __shared__ float scratch[32];
+  __shared__ float warp_sum[kWarps][D];
+  const int head = blockIdx.x % a.Hq, slot_row = blockIdx.x / a.Hq;
+  SequenceView seq;
+  const DecodeRow row = decode_row(a, slot_row, seq);
+  if (!row.valid) return;
+  const int span = row.pos + 1 - row.visible_begin;
+  const int chunks = min(plan.num_chunks, (span + plan.chunk_len - 1) / plan.chunk_len);
+  const Partials part = Partials::at(workspace, a, plan.num_chunks);
+  const int64_t at0 = (int64_t(slot_row) * a.Hq + head) * plan.num_chunks;
+  const float* m = part.m + at0;
+  const float* l = part.l + at0;
+  float mx = -INFINITY;
+  for (int c = threadIdx.x; c < chunks; c += blockDim.x) mx = fmaxf(mx, m[c]);
+  mx = device::block_max(mx, scratch);
+  float total = 0.0f;
+  for (int c = threadIdx.x; c < chunks; c += blockDim.x) {
+    weight[c] = l[c] > 0.0f ? exp2f(m[c] - mx) : 0.0f;
+    total += weight[c] * l[c];
+  }
+  total = device::block_sum(total, scratch);  // also orders the weight writes before the reads below
+  const float inv_total = total > 0.0f ? 1.0f / total : 0.0f;
+
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const float* o = part.o + at0 * D;
+  float acc[kDimsPerLane] = {};
+  for (int c = warp; c < chunks; c += kWarps) {
+    const float w = weight[c];
+#pragma unroll
+    for (int i = 0; i < kDimsPerLane; ++i)
+      if (lane + 32 * i < D) acc[i] += o[int64_t(c) * D + lane + 32 * i] * w;
+  }
+#pragma unroll
+  for (int i = 0; i < kDimsPerLane; ++i)
+    if (lane + 32 * i < D) warp_sum[warp][lane + 32 * i] = acc[i];
+  __syncthreads();
+  bf16* out = static_cast<bf16*>(a.out) + (int64_t(row.t) * a.Hq + head) * D;
+  for (int d = threadIdx.x; d < D; d += blockDim.x) {
+    float sum = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) sum += warp_sum[w][d];
+    out[d] = __float2bfloat16_rn(sum * inv_total);
+  }
+}
+
+// Query heads per CTA: the smallest power of two that holds a GQA group, at most 8 (larger groups take
+// several CTAs per kv head).
+int heads_per_cta(const PagedAttentionArgs& a) {
+  const int group = a.Hq / std::max(a.Hkv, 1);
+  return group <= 1 ? 1 : group <= 2 ? 2 : group <= 4 ? 4 : 8;
+}
+
+int head_groups(const PagedAttentionArgs& a) {
+  const int group = a.Hq / std::max(a.Hkv, 1), heads = heads_per_cta(a);
+  return a.Hkv * ((group + heads - 1) / heads);
+}
+
+template <int D, int HEADS>
+void launch_split(const PagedAttentionArgs& a, const PagedDecodePlan& plan, void* workspace, cudaStream_t stream) {
+  constexpr size_t smem = DecodeShape<D, HEADS>::kSmemBytes;
+  ROOFLINE_CUDA_CHECK(cudaFuncSetAttribute(paged_decode_split_kernel<D, HEADS>,
+                                           cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  const dim3 grid(unsigned(int64_t(a.num_seqs) * a.max_query_len * plan.num_chunks), unsigned(head_groups(a)));
+  paged_decode_split_kernel<D, HEADS><<<grid, kThreads, smem, stream>>>(a, plan, workspace);
+  ROOFLINE_CUDA_CHECK_LAUNCH();
+}
+
+// Resident split CTAs per multiprocessor (its register and shared-memory limits): a property of the compiled
+// kernel and the architecture, so it is asked once per kernel.
+template <int D, int HEADS>
+int resident_split_ctas() {
+  static const int resident = [] {
+    constexpr size_t smem = DecodeShape<D, HEADS>::kSmemBytes;
+    ROOFLINE_CUDA_CHECK(cudaFuncSetAttribute(paged_decode_split_kernel<D, HEADS>,
+                                             cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    int n = 0;
+    ROOFLINE_CUDA_CHECK(
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, paged_decode_split_kernel<D, HEADS>, kThreads, smem));
+    return std::max(n, 1);
+  }();
+  return resident;
+}
+
+template <int D>
+int resident_split_ctas_d(int heads) {
+  switch (heads) {
+    case 1: return resident_split_ctas<D, 1>();
+    case 2: return resident_split_ctas<D, 2>();
+    case 4: return resident_split_ctas<D, 4>();
+    default: return resident_split_ctas<D, 8>();
+  }
+}
+
+int resident_split_ctas(const PagedAttentionArgs& a) {
+  switch (a.D) {
+    case 16: return resident_split_ctas_d<16>(heads_per_cta(a));
+    case 32: return resident_split_ctas_d<32>(heads_per_cta(a));
+    case 64: return resident_split_ctas_d<64>(heads_per_cta(a));
+    case 128: return resident_split_ctas_d<128>(heads_per_cta(a));
+    default: return 1;  // the launcher rejects the head_dim
+  }
+}
+
+template <int D>
+void launch_decode(const PagedAttentionArgs& a, const PagedDecodePlan& plan, void* workspace, cudaStream_t stream) {
+  switch (heads_per_cta(a)) {
+    case 1: launch_split<D, 1>(a, plan, workspace, stream); break;
+    case 2: launch_split<D, 2>(a, plan, workspace, stream); break;
+    case 4: launch_split<D, 4>(a, plan, workspace, stream); break;
+    default: launch_split<D, 8>(a, plan, workspace, stream); break;
+  }
+  if (plan.num_chunks > 1) {
+    const unsigned ctas = unsigned(int64_t(a.num_seqs) * a.max_query_len * a.Hq);
+    paged_decode_combine_kernel<D><<<ctas, kThreads, 0, stream>>>(a, plan, workspace);
+    ROOFLINE_CUDA_CHECK_LAUNCH();
+  }
+}
+
+}  // namespace
+
+PagedDecodePlan plan_paged_decode(const PagedAttentionArgs& a, int multiprocessors) {
+  PagedDecodePlan plan;
+  // The most keys one query row sees.
+  const int span = std::max(1, a.window > 0 ? std::min(a.max_context_len, a.window) : a.max_context_len);
+  // How many chunks. CTAs of equal work run in waves of resident CTAs, and the kernel takes as many rounds as
+  // its fullest wave, so the chunk count is the smallest that fills the last wave to kWaveFill (else the best
+  // fill). A contiguous cache (no block table) streams best from one wave of kContiguousCtasPerSm CTAs per
+  // multiprocessor when the rows and heads give fewer. Measured on H100 (bench/micro/gpu_attention_bench, hd 128,
+  // 8 kv heads, share of copy bandwidth): contiguous, one row, 128k keys: 94% with 2 CTAs per multiprocessor,
+  // 87% with 2.7; paged (block_size 16): 80% with 2.7 (the fill rule), 76% with 2; 16 rows of 8k keys: 85% / 77%.
+  const int64_t ctas_per_chunk = std::max<int64_t>(1, int64_t(a.num_seqs) * a.max_query_len * head_groups(a));
+  const int64_t sms = std::max(1, multiprocessors);
+  const int max_chunks = std::clamp((span + kMinChunk - 1) / kMinChunk, 1, kMaxChunks);
+  int chunks = 1;
+  if (a.block_table == nullptr && ctas_per_chunk <= kContiguousCtasPerSm * sms) {
+    chunks = int(std::clamp<int64_t>(kContiguousCtasPerSm * sms / ctas_per_chunk, 1, max_chunks));
+  } else {
+    const int64_t slots = int64_t(resident_split_ctas(a)) * sms;
+    double best_fill = 0.0;
+    for (int c = 1; c <= max_chunks; ++c) {
+      const int64_t ctas = c * ctas_per_chunk, waves = (ctas + slots - 1) / slots;
+      const double fill = double(ctas) / double(waves * slots);
+      if (fill > best_fill + 1e-9) chunks = c, best_fill = fill;
+      if (fill >= kWaveFill) break;
+    }
+  }
+  const int chunk = (span + chunks - 1) / chunks;
+  plan.chunk_len = (chunk + kChunkAlign - 1) / kChunkAlign * kChunkAlign;
+  plan.num_chunks = (span + plan.chunk_len - 1) / plan.chunk_len;
+  const size_t partials = size_t(a.num_seqs) * size_t(a.max_query_len) * size_t(a.Hq) * size_t(plan.num_chunks);
+  plan.workspace_bytes = plan.num_chunks > 1 ? partials * (size_t(a.D) + 2) * sizeof(float) : 0;
+  return plan;
+}
+
+void launch_paged_decode(const PagedAttentionArgs& a, const PagedDecodePlan& plan, void* workspace,
+                         cudaStream_t stream) {
+  nvtx3::scoped_range range("cuda::paged_attention_decode");
+  ROOFLINE_CHECK(a.Hkv > 0 && a.Hq % a.Hkv == 0, "paged_attention: Hq {} must be a multiple of Hkv {}", a.Hq, a.Hkv);
+  ROOFLINE_CHECK(a.max_query_len <= kPagedDecodeMaxQueryLen,
+                 "paged_attention: the decode kernel takes at most {} query rows per sequence, not {}",
+                 kPagedDecodeMaxQueryLen, a.max_query_len);
+  ROOFLINE_CHECK(plan.num_chunks >= 1 && plan.num_chunks <= kMaxChunks && plan.chunk_len > 0 &&
+                     (plan.num_chunks == 1 || workspace),
+                 "paged_attention: a decode plan of {} chunks needs a workspace and at most {} chunks",
+                 plan.num_chunks, kMaxChunks);
+  if (a.num_seqs <= 0 || a.max_query_len <= 0 || a.Hq <= 0) return;
+  ROOFLINE_CHECK(int64_t(a.num_seqs) * a.max_query_len * std::max(plan.num_chunks, a.Hq) < (int64_t(1) << 31),
+                 "paged_attention: {} sequences x {} rows is too large a decode grid", a.num_seqs, a.max_query_len);
+  switch (a.D) {
+    case 16: launch_decode<16>(a, plan, workspace, stream); break;
+    case 32: launch_decode<32>(a, plan, workspace, stream); break;
+    case 64: launch_decode<64>(a, plan, workspace, stream); break;
+    case 128: launch_decode<128>(a, plan, workspace, stream); break;
+    default: fail("paged_attention: head_dim {} has no CUDA kernel (16, 32, 64 and 128 do)", a.D);
+  }
+}
+
+}  // namespace roofline::cuda
