@@ -95,6 +95,16 @@ HardwareSpec builtin_hardware(const std::string& name) {
   return h;
 }
 
+std::string hardware_key(const std::string& device_name) {
+  std::string key;
+  for (char c : device_name) key += std::isalnum(static_cast<unsigned char>(c)) ? char(std::tolower(c)) : '-';
+  if (key.rfind("nvidia-", 0) == 0) key = key.substr(7);
+  const bool variant = key.find("pcie") != std::string::npos || key.find("nvl") != std::string::npos;
+  for (const std::string& name : builtin_hardware_names())
+    if (!variant && key.rfind(name, 0) == 0) return name;
+  return key;
+}
+
 nlohmann::json hardware_to_json(const HardwareSpec& hw) {
   nlohmann::json j = {{"name", hw.name},
                       {"description", hw.description},

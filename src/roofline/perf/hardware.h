@@ -33,6 +33,10 @@ std::vector<std::string> builtin_hardware_names();
 // A built-in entry (names are case-insensitive); throws roofline::Error listing the known names.
 HardwareSpec builtin_hardware(const std::string& name);
 
+// The hardware key of a device name: the built-in name when it is that part ("NVIDIA H100 80GB HBM3" -> h100;
+// PCIe and NVL variants keep their own key), else the name in lower case with dashes.
+std::string hardware_key(const std::string& device_name);
+
 // JSON keys: name, description, peak_bf16_flops_per_s, peak_fp8_flops_per_s, memory_bytes_per_s,
 // memory_capacity_bytes, interconnect_bytes_per_s, source, measured.
 nlohmann::json hardware_to_json(const HardwareSpec& hw);

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# `roofline profile` and `roofline report` end to end on a fixture model: the table and JSON of a profile,
+# a Chrome trace that parses, the report's JSON keys and decisions, and its HTML page rendered by headless
+# Chromium (screenshot not blank, the four charts in the DOM). Usage: profile_report.sh BIN SOURCE_DIR
+# Chromium comes from scripts/install-deps --test; ROOFLINE_SKIP_CHROMIUM=1 skips that part.
+set -uo pipefail
+bin=$1
+src=$2
+model=$src/tests/fixtures/models/llama3-bf16
+other=$src/tests/fixtures/models/qwen3-bf16  # same vocabulary size, different weights
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+check() {  # check NAME CONDITION...
+  local name=$1
+  shift
+  if "$@"; then echo "ok   $name"; else echo "FAIL $name"; failures=$((failures + 1)); fi
+}
+py() {  # py CODE [ARGS...]: python with json and sys imported; ARGS in sys.argv[1:]
+  local code=$1
+  shift
+  python3 -c "import json,sys; $code" "$@"
+}
+
+# ---- profile ----
+"$bin" profile --json "$tmp/profile.json" --trace "$tmp/trace.json" --top 5 -- \
+  generate -m "$model" -p "Hello world" -n 8 --temperature 0 --ignore-eos --json > "$tmp/out.txt" 2> "$tmp/err.txt"
+check "profile exit 0" test $? -eq 0
+check "profile leaves the command's stdout alone" py "d=json.load(open('$tmp/out.txt')); assert len(d['ids'])==8"
+check "profile table" grep -q "total ms" "$tmp/err.txt"
+check "profile verdict and lever" bash -c "grep -q '^verdict: ' '$tmp/err.txt' && grep -q '^lever: ' '$tmp/err.txt'"
+check "profile json" py "
+d=json.load(open('$tmp/profile.json'))
+for k in ['hardware','roofs','span_seconds','ops','op_shapes','breakdown','verdict','command','exit_code']: assert k in d, k
+ops={o['name']:o for o in d['ops']}
+assert 'matmul' in ops and 'attention' in ops, list(ops)
+m=ops['matmul']
+assert m['calls']>0 and m['flops']>0 and m['bytes']>0 and m['seconds']>0 and m['bottleneck'] in ('compute','memory','overhead'), m
+assert d['verdict']['bottleneck'] in ('compute','memory','overhead','host_pipeline','host_device_copy','collective','queueing')
+assert d['verdict']['lever'] and d['roofs']['peak_flops_per_s']>0
+assert abs(sum(c['share'] for c in d['breakdown'].values())-1)<1e-6
+"
+check "trace is Chrome trace JSON" py "
+d=json.load(open('$tmp/trace.json'))
+x=[e for e in d['traceEvents'] if e['ph']=='X']
+assert x and all('ts' in e and 'dur' in e and 'flops' in e['args'] and 'bytes' in e['args'] for e in x)
+assert any(e['name']=='matmul' for e in x)
+"
+"$bin" profile --json "$tmp/p2.json" -- logits -m "$model" --tokens 1,2,3,4 --json > /dev/null 2>&1
+check "profile logits" py "d=json.load(open('$tmp/p2.json')); assert d['op_calls']>0 and d['exit_code']==0"
+"$bin" profile -- generate --help > "$tmp/help.txt" 2>&1
+check "profile passes --help through" grep -q -- "--max-tokens" "$tmp/help.txt"
+out=$("$bin" profile -- profile -- info -m "$model" 2>&1)
+check "profile refuses itself" bash -c "[[ \"\$1\" == *'cannot be profiled'* ]]" _ "$out"
+"$bin" profile -- generate -m "$tmp/missing" -p hi > /dev/null 2>&1
+check "profile passes a failure through" test $? -ne 0
+
+# ---- report ----
+"$bin" report --baseline "-m $model --threads 1" --candidate "-m '$model' --threads 2" -n 6 --runs 2 \
+  --min-speedup 0 --json "$tmp/report.json" --html "$tmp/report.html" > "$tmp/report.txt" 2> "$tmp/report.err"
+check "report exit 0" test $? -eq 0
+check "report text" bash -c "grep -q 'decision: ACCEPT' '$tmp/report.txt' && grep -q 'throughput' '$tmp/report.txt'"
+check "report json: same model accepted" py "
+d=json.load(open('$tmp/report.json'))
+for s in ('baseline','candidate'):
+  r=d[s]
+  for k in ('tokens_per_s','latency_ms','peak_memory_bytes','profile','latencies_ms'): assert k in r, (s,k)
+  assert r['tokens_per_s']>0 and r['latency_ms']['p50']>0 and r['latency_ms']['p95']>=r['latency_ms']['p50']
+  assert r['peak_memory_bytes']>0 and len(r['latencies_ms'])==2*5
+q=d['quality']
+for k in ('ppl_baseline','ppl_candidate','kl','top1_agreement'): assert k in q, k
+assert abs(q['ppl_baseline']-q['ppl_candidate'])<1e-3*q['ppl_baseline'] and q['kl']<1e-6 and q['top1_agreement']==1.0, q
+assert d['decision']=='accept', d['reasons']
+"
+out=$("$bin" report --baseline "-m $model" --candidate "-m $other" -n 4 --runs 1 --min-speedup 0 --json 2>/dev/null)
+check "report json on stdout: another model is rejected" py "
+d=json.loads(sys.argv[1]); assert d['decision']=='reject', d['reasons']
+assert d['quality']['kl']>0.01 and any('KL' in r or 'top-1' in r or 'perplexity' in r for r in d['reasons'])
+" "$out"
+out=$("$bin" report --baseline "-m $model" --candidate "-m $model" --workload prefill --runs 2 --json 2>/dev/null)
+check "report prefill workload" py "d=json.loads(sys.argv[1]); assert d['decision'] in ('accept','review','reject') and d['baseline']['tokens_per_s']>0" "$out"
+out=$("$bin" report --baseline "-m $model --bogus" --candidate "-m $model" 2>&1)
+check "report bad ARGS name the side" bash -c "[[ \"\$1\" == *'--baseline'* ]]" _ "$out"
+
+# ---- the HTML page in headless Chromium ----
+check "html self-contained" bash -c "grep -q \"id='roofline-plot'\" '$tmp/report.html' && ! grep -qE '<link|src=' '$tmp/report.html'"
+browser=$(command -v chromium || command -v chromium-browser || command -v google-chrome || true)
+if [[ -n "${ROOFLINE_SKIP_CHROMIUM:-}" ]]; then
+  echo "skip headless Chromium (ROOFLINE_SKIP_CHROMIUM set)"
+elif [[ -z "$browser" ]]; then
+  echo "FAIL headless Chromium: not installed (scripts/install-deps --test installs it; ROOFLINE_SKIP_CHROMIUM=1 skips)"
+  failures=$((failures + 1))
+else
+  flags=(--headless --no-sandbox --disable-gpu --disable-dev-shm-usage --hide-scrollbars --user-data-dir="$tmp/chromium")
+  timeout 60 "$browser" "${flags[@]}" --window-size=1200,1000 --screenshot="$tmp/report.png" "file://$tmp/report.html" \
+    > "$tmp/chromium.log" 2>&1
+  check "chromium screenshot written" test -s "$tmp/report.png"
+  stats=$(python3 "$src/tests/cli/profile_report_png.py" "$tmp/report.png" 16 0.02)
+  check "screenshot is not blank ($stats)" test $? -eq 0
+  timeout 60 "$browser" "${flags[@]}" --dump-dom "file://$tmp/report.html" > "$tmp/dom.html" 2>> "$tmp/chromium.log"
+  check "charts in the rendered DOM" py "
+dom=open('$tmp/dom.html').read()
+for needle in ['id=\"latency-cdf\"','id=\"throughput-bars\"','id=\"op-breakdown\"','id=\"roofline-plot\"','class=\"op-point\"','class=\"cdf\"','roof-compute']:
+  assert needle in dom, needle
+"
+fi
+
+echo "$failures failure(s)"
+exit $((failures > 0))
