@@ -17,8 +17,14 @@ Run add_chat(CLI::App& root);
 Run add_info(CLI::App& root);
 Run add_bench(CLI::App& root);
 Run add_bench_tokenizer(CLI::App& bench);  // `bench tokenizer`, registered by add_bench
+Run add_bench_serve(CLI::App& bench);      // `bench serve`, registered by add_bench
 Run add_estimate(CLI::App& root);
 Run add_calibrate(CLI::App& root);
 Run add_serve(CLI::App& root);
+Run add_profile(CLI::App& root);
+Run add_report(CLI::App& root);
+Run add_train(CLI::App& root);
+Run add_data(CLI::App& root);   // `data prepare`
+Run add_score(CLI::App& root);
 
 }  // namespace roofline::app

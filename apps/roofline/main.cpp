@@ -25,6 +25,11 @@ int main(int argc, char** argv) {
   add(roofline::app::add_estimate);
   add(roofline::app::add_calibrate);
   add(roofline::app::add_serve);
+  add(roofline::app::add_profile);
+  add(roofline::app::add_report);
+  add(roofline::app::add_train);
+  add(roofline::app::add_data);
+  add(roofline::app::add_score);
   try {
     root.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
