@@ -6,15 +6,7 @@ bin=$1
 src=$2
 model=$src/tests/fixtures/models/qwen3-bf16
 gpt2=$src/tests/fixtures/models/gpt2-f32
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-check() {  # check NAME CONDITION...
-  local name=$1
-  shift
-  if "$@"; then echo "ok   $name"; else echo "FAIL $name"; failures=$((failures + 1)); fi
-}
-json() { python3 -c "import json,sys; d=json.load(sys.stdin); $1"; }
+source "$(dirname "$0")/lib.sh"
 
 # --help on every command
 for c in generate logits tokenize detokenize chat info bench; do
@@ -55,19 +47,6 @@ check "info json" bash -c "'$bin' info -m '$model' --json | python3 -c 'import j
 check "chat via pipe" bash -c "printf 'hi\n/exit\n' | '$bin' chat -m '$model' -n 4 --seed 1 >/dev/null"
 
 # Errors: non-zero exit and one line that says what and where
-expect_error() {  # expect_error NAME PATTERN CMD...
-  local name=$1 pattern=$2
-  shift 2
-  local err
-  err=$("$@" 2>&1 >/dev/null)
-  local rc=$?
-  if [[ $rc -ne 0 && $(printf '%s\n' "$err" | wc -l) -le 2 && "$err" == *$pattern* ]]; then
-    echo "ok   error $name"
-  else
-    echo "FAIL error $name (rc=$rc): $err"
-    failures=$((failures + 1))
-  fi
-}
 expect_error "missing dir" "not a model directory" "$bin" generate -m "$tmp/nope" -p hi
 mkdir -p "$tmp/badjson" && echo '{"architectures": [' > "$tmp/badjson/config.json"
 expect_error "bad config json" "config.json" "$bin" info -m "$tmp/badjson"

@@ -8,14 +8,7 @@ bin=$1
 src=$2
 model=$src/tests/fixtures/models/llama3-bf16
 other=$src/tests/fixtures/models/qwen3-bf16  # same vocabulary size, different weights
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-check() {  # check NAME CONDITION...
-  local name=$1
-  shift
-  if "$@"; then echo "ok   $name"; else echo "FAIL $name"; failures=$((failures + 1)); fi
-}
+source "$(dirname "$0")/lib.sh"
 py() {  # py CODE [ARGS...]: python with json and sys imported; ARGS in sys.argv[1:]
   local code=$1
   shift

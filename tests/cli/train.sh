@@ -6,15 +6,7 @@ set -uo pipefail
 bin=$1
 src=$2
 fx=$src/tests/fixtures/train
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-check() {  # check NAME CONDITION...
-  local name=$1
-  shift
-  if "$@"; then echo "ok   $name"; else echo "FAIL $name"; failures=$((failures + 1)); fi
-}
-json() { python3 -c "import json,sys; d=json.load(sys.stdin); $1"; }
+source "$(dirname "$0")/lib.sh"
 ref() { python3 -c "import json; d=json.load(open('$fx/$1/reference.json')); $2"; }
 losses() { python3 -c "import json; print([json.loads(l)['loss'] for l in open('$1') if '\"loss\"' in l])"; }
 
@@ -112,19 +104,6 @@ for i in 1 2 3 4; do
 done
 
 # Errors: non-zero exit and one line that says what
-expect_error() {  # expect_error NAME PATTERN CMD...
-  local name=$1 pattern=$2
-  shift 2
-  local err
-  err=$("$@" 2>&1 >/dev/null)
-  local rc=$?
-  if [[ $rc -ne 0 && $(printf '%s\n' "$err" | wc -l) -le 2 && "$err" == *$pattern* ]]; then
-    echo "ok   error $name"
-  else
-    echo "FAIL error $name (rc=$rc): $err"
-    failures=$((failures + 1))
-  fi
-}
 expect_error "cuda not built" "CUDA training is not built yet" "$bin" train --init "$fx/llama" --data-tokens 1,2,3 --steps 1 --device cuda
 expect_error "no data" "--data" "$bin" train --arch llama --layers 1 --hidden 32 --heads 2 --tokenizer "$fx/llama" --steps 1 --quiet
 expect_error "bad arch" "--arch" "$bin" train --arch bert --layers 1 --hidden 32 --heads 2 --data "$tmp/data" --steps 1 --quiet

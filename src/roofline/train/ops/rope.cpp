@@ -1,35 +1,16 @@
 #include "roofline/train/ops/rope.h"
 
 #include <cmath>
-#include <numbers>
 
+#include "roofline/model/decoder.h"
 #include "roofline/train/ops/reduce.h"
 
 namespace roofline::train {
 
 RopeTables make_rope_tables(const ModelSpec& spec, int64_t positions) {
   const int64_t dim = spec.head_dim, half = dim / 2;
-  std::vector<double> inv(static_cast<size_t>(half));
-  for (int64_t i = 0; i < half; ++i) {
-    const float exponent = float(2 * i) / float(dim);
-    inv[size_t(i)] = double(1.0f / std::pow(float(spec.rope_theta), exponent));
-  }
-  const RopeScaling& rs = spec.rope_scaling;
-  if (rs.kind == RopeScalingKind::Linear) {
-    for (double& f : inv) f /= rs.factor;
-  } else if (rs.kind == RopeScalingKind::Llama3) {
-    const double old_len = double(rs.original_max_position);
-    const double low_wavelen = old_len / rs.low_freq_factor, high_wavelen = old_len / rs.high_freq_factor;
-    for (double& f : inv) {
-      const double wavelen = 2.0 * std::numbers::pi / f;
-      if (wavelen > low_wavelen) {
-        f /= rs.factor;
-      } else if (wavelen >= high_wavelen) {
-        const double smooth = (old_len / wavelen - rs.low_freq_factor) / (rs.high_freq_factor - rs.low_freq_factor);
-        f = (1.0 - smooth) * f / rs.factor + smooth * f;
-      }
-    }
-  }
+  // The same frequencies as inference (rounding as HF does, every scaling variant).
+  const std::vector<double> inv = rope_inverse_frequencies(spec);
   RopeTables t;
   t.positions = positions;
   t.half = half;
