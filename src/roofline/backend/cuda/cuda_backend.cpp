@@ -293,6 +293,24 @@ void CudaBackend::matmul(Tensor& out, const Tensor& x, const Tensor& w, const Te
     launch_convert(converted, w_elem, x.data(), x_elem, M * K, stream_);
     x_data = converted;
   }
+  // Small M (decode): the memory-bound gemv kernel reads any bias and writes any output dtype directly.
+  if (gemv_supported(w_elem, w_elem, M, N, K, x_data, w.data())) {
+    GemvArgs args;
+    args.out = out.data();
+    args.out_type = out_elem;
+    args.x = x_data;
+    args.w = w.data();
+    args.w_type = w_elem;
+    if (bias) {
+      check_on_device(op, *bias, "bias");
+      check_vector(op, *bias, N, "bias");
+      args.bias = bias->data();
+      args.bias_type = float_elem(op, *bias, "bias");
+    }
+    args.M = M, args.N = N, args.K = K;
+    launch_gemv(args, multiprocessors_, stream_);
+    return;
+  }
   // The product's dtype: out's when cuBLASLt supports it, else f32 then converted.
   const bool direct = CublasLtGemm::supported(cuda_type(w.dtype()), cuda_type(out.dtype()));
   const DType product_dtype = direct ? out.dtype() : DType::F32;

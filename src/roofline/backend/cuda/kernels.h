@@ -135,6 +135,24 @@ void launch_store_kv(void* k_pool, void* v_pool, int64_t pool_rows, const void* 
 void launch_gather_rows(void* out, const void* x, int64_t x_rows, const int32_t* rows, int64_t count,
                         int64_t row_bytes, cudaStream_t stream);
 
+// ---- gemv.cu -------------------------------------------------------------------------------------------
+// Memory-bound product for small M (decode): out[M, N] = x[M, K] . w[N, K]^T (+ bias[N]), f32 accumulation.
+// w and x share one type, bf16 or f16; out and bias (optional, [N]) any float type. Needs M <= kGemvMaxM,
+// K a multiple of 8, x and w 16-byte aligned (gemv_supported); rows of x and w contiguous (pitch K).
+constexpr int kGemvMaxM = 8;
+struct GemvArgs {
+  void* out = nullptr;
+  Elem out_type = Elem::BF16;
+  const void* x = nullptr;
+  const void* w = nullptr;
+  Elem w_type = Elem::BF16;  // also x's type
+  const void* bias = nullptr;  // optional
+  Elem bias_type = Elem::BF16;
+  int64_t M = 0, N = 0, K = 0;
+};
+bool gemv_supported(Elem w_type, Elem x_type, int64_t M, int64_t N, int64_t K, const void* x, const void* w);
+void launch_gemv(const GemvArgs& args, int multiprocessors, cudaStream_t stream);
+
 // ---- sampling.cu ---------------------------------------------------------------------------------------
 // ids[r] = argmax_v logits[r, v] (the lowest index among equal maxima) for r < rows; logits f32/bf16/f16.
 void launch_argmax(int32_t* ids, const void* logits, Elem type, int64_t rows, int64_t vocab, cudaStream_t stream);

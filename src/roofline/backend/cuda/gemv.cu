@@ -1,0 +1,306 @@
+// Memory-bound matrix products for small M (decode): out[M, N] = x[M, K] . w[N, K]^T (+ bias[N]), M <= 8,
+// w and x bf16 or f16, f32 accumulation. The weight stream dominates, so both kernels are built around it:
+// 16-byte loads of w (ld.global.nc, no L1 allocation, so x stays in L1), 8 of them in flight per lane
+// before any is used; x (tiny) is read through L1. M < 4: a SIMT kernel, each warp owning 2 rows of w and
+// walking K in steps of 32 chunks, reduced with warp shuffles. M >= 4: a tensor-core kernel (mma.sync
+// m16n8k16, x padded to 8 rows), each warp owning 16 rows, so the FMA work stays off the critical path.
+// When N gives too few warps to fill the GPU, kw_count warps of a CTA split one row group's K and combine
+// in shared memory. No allocation, no synchronisation: CUDA-graph capturable.
+#include <nvtx3/nvtx3.hpp>
+
+#include <algorithm>
+#include <type_traits>
+
+#include "roofline/backend/cuda/cuda_check.h"
+#include "roofline/backend/cuda/dispatch.cuh"
+#include "roofline/backend/cuda/kernels.h"
+
+namespace roofline::cuda {
+
+namespace {
+
+using device::bf16;
+using device::f16;
+using device::Pair;
+
+constexpr int kThreads = 256;
+constexpr int kWarps = kThreads / 32;
+// Rows of w per warp and 16-byte steps per row in flight per lane: more rows for larger M, so that each x
+// chunk read (and unpacked) from L1 serves more weight bytes; 8 weight loads in flight per lane either way.
+template <int M> constexpr int kRowsFor = M >= 4 ? 4 : 2;
+template <int M> constexpr int kUnrollFor = M >= 4 ? 2 : 4;  // (M >= kGemvMmaMinM takes the mma kernel)
+
+__device__ __forceinline__ uint4 load_stream(const uint4* p) {
+  uint4 r;
+  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+      : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+      : "l"(p));
+  return r;
+}
+
+template <typename T>
+__device__ __forceinline__ void unpack8(const uint4& raw, float (&out)[8]) {
+  const auto* pairs = reinterpret_cast<const typename Pair<T>::type*>(&raw);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 f = Pair<T>::unpack(pairs[i]);
+    out[2 * i] = f.x, out[2 * i + 1] = f.y;
+  }
+}
+
+__device__ __forceinline__ float load_any(const void* p, Elem type, int64_t i) {
+  switch (type) {
+    case Elem::F32: return static_cast<const float*>(p)[i];
+    case Elem::F16: return __half2float(static_cast<const f16*>(p)[i]);
+    default: return __bfloat162float(static_cast<const bf16*>(p)[i]);
+  }
+}
+
+__device__ __forceinline__ void store_any(void* p, Elem type, int64_t i, float v) {
+  switch (type) {
+    case Elem::F32: static_cast<float*>(p)[i] = v; break;
+    case Elem::F16: static_cast<f16*>(p)[i] = __float2half_rn(v); break;
+    default: static_cast<bf16*>(p)[i] = __float2bfloat16_rn(v); break;
+  }
+}
+
+// Warp w of the CTA: row group blockIdx.x * (kWarps / kw_count) + w / kw_count, K slice w % kw_count
+// (16-byte chunks c with (c / 32) % kw_count == slice).
+template <typename T, int M, int kRows = kRowsFor<M>, int kUnroll = kUnrollFor<M>>
+__global__ void __launch_bounds__(kThreads) gemv_kernel(const T* __restrict__ x, const T* __restrict__ w,
+                                                        void* __restrict__ out, Elem out_type,
+                                                        const void* __restrict__ bias, Elem bias_type, int N,
+                                                        int K, int kw_count) {
+  __shared__ float partial[kWarps][M * kRows];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int slice = warp % kw_count;
+  const int64_t n0 = (int64_t(blockIdx.x) * (kWarps / kw_count) + warp / kw_count) * kRows;
+  const int chunks = K / 8;
+
+  const uint4* wrow[kRows];
+  bool row_ok[kRows];
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+    row_ok[r] = n0 + r < N;
+    wrow[r] = reinterpret_cast<const uint4*>(w) + (row_ok[r] ? n0 + r : 0) * int64_t(chunks);
+  }
+  const uint4* xv = reinterpret_cast<const uint4*>(x);
+
+  float acc[M][kRows];
+#pragma unroll
+  for (int m = 0; m < M; ++m)
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) acc[m][r] = 0.0f;
+
+  const int stride = 32 * kw_count;
+  for (int base = slice * 32 + lane; base < chunks; base += stride * kUnroll) {
+    uint4 wv[kUnroll][kRows];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int c = base + u * stride;
+#pragma unroll
+      for (int r = 0; r < kRows; ++r)
+        wv[u][r] = (c < chunks && row_ok[r]) ? load_stream(wrow[r] + c) : make_uint4(0, 0, 0, 0);
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int c = base + u * stride;
+      if (c < chunks) {
+        float wf[kRows][8];
+#pragma unroll
+        for (int r = 0; r < kRows; ++r) unpack8<T>(wv[u][r], wf[r]);
+#pragma unroll
+        for (int m = 0; m < M; ++m) {
+          float xf[8];
+          unpack8<T>(__ldg(xv + int64_t(m) * chunks + c), xf);
+#pragma unroll
+          for (int r = 0; r < kRows; ++r)
+#pragma unroll
+            for (int i = 0; i < 8; ++i) acc[m][r] = fmaf(xf[i], wf[r][i], acc[m][r]);
+        }
+      }
+    }
+  }
+
+#pragma unroll
+  for (int m = 0; m < M; ++m)
+#pragma unroll
+    for (int r = 0; r < kRows; ++r)
+#pragma unroll
+      for (int off = 16; off > 0; off >>= 1) acc[m][r] += __shfl_xor_sync(0xffffffffu, acc[m][r], off);
+
+  // Lane j < M * kRows takes value j = m * kRows + r.
+  float mine = 0.0f;
+#pragma unroll
+  for (int m = 0; m < M; ++m)
+#pragma unroll
+    for (int r = 0; r < kRows; ++r)
+      if (lane == m * kRows + r) mine = acc[m][r];
+
+  if (kw_count > 1) {
+    if (lane < M * kRows) partial[warp][lane] = mine;
+    __syncthreads();
+    if (slice != 0) return;
+    for (int j = 1; j < kw_count; ++j) mine += lane < M * kRows ? partial[warp + j][lane] : 0.0f;
+  }
+  if (lane < M * kRows) {
+    const int m = lane / kRows, r = lane % kRows;
+    const int64_t n = n0 + r;
+    if (n < N) {
+      if (bias != nullptr) mine += load_any(bias, bias_type, n);
+      store_any(out, out_type, int64_t(m) * N + n, mine);
+    }
+  }
+}
+
+// ---- tensor-core variant, M >= kGemvMmaMinM ----
+// out^T[16 rows of w, 8 rows of x] per warp with mma.sync m16n8k16 (f32 accumulators). Lane (g = lane / 4,
+// q = lane % 4) loads 16-byte chunks q, q + 4, q + 8, q + 12 of each 16-chunk block from rows g and g + 8 of
+// its row group, and the same chunks of x row g (zero when g >= M). The dot product does not care in which
+// order k is summed, so the mma's k index is a permutation of the physical one, the same for A and B:
+// step s of a chunk takes its elements 4s..4s+3 as logical k (2q, 2q+1, 2q+8, 2q+9), i.e. words 2s and
+// 2s+1 of each operand. No shuffles: lane holds out rows 2q, 2q+1 for w rows g and g + 8.
+constexpr int kGemvMmaMinM = 4;
+constexpr int kMmaRows = 16;
+
+template <typename T>
+__device__ __forceinline__ void mma16816(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                         uint32_t b0, uint32_t b1) {
+  if constexpr (std::is_same_v<T, f16>) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+  } else {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+  }
+}
+
+__device__ __forceinline__ uint32_t word(const uint4& v, int i) {
+  return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
+}
+
+// Warp w of the CTA: row group blockIdx.x * (kWarps / kw_count) + w / kw_count (16 rows of w), blocks of 16
+// chunks b with b % kw_count == w % kw_count.
+template <typename T>
+__global__ void __launch_bounds__(kThreads) gemv_mma_kernel(const T* __restrict__ x, const T* __restrict__ w,
+                                                            void* __restrict__ out, Elem out_type,
+                                                            const void* __restrict__ bias, Elem bias_type, int M,
+                                                            int N, int K, int kw_count) {
+  __shared__ float partial[kWarps][4][32];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+  const int slice = warp % kw_count;
+  const int64_t n0 = (int64_t(blockIdx.x) * (kWarps / kw_count) + warp / kw_count) * kMmaRows;
+  const int chunks = K / 8, nblocks = (chunks + 15) / 16;
+  const bool ok_a = n0 + g < N, ok_b = n0 + g + 8 < N, ok_x = g < M;
+  const uint4* wa = reinterpret_cast<const uint4*>(w) + (ok_a ? n0 + g : 0) * int64_t(chunks);
+  const uint4* wb = reinterpret_cast<const uint4*>(w) + (ok_b ? n0 + g + 8 : 0) * int64_t(chunks);
+  const uint4* xr = reinterpret_cast<const uint4*>(x) + (ok_x ? g : 0) * int64_t(chunks);
+  float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  const uint4 zero = make_uint4(0, 0, 0, 0);
+  for (int b = slice; b < nblocks; b += kw_count) {
+    uint4 va[4], vb[4], vx[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int ci = b * 16 + j * 4 + q;
+      const bool in = ci < chunks;
+      va[j] = in && ok_a ? load_stream(wa + ci) : zero;
+      vb[j] = in && ok_b ? load_stream(wb + ci) : zero;
+      vx[j] = in && ok_x ? __ldg(xr + ci) : zero;
+    }
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+#pragma unroll
+      for (int s = 0; s < 2; ++s)
+        mma16816<T>(c, word(va[j], 2 * s), word(vb[j], 2 * s), word(va[j], 2 * s + 1), word(vb[j], 2 * s + 1),
+                    word(vx[j], 2 * s), word(vx[j], 2 * s + 1));
+  }
+  if (kw_count > 1) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) partial[warp][i][lane] = c[i];
+    __syncthreads();
+    if (slice != 0) return;
+    for (int j = 1; j < kw_count; ++j)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) c[i] += partial[warp + j][i][lane];
+  }
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const int m = 2 * q + (i & 1);
+    const int64_t n = n0 + g + (i >= 2 ? 8 : 0);
+    if (m < M && n < N) {
+      float v = c[i];
+      if (bias != nullptr) v += load_any(bias, bias_type, n);
+      store_any(out, out_type, int64_t(m) * N + n, v);
+    }
+  }
+}
+
+template <typename T>
+void launch_typed(const GemvArgs& a, unsigned blocks, int kw_count, cudaStream_t stream) {
+  const T* x = static_cast<const T*>(a.x);
+  const T* w = static_cast<const T*>(a.w);
+  const int N = int(a.N), K = int(a.K);
+#define ROOFLINE_GEMV_CASE(MM)                                                                                 \
+  case MM:                                                                                                     \
+    gemv_kernel<T, MM><<<blocks, kThreads, 0, stream>>>(x, w, a.out, a.out_type, a.bias, a.bias_type, N, K, \
+                                                        kw_count);                                             \
+    break;
+  switch (a.M) {
+    ROOFLINE_GEMV_CASE(1)
+    ROOFLINE_GEMV_CASE(2)
+    ROOFLINE_GEMV_CASE(3)
+    default: break;
+  }
+#undef ROOFLINE_GEMV_CASE
+  ROOFLINE_CUDA_CHECK_LAUNCH();
+}
+
+template <typename F>
+void dispatch_w(Elem type, F&& body) {
+  if (type == Elem::F16)
+    body(f16{});
+  else
+    body(bf16{});
+}
+
+}  // namespace
+
+bool gemv_supported(Elem w_type, Elem x_type, int64_t M, int64_t N, int64_t K, const void* x, const void* w) {
+  return (w_type == Elem::BF16 || w_type == Elem::F16) && x_type == w_type && M >= 1 && M <= kGemvMaxM &&
+         N >= 1 && K >= 8 && K % 8 == 0 && N < (int64_t(1) << 30) && K < (int64_t(1) << 30) && aligned16(x) &&
+         aligned16(w);
+}
+
+void launch_gemv(const GemvArgs& a, int multiprocessors, cudaStream_t stream) {
+  nvtx3::scoped_range range("cuda::gemv");
+  if (a.M <= 0 || a.N <= 0) return;
+  const bool mma = a.M >= kGemvMmaMinM;
+  const int rows = mma ? kMmaRows : a.M >= 4 ? kRowsFor<4> : kRowsFor<1>;
+  const int64_t groups = (a.N + rows - 1) / rows;
+  const int64_t chunks = a.K / 8;
+  // K steps a warp takes: 32 chunks (simt), blocks of 16 chunks (mma). Split K over up to 8 warps while the
+  // row groups alone give too few warps to fill the GPU, keeping >= 2 steps per warp.
+  const int64_t steps = mma ? (chunks + 15) / 16 : (chunks + 31) / 32;
+  const int64_t want_warps = int64_t(16) * std::max(multiprocessors, 1);
+  int kw_count = 1;
+  while (kw_count < kWarps && groups * kw_count < want_warps && steps >= int64_t(4) * kw_count) kw_count *= 2;
+  const int64_t groups_per_block = kWarps / kw_count;
+  const auto blocks = unsigned((groups + groups_per_block - 1) / groups_per_block);
+  if (mma) {
+    dispatch_w(a.w_type, [&](auto tag) {
+      using T = decltype(tag);
+      gemv_mma_kernel<T><<<blocks, kThreads, 0, stream>>>(static_cast<const T*>(a.x), static_cast<const T*>(a.w),
+                                                         a.out, a.out_type, a.bias, a.bias_type, int(a.M),
+                                                         int(a.N), int(a.K), kw_count);
+      ROOFLINE_CUDA_CHECK_LAUNCH();
+    });
+    return;
+  }
+  dispatch_w(a.w_type, [&](auto tag) { launch_typed<decltype(tag)>(a, blocks, kw_count, stream); });
+}
+
+}  // namespace roofline::cuda
