@@ -50,6 +50,15 @@ Tensor Backend::upload(const Tensor& host, DType as) {
   return out;
 }
 
+void Backend::upload_into(Tensor& dst, const Tensor& host) {
+  check_host("upload", host, "the source");
+  check_host("upload", dst, "the destination");
+  ROOFLINE_CHECK(dst.numel() == host.numel() && (host.dtype() == dst.dtype() || (is_float(host.dtype()) && is_float(dst.dtype()))),
+                 "upload: cannot put {} {} into {} {}", dtype_name(host.dtype()), shape_to_string(host.shape()),
+                 dtype_name(dst.dtype()), shape_to_string(dst.shape()));
+  convert_elements(host.dtype(), host.data(), dst.dtype(), dst.data(), size_t(host.numel()));
+}
+
 void Backend::download(const Tensor& device, Tensor& host) {
   check_host("download", host, "the destination");
   ROOFLINE_CHECK(device.shape() == host.shape(), "download: shapes {} and {} differ", shape_to_string(device.shape()),

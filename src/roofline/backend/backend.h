@@ -78,6 +78,8 @@ class Backend {
   virtual Tensor alloc(DType dtype, Shape shape) { return Tensor::empty(dtype, std::move(shape)); }
   // A device copy of a host tensor, converted to `as` (F32/F16/BF16 among themselves; I32 stays I32).
   virtual Tensor upload(const Tensor& host, DType as);
+  // The same into an existing device tensor of the same element count (converted to its dtype).
+  virtual void upload_into(Tensor& dst, const Tensor& host);
   // Device tensor -> host tensor of the same shape (converted to F32 when host is F32). Waits for pending ops.
   virtual void download(const Tensor& device, Tensor& host);
   // dst (device) <- dst.nbytes() bytes at src (host). Ordered with the ops; src may be reused on return.

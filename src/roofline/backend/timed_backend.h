@@ -238,6 +238,11 @@ class TimedBackend final : public Backend {
             [&] { return op_work::copy(double(host.nbytes()), std::to_string(host.nbytes()) + " B"); });
     return inner_.upload(host, as);
   }
+  void upload_into(Tensor& dst, const Tensor& host) override {
+    Timer t(this, "upload", OpCategory::Copy,
+            [&] { return op_work::copy(double(host.nbytes()), std::to_string(host.nbytes()) + " B"); });
+    inner_.upload_into(dst, host);
+  }
   void download(const Tensor& device, Tensor& host) override {
     Timer t(this, "download", OpCategory::Copy,
             [&] { return op_work::copy(double(device.nbytes()), std::to_string(device.nbytes()) + " B"); });

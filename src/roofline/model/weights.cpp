@@ -153,17 +153,13 @@ std::vector<Tensor> upload_adjacent(Backend& backend, const std::vector<const Te
   Shape shape = parts[0]->shape();
   shape[0] = 0;
   for (const Tensor* p : parts) shape[0] += p->dim(0);
-  Tensor joined = Tensor::empty(parts[0]->dtype(), shape);
-  char* at = static_cast<char*>(joined.data());
-  for (const Tensor* p : parts) {
-    std::memcpy(at, p->data(), p->nbytes());
-    at += p->nbytes();
-  }
-  const Tensor device = backend.upload(joined, as);
+  const Tensor joined = backend.alloc(as, shape);
   std::vector<Tensor> views;
   int64_t row = 0;
   for (const Tensor* p : parts) {
-    views.push_back(device.rows(row, row + p->dim(0)));
+    Tensor view = joined.rows(row, row + p->dim(0));
+    backend.upload_into(view, *p);  // straight from the checkpoint: no joined host copy
+    views.push_back(view);
     row += p->dim(0);
   }
   return views;

@@ -180,7 +180,16 @@ Tensor CudaBackend::alloc(DType dtype, Shape shape) {
 }
 
 Tensor CudaBackend::upload(const Tensor& host, DType as) {
+  Tensor out = alloc(as, host.shape());
+  upload_into(out, host);
+  return out;
+}
+
+void CudaBackend::upload_into(Tensor& dst, const Tensor& host) {
   ROOFLINE_CHECK(host.device() == Device::CPU, "upload: the source must be a host tensor");
+  check_on_device("upload", dst, "the destination");
+  const DType as = dst.dtype();
+  ROOFLINE_CHECK(dst.numel() == host.numel(), "upload: {} elements into {}", host.numel(), dst.numel());
   const bool ints = host.dtype() == DType::I32 || as == DType::I32;
   ROOFLINE_CHECK(!ints || host.dtype() == as, "upload: I32 uploads only as I32 (got {} -> {})",
                  dtype_name(host.dtype()), dtype_name(as));
@@ -189,21 +198,20 @@ Tensor CudaBackend::upload(const Tensor& host, DType as) {
     ROOFLINE_CHECK(as == DType::F32 || as == DType::F16 || as == DType::BF16,
                    "upload: the target dtype must be F32, F16, BF16 or I32, got {}", dtype_name(as));
   }
-  Tensor out = alloc(as, host.shape());
+  // Same dtype: straight from the source (e.g. the checkpoint's page-cached mmap), no host copy.
   const void* src = host.data();
   std::vector<uint8_t> converted;
   if (host.dtype() != as) {
     std::vector<float> f32(size_t(host.numel()));
     convert_to_f32(host.dtype(), host.data(), f32.data(), f32.size());
-    converted.resize(out.nbytes());
+    converted.resize(dst.nbytes());
     convert_from_f32(as, f32.data(), converted.data(), f32.size());
     src = converted.data();
   }
-  if (out.nbytes() > 0) {
-    ROOFLINE_CUDA_CHECK(cudaMemcpyAsync(out.data(), src, out.nbytes(), cudaMemcpyHostToDevice, stream_));
+  if (dst.nbytes() > 0) {
+    ROOFLINE_CUDA_CHECK(cudaMemcpyAsync(dst.data(), src, dst.nbytes(), cudaMemcpyHostToDevice, stream_));
     synchronize();
   }
-  return out;
 }
 
 void CudaBackend::download(const Tensor& device, Tensor& host) {

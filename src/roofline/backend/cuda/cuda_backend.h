@@ -64,6 +64,7 @@ class CudaBackend final : public Backend {
   // Copies a host tensor to a new device tensor of dtype `as`, converting f32/f16/bf16 on the way
   // (I32 uploads as I32). Synchronous.
   Tensor upload(const Tensor& host, DType as) override;
+  void upload_into(Tensor& dst, const Tensor& host) override;
   // Copies a device tensor into `host` (same shape): converted to f32 when host is F32, else the dtypes
   // must match. Synchronous (waits for the stream first).
   void download(const Tensor& device, Tensor& host) override;
