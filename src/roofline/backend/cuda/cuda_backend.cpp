@@ -11,6 +11,7 @@
 #include "roofline/backend/cuda/cuda_check.h"
 #include "roofline/backend/cuda/gemm.h"
 #include "roofline/backend/cuda/kernels.h"
+#include "roofline/backend/cuda/tensor_checks.h"
 #include "roofline/core/error.h"
 
 namespace roofline::cuda {
@@ -19,33 +20,12 @@ namespace {
 
 constexpr size_t kGemmWorkspaceBytes = size_t(32) << 20;
 
-void check_on_device(const char* op, const Tensor& t, const char* what) {
-  ROOFLINE_CHECK(t.defined(), "{}: {} is not allocated", op, what);
-  ROOFLINE_CHECK(t.device() == Device::CUDA,
-                 "{}: {} is a host tensor, but the CUDA backend runs on device tensors (use CudaBackend::upload or "
-                 "CudaBackend::alloc)",
-                 op, what);
-}
-
-Elem float_elem(const char* op, const Tensor& t, const char* what) {
-  switch (t.dtype()) {
-    case DType::F32: return Elem::F32;
-    case DType::F16: return Elem::F16;
-    case DType::BF16: return Elem::BF16;
-    default: fail("{}: {} has dtype {}; the CUDA kernels take F32, F16 or BF16", op, what, dtype_name(t.dtype()));
-  }
-}
-
 cudaDataType cuda_type(DType dtype) {
   switch (dtype) {
     case DType::F32: return CUDA_R_32F;
     case DType::F16: return CUDA_R_16F;
     default: return CUDA_R_16BF;
   }
-}
-
-void check_dtype(const char* op, const Tensor& t, DType dtype, const char* what) {
-  ROOFLINE_CHECK(t.dtype() == dtype, "{}: {} must be {}, got {}", op, what, dtype_name(dtype), dtype_name(t.dtype()));
 }
 
 void check_same(const char* op, const Tensor& a, const char* a_name, const Tensor& b, const char* b_name) {

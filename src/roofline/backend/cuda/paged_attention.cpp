@@ -11,6 +11,7 @@
 
 #include "roofline/backend/cuda/cuda_backend.h"
 #include "roofline/backend/cuda/kernels.h"
+#include "roofline/backend/cuda/tensor_checks.h"
 #include "roofline/core/error.h"
 
 namespace roofline::cuda {
@@ -19,28 +20,16 @@ namespace {
 
 constexpr int64_t kContiguousDecodeRows = 4;  // attention(): up to this many query rows take the decode kernel
 
-void check_device(const char* op, const Tensor& t, const char* what) {
-  ROOFLINE_CHECK(t.defined(), "{}: {} is not allocated", op, what);
-  ROOFLINE_CHECK(t.device() == Device::CUDA,
-                 "{}: {} is a host tensor, but the CUDA backend runs on device tensors (use CudaBackend::upload or "
-                 "CudaBackend::alloc)",
-                 op, what);
-}
-
-void check_dtype(const char* op, const Tensor& t, DType dtype, const char* what) {
-  ROOFLINE_CHECK(t.dtype() == dtype, "{}: {} must be {}, got {}", op, what, dtype_name(dtype), dtype_name(t.dtype()));
-}
-
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
 // q, out [T, Hq, D] and the key/value storage ([..., Hkv, D] of rank kv_rank), all bf16: the fields of the
 // arguments that do not depend on how keys are found.
 PagedAttentionArgs qkv_args(const char* op, Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v,
                             int kv_rank, const char* k_name, const char* v_name) {
-  check_device(op, out, "out");
-  check_device(op, q, "q");
-  check_device(op, k, k_name);
-  check_device(op, v, v_name);
+  check_on_device(op, out, "out");
+  check_on_device(op, q, "q");
+  check_on_device(op, k, k_name);
+  check_on_device(op, v, v_name);
   check_dtype(op, q, DType::BF16, "q");
   check_dtype(op, out, DType::BF16, "out");
   check_dtype(op, k, DType::BF16, k_name);
@@ -91,7 +80,7 @@ PagedAttentionArgs contiguous_args(const char* op, Tensor& out, const Tensor& q,
 
 void check_index(const char* op, const Tensor* t, const char* what) {
   ROOFLINE_CHECK(t != nullptr, "{}: the batch has no {} tensor", op, what);
-  check_device(op, *t, what);
+  check_on_device(op, *t, what);
   check_dtype(op, *t, DType::I32, what);
 }
 
@@ -101,11 +90,11 @@ void check_index(const char* op, const Tensor* t, const char* what) {
 
 void CudaBackend::store_kv(Tensor& k_pool, Tensor& v_pool, const Tensor& k, const Tensor& v, const Tensor& slots) {
   const char* op = "store_kv";
-  check_device(op, k_pool, "k_pool");
-  check_device(op, v_pool, "v_pool");
-  check_device(op, k, "k");
-  check_device(op, v, "v");
-  check_device(op, slots, "slots");
+  check_on_device(op, k_pool, "k_pool");
+  check_on_device(op, v_pool, "v_pool");
+  check_on_device(op, k, "k");
+  check_on_device(op, v, "v");
+  check_on_device(op, slots, "slots");
   check_dtype(op, slots, DType::I32, "slots");
   ROOFLINE_CHECK(k_pool.rank() == 4 && v_pool.shape() == k_pool.shape() && v_pool.dtype() == k_pool.dtype(),
                  "{}: k_pool {} and v_pool {} must both be [num_blocks, block_size, Hkv, D] of one dtype", op,
@@ -121,9 +110,9 @@ void CudaBackend::store_kv(Tensor& k_pool, Tensor& v_pool, const Tensor& k, cons
 
 void CudaBackend::gather_rows(Tensor& out, const Tensor& x, const Tensor& rows) {
   const char* op = "gather_rows";
-  check_device(op, out, "out");
-  check_device(op, x, "x");
-  check_device(op, rows, "rows");
+  check_on_device(op, out, "out");
+  check_on_device(op, x, "x");
+  check_on_device(op, rows, "rows");
   check_dtype(op, rows, DType::I32, "rows");
   const int64_t count = rows.numel();
   ROOFLINE_CHECK(x.rank() >= 1 && out.rank() >= 1 && out.dtype() == x.dtype() && out.dim(0) == count &&
