@@ -192,7 +192,7 @@ Run add_bench(CLI::App& root) {
     std::vector<double> steady(step_s.begin() + std::min<int64_t>(3, N - 1), step_s.end());
 
     // Work and floors per decode step (B tokens) at the mean context, and per prefill.
-    const double kv_token_bytes = double(2 * spec.num_layers * spec.kv_dim()) * double(dtype_size(run_on.activation_dtype()));
+    const double kv_token_bytes = double(spec.kv_bytes_per_token(dtype_size(run_on.activation_dtype())));
     const double mean_context = double(P) + double(N) / 2.0;
     const double mm_params = matmul_parameters(weights);
     const double attn_flops_per_key = 4.0 * double(spec.num_layers) * double(spec.q_dim());

@@ -27,18 +27,6 @@ namespace roofline::app {
 
 namespace {
 
-// The hardware.json key for a device name: a built-in name when it is that part ("NVIDIA H100 80GB HBM3" ->
-// h100; PCIe and NVL variants keep their own key), else the name in lower case with dashes.
-[[maybe_unused]] std::string hardware_key(const std::string& device_name) {
-  std::string key;
-  for (char c : device_name) key += std::isalnum(static_cast<unsigned char>(c)) ? char(std::tolower(c)) : '-';
-  if (key.rfind("nvidia-", 0) == 0) key = key.substr(7);
-  const bool variant = key.find("pcie") != std::string::npos || key.find("nvl") != std::string::npos;
-  for (const std::string& name : perf::builtin_hardware_names())
-    if (!variant && key.rfind(name, 0) == 0) return name;
-  return key;
-}
-
 #ifdef ROOFLINE_HAVE_CUDA
 // Device-to-device copy bandwidth and the bf16 GEMM rate of the CUDA backend's matmul on n x n x n random
 // data (backend/cuda/ceilings.h).
@@ -54,7 +42,7 @@ perf::HardwareSpec calibrate_cuda(int64_t n) {
   const double gemm_flops = ceilings.gemm_bf16_flops_per_s;
 
   perf::HardwareSpec h;
-  h.name = hardware_key(device.name);
+  h.name = perf::hardware_key(device.name);
   const std::vector<std::string> builtin = perf::builtin_hardware_names();
   const bool known = std::find(builtin.begin(), builtin.end(), h.name) != builtin.end() && h.name != "cpu";
   const perf::HardwareSpec sheet = known ? perf::builtin_hardware(h.name) : perf::HardwareSpec{};

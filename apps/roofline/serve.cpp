@@ -139,8 +139,7 @@ Run add_serve(CLI::App& root) {
     // The KV pool: K and V of every layer in the backend's activation dtype. Default budget: on a GPU, what
     // --gpu-memory-utilization leaves after the weights (minus room for activations); on the CPU a quarter of
     // the available memory.
-    const size_t kv_bytes_per_token =
-        size_t(2 * spec.num_layers * spec.kv_dim()) * dtype_size(backend->activation_dtype());
+    const size_t kv_bytes_per_token = spec.kv_bytes_per_token(dtype_size(backend->activation_dtype()));
     size_t kv_budget = 0;
     if (!o->kv_memory.empty()) {
       kv_budget = parse_bytes(o->kv_memory, "--kv-memory");

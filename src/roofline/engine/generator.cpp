@@ -46,8 +46,7 @@ GenerateResult generate(Decoder& decoder, const Tokenizer* tokenizer, const std:
   // the token history) asks for the host sampler.
   Backend& backend = decoder.backend();
   const SamplingParams& sp = options.sampling;
-  const bool device_sampling = backend.device() != Device::CPU && sp.repetition_penalty == 1.0 &&
-                               sp.presence_penalty == 0.0 && sp.frequency_penalty == 0.0;
+  const bool device_sampling = backend.device() != Device::CPU && !sp.uses_history();
   Tensor device_id, host_id;
   if (device_sampling) {
     device_id = backend.alloc(DType::I32, {1});
@@ -61,12 +60,7 @@ GenerateResult generate(Decoder& decoder, const Tokenizer* tokenizer, const std:
       std::copy_n(logits.ptr<float>(), row.size(), row.begin());
       return sampler.sample(row, context, prompt.size());
     }
-    if (sp.temperature <= 0.0 || sp.top_k == 1) {
-      backend.argmax(device_id, logits);
-    } else {
-      const TokenSampling ts{float(sp.temperature), sp.top_k, float(sp.top_p), float(sp.min_p), sp.seed, uint64_t(step)};
-      backend.sample(device_id, logits, ts);
-    }
+    backend.sample(device_id, logits, sp.on_device(uint64_t(step)));  // greedy settings take the argmax
     backend.download(device_id, host_id);
     return host_id.ptr<int32_t>()[0];
   };

@@ -6,6 +6,8 @@
 #include <span>
 #include <vector>
 
+#include "roofline/backend/backend.h"
+
 namespace roofline {
 
 struct SamplingParams {
@@ -20,6 +22,14 @@ struct SamplingParams {
 
   // Throws roofline::Error naming the parameter and its valid range.
   void validate() const;
+  // Whether a draw needs the token history (a penalty): such a request is sampled on the host.
+  bool uses_history() const {
+    return repetition_penalty != 1.0 || presence_penalty != 0.0 || frequency_penalty != 0.0;
+  }
+  // The device-side form of these parameters for the draw at `step` (Backend::sample; penalties excluded).
+  TokenSampling on_device(uint64_t step) const {
+    return TokenSampling{float(temperature), top_k, float(top_p), float(min_p), seed, step};
+  }
 };
 
 class Sampler {

@@ -88,10 +88,7 @@ KvCache Decoder::new_cache(int64_t capacity) const {
   return cache;
 }
 
-void Decoder::invalidate_recordings() {
-  recordings_.clear();
-  shape_seen_.clear();
-}
+void Decoder::invalidate_recordings() { recordings_.clear(); }
 
 void Decoder::ensure_capacity(int64_t tokens, int64_t seqs, int64_t blocks_per_seq, int64_t logit_rows) {
   const ModelSpec& s = spec_;
@@ -317,7 +314,7 @@ const Tensor& Decoder::step(std::span<const SequenceStep> batch, KvPool& pool, b
   // Decode steps (one token per sequence) are recorded at their second sighting and replayed after that,
   // with the context bound rounded up to a power of two so that one recording serves many steps.
   const bool decode = shape.T == shape.B;
-  if (!decode) {
+  if (!decode || cannot_record_) {
     run_layers(shape, pool);
     return logits_view_;
   }
@@ -325,31 +322,21 @@ const Tensor& Decoder::step(std::span<const SequenceStep> batch, KvPool& pool, b
   while (bound < shape.max_context_len) bound *= 2;
   bound = std::min(bound, cap_blocks_ * bs);
   shape.max_context_len = int(std::max<int64_t>(bound, shape.max_context_len));
-  const auto key = std::make_tuple(shape.B, shape.logit_rows, int64_t(shape.max_context_len));
-  if (auto it = recordings_.find(key); it != recordings_.end()) {
-    if (!it->second) {  // the backend cannot record
-      run_layers(shape, pool);
-      return logits_view_;
-    }
-    it->second->replay();
-    ++replayed_steps_;
-    logits_view_ = logits_.rows(0, shape.logit_rows);
-    return logits_view_;
-  }
-  int& seen = shape_seen_[key];
-  if (seen++ == 0) {
+  Recording& rec = recordings_[std::make_tuple(shape.B, shape.logit_rows, int64_t(shape.max_context_len))];
+  if (!rec.ops && rec.eager_runs++ == 0) {
     run_layers(shape, pool);  // the first run also grows every scratch buffer the recording will use
     return logits_view_;
   }
-  std::unique_ptr<RecordedOps> recorded = backend_.record([&] { run_layers(shape, pool); });
-  if (!recorded) {  // this backend cannot record: run eagerly from now on
-    run_layers(shape, pool);
-    recordings_[key] = nullptr;
-    return logits_view_;
+  if (!rec.ops) {
+    rec.ops = backend_.record([&] { run_layers(shape, pool); });
+    if (!rec.ops) {  // this backend cannot record: run eagerly from now on
+      cannot_record_ = true;
+      run_layers(shape, pool);
+      return logits_view_;
+    }
   }
-  recorded->replay();
+  rec.ops->replay();
   ++replayed_steps_;
-  recordings_[key] = std::move(recorded);
   logits_view_ = logits_.rows(0, shape.logit_rows);
   return logits_view_;
 }

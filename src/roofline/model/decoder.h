@@ -102,9 +102,14 @@ class Decoder {
   Tensor logits_view_;
   Tensor host_logits_;  // forward()'s copy when the backend is not the CPU
 
-  // Decode-step recordings keyed by (sequences, logit rows, context bound).
-  std::map<std::tuple<int64_t, int64_t, int64_t>, std::unique_ptr<RecordedOps>> recordings_;
-  std::map<std::tuple<int64_t, int64_t, int64_t>, int> shape_seen_;
+  // Decode-step recordings keyed by (sequences, logit rows, context bound): run eagerly once, then
+  // recorded and replayed.
+  struct Recording {
+    int eager_runs = 0;
+    std::unique_ptr<RecordedOps> ops;
+  };
+  std::map<std::tuple<int64_t, int64_t, int64_t>, Recording> recordings_;
+  bool cannot_record_ = false;  // the backend returned no recording: every step runs eagerly
   int64_t replayed_steps_ = 0;
 };
 

@@ -68,6 +68,8 @@ struct ModelSpec {
 
   int64_t q_dim() const { return num_heads * head_dim; }
   int64_t kv_dim() const { return num_kv_heads * head_dim; }
+  // Bytes of K and V one token holds in the cache, over all layers, at the cache's element size.
+  size_t kv_bytes_per_token(size_t element_bytes) const { return size_t(2 * num_layers * kv_dim()) * element_bytes; }
   // Parameters counted from the shapes (tied embeddings counted once).
   int64_t parameter_count() const;
 };

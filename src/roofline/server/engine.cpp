@@ -26,8 +26,7 @@ struct Engine::Sequence {
         index(i),
         params(p),
         // Penalties need the token history and logprobs the full row: those stay on the host.
-        device_sampling(p.repetition_penalty == 1.0 && p.presence_penalty == 0.0 && p.frequency_penalty == 0.0 &&
-                        group->request.logprobs < 0),
+        device_sampling(!p.uses_history() && group->request.logprobs < 0),
         sampler(p),
         text(tokenizer, group->request.stop) {}
   std::shared_ptr<Group> group;

@@ -51,8 +51,7 @@ class PagedKvRunner final : public ModelRunner {
         const SamplingParams& p = *r.sampling;
         if (p.temperature > 0.0 && p.top_k != 1) {
           Tensor one = ids.rows(row, row + 1);
-          const TokenSampling ts{float(p.temperature), p.top_k, float(p.top_p), float(p.min_p), p.seed, r.sample_step};
-          backend.sample(one, out.rows(row, row + 1), ts);
+          backend.sample(one, out.rows(row, row + 1), p.on_device(r.sample_step));
         }
         ++row;
       }
