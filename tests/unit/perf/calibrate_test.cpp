@@ -33,7 +33,11 @@ TEST(Calibrate, SmallCpuRunRoundTripsThroughTheStore) {
   EXPECT_GT(c.memory_bandwidth, 0.5e9);   // a 32 MiB read: DRAM or L3, either way above this
   EXPECT_LT(c.memory_bandwidth, 10e12);
   EXPECT_GT(c.matmul_flops, 0.1e9);
-  EXPECT_LT(c.matmul_flops, 2 * c.fma_flops);  // a matmul cannot beat the FMA pipes (2x: timing noise)
+  // A matmul cannot beat the FMA pipes. Bounded by the physical peak (6 GHz x 2 FMA ports x 16 f32 lanes x 2
+  // FLOPs per core) rather than by c.fma_flops: both are timed over milliseconds, and a parallel test run
+  // stealing a core depresses the 20 ms FMA timing far more than the best-of-3 matmul (seen in CI: 32 vs 99
+  // GFLOP/s), so a ratio between them is a flaky test, not a check.
+  EXPECT_LT(c.matmul_flops, 6e9 * 2 * 16 * 2 * c.threads);
 
   const HardwareSpec h = calibrated_cpu_hardware(c);
   EXPECT_EQ(h.name, "cpu");
