@@ -263,6 +263,7 @@ void print_summary(const std::string& title, const LoadSummary& s) {
   row("  end to end", s.e2e_ms);
   line("KV blocks used (peak / mean)", fmt::format("{:.1f}% / {:.1f}% (peak {} of {} blocks)", 100 * s.kv_peak_used,
                                                    100 * s.kv_mean_used, s.kv_peak_blocks, s.kv_blocks_total));
+  line("KV slots wasted (of those held)", fmt::format("{:.2f}%", 100 * s.kv_waste));
   line("sequences running / waiting (max)", fmt::format("{} / {}", s.max_running, s.max_waiting));
 }
 

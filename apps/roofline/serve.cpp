@@ -67,7 +67,7 @@ bool wait_for_signal(int timeout_ms) {
 
 Run add_serve(CLI::App& root) {
   struct Options {
-    std::string model, host = "127.0.0.1", api_key, kv_memory, max_body = "8MiB";
+    std::string model, host = "127.0.0.1", api_key, kv_memory, max_body = "8MiB", batching = "continuous";
     double gpu_memory_utilization = 0.9;
     int port = 8080, max_queue = 256, block_size = 16, max_num_seqs = 256, max_batched_tokens = 2048, http_threads = 0;
     double request_timeout = 600;
@@ -94,6 +94,11 @@ Run add_serve(CLI::App& root) {
       ->capture_default_str();
   cmd->add_option("--max-num-seqs", o->max_num_seqs, "Sequences running at once at most")
       ->check(CLI::Range(1, 1 << 16))
+      ->capture_default_str();
+  cmd->add_option("--batching", o->batching,
+                  "continuous: requests join and leave the batch every step; static: a batch runs until all of "
+                  "it has finished, its whole KV reserved up front (the baseline continuous batching beats)")
+      ->check(CLI::IsMember({"continuous", "static"}))
       ->capture_default_str();
   cmd->add_option("--max-batched-tokens", o->max_batched_tokens, "Tokens per engine step at most")
       ->check(CLI::Range(1, 1 << 24))
@@ -153,6 +158,7 @@ Run add_serve(CLI::App& root) {
     server::EngineConfig config;
     config.scheduler.max_num_seqs = o->max_num_seqs;
     config.scheduler.max_num_batched_tokens = o->max_batched_tokens;
+    config.scheduler.batching = o->batching == "static" ? serving::Batching::kStatic : serving::Batching::kContinuous;
     config.kv.block_size = o->block_size;
     config.kv.num_blocks = serving::kv_blocks_for_memory(kv_budget, kv_bytes_per_token, o->block_size);
     if (config.kv.num_blocks < 1)

@@ -45,6 +45,7 @@ for run in d["runs"]:
     k = run["kv"]
     assert len(k["samples"]) >= 1 and all(s["kv_blocks_total"] > 0 for s in k["samples"]), k
     assert 0 <= k["mean_used_fraction"] <= k["peak_used_fraction"] <= 1, k
+    assert 0 <= k["waste_fraction"] < 1 and all(s["kv_slots_wasted"] <= s["kv_slots_held"] for s in k["samples"]), k
 '
 
 # 1. The benchmark starts the server: a burst of 8, then Poisson at 20 req/s.
@@ -92,6 +93,23 @@ check "--url: wrong key fails fast" bash -c "[[ $rc -ne 0 ]] && grep -q 'API key
 kill -TERM "$pid"
 wait "$pid"
 pid=
+
+# 3. The static-batching baseline on the same burst: every request completes, never more than a batch runs,
+#    and its up-front reservation shows as KV waste that paged continuous batching does not have.
+for mode in static continuous; do
+  "$bin" bench serve -m "$model" --serve-args "--threads 1 --max-num-seqs 4 --block-size 4 --batching $mode" --burst 16 \
+    --requests 16 --prompt-len 8 --output-len uniform:16:240 --seed 5 --metrics-interval 0.005 --json "$tmp/$mode.json" \
+    >"$tmp/$mode.out" 2>&1
+  rc=$?
+  check "--batching $mode: exit 0" test $rc -eq 0
+  [[ $rc -eq 0 ]] || cat "$tmp/$mode.out"
+  check "--batching $mode: all complete, at most 4 run" json "$tmp/$mode.json" \
+    'r = d["runs"][0]; assert r["requests"]["completed"] == 16 and r["kv"]["max_running"] <= 4, r["kv"]'
+done
+waste() { json "$tmp/$1.json" 'print(d["runs"][0]["kv"]["waste_fraction"])'; }
+check "paged KV wastes only block tails" python3 -c "assert $(waste continuous) < 0.25"
+check "static batching wastes its reservation" python3 -c "assert $(waste static) > 2 * $(waste continuous)"
+check "waste reported" grep -q "KV slots wasted" "$tmp/static.out"
 
 # Flag errors are one line and exit 1 before any server starts.
 "$bin" bench serve -m "$model" --prompt-len gamma:1:2 >"$tmp/err.out" 2>&1

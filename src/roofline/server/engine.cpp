@@ -173,11 +173,14 @@ EngineGauges Engine::gauges() const {
 
 void Engine::publish_gauges() {
   const serving::KvCacheManager& kv = scheduler_.kv_cache();
+  const serving::KvOccupancy occupancy = scheduler_.kv_occupancy();
   std::lock_guard lock(mutex_);
   gauges_ = {.running = scheduler_.num_running(),
              .waiting = scheduler_.num_waiting(),
              .kv_blocks_used = kv.num_used_blocks(),
              .kv_blocks_total = kv.num_blocks(),
+             .kv_slots_held = occupancy.held_slots,
+             .kv_slots_wasted = occupancy.wasted_slots,
              .prefix_cache_hit_ratio = kv.prefix_cache_stats().hit_ratio(),
              .preemptions = scheduler_.num_preemptions()};
   waiting_sequences_ = scheduler_.num_waiting();

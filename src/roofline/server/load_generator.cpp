@@ -302,6 +302,9 @@ class MetricsSampler {
     s.kv_blocks_total = value("roofline_kv_blocks_total");
     s.running = value("roofline_requests_running");
     s.waiting = value("roofline_requests_waiting");
+    auto count = [&](const char* name) { return int64_t(prometheus_value(res->body, name).value_or(0)); };
+    s.kv_slots_held = count("roofline_kv_slots_held");
+    s.kv_slots_wasted = count("roofline_kv_slots_wasted");
     out_.push_back(s);  // only this thread writes until stop() joins it
   }
 
@@ -435,7 +438,10 @@ LoadSummary summarize(const LoadResult& result) {
   s.itl_ms = summarize(itl);
   s.e2e_ms = summarize(e2e);
   int used_samples = 0;
+  int64_t held = 0, wasted = 0;
   for (const KvSample& k : result.kv) {
+    held += k.kv_slots_held;
+    wasted += k.kv_slots_wasted;
     s.max_running = std::max(s.max_running, k.running);
     s.max_waiting = std::max(s.max_waiting, k.waiting);
     if (k.kv_blocks_total <= 0) continue;
@@ -447,6 +453,7 @@ LoadSummary summarize(const LoadResult& result) {
     ++used_samples;
   }
   if (used_samples > 0) s.kv_mean_used /= used_samples;
+  s.kv_waste = held > 0 ? double(wasted) / double(held) : 0.0;
   return s;
 }
 
@@ -487,9 +494,12 @@ Json to_json(const LoadResult& result, const LoadSummary& s, bool with_records) 
                        {"kv_blocks_used", k.kv_blocks_used},
                        {"kv_blocks_total", k.kv_blocks_total},
                        {"running", k.running},
-                       {"waiting", k.waiting}});
+                       {"waiting", k.waiting},
+                       {"kv_slots_held", k.kv_slots_held},
+                       {"kv_slots_wasted", k.kv_slots_wasted}});
   j["kv"] = {{"peak_used_fraction", s.kv_peak_used}, {"mean_used_fraction", s.kv_mean_used},
              {"peak_blocks_used", s.kv_peak_blocks}, {"blocks_total", s.kv_blocks_total},
+             {"waste_fraction", s.kv_waste},
              {"max_running", s.max_running},         {"max_waiting", s.max_waiting},
              {"samples", std::move(samples)}};
   if (with_records) {

@@ -95,6 +95,7 @@ struct RequestRecord {
 struct KvSample {
   double t_s = 0;  // after the run's start
   int kv_blocks_used = 0, kv_blocks_total = 0, running = 0, waiting = 0;
+  int64_t kv_slots_held = 0, kv_slots_wasted = 0;
 };
 
 struct LoadResult {
@@ -121,6 +122,7 @@ struct LoadSummary {
   Summary ttft_ms, tpot_ms, itl_ms, e2e_ms;
   double kv_peak_used = 0, kv_mean_used = 0;  // fraction of the KV blocks, over the /metrics samples
   int kv_peak_blocks = 0, kv_blocks_total = 0;
+  double kv_waste = 0;  // wasted / held KV slots, summed over the samples (slot-weighted mean)
   int max_running = 0, max_waiting = 0;
 };
 LoadSummary summarize(const LoadResult& result);

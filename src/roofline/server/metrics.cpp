@@ -105,6 +105,10 @@ std::string Metrics::render(const EngineGauges& g) const {
   gauge(out, "roofline_requests_waiting", "Sequences waiting for admission, preempted ones included.", g.waiting);
   gauge(out, "roofline_kv_blocks_used", "KV cache blocks held by sequences.", g.kv_blocks_used);
   gauge(out, "roofline_kv_blocks_total", "KV cache blocks in the pool.", g.kv_blocks_total);
+  gauge(out, "roofline_kv_slots_held", "KV token slots held: blocks in use plus reserved ones.", g.kv_slots_held);
+  gauge(out, "roofline_kv_slots_wasted", "KV token slots held that no token fills.", g.kv_slots_wasted);
+  gauge(out, "roofline_kv_waste_ratio", "KV slots wasted / held (internal fragmentation and reservation).",
+        g.kv_slots_held > 0 ? double(g.kv_slots_wasted) / double(g.kv_slots_held) : 0.0);
   gauge(out, "roofline_prefix_cache_hit_ratio", "Prompt tokens found in the prefix cache / tokens looked up.",
         g.prefix_cache_hit_ratio);
   counter(out, "roofline_preemptions_total", "Sequences preempted to free KV blocks (they recompute).", g.preemptions);

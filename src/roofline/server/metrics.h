@@ -45,6 +45,8 @@ struct EngineGauges {
   int waiting = 0;  // sequences waiting for admission (including preempted ones)
   int kv_blocks_used = 0;
   int kv_blocks_total = 0;
+  int64_t kv_slots_held = 0;    // token slots of the blocks in use, plus a static batch's reservation
+  int64_t kv_slots_wasted = 0;  // of those, slots no token fills (serving::KvOccupancy)
   double prefix_cache_hit_ratio = 0;  // hit tokens / looked-up tokens since start
   int64_t preemptions = 0;
 };

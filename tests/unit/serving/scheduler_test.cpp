@@ -292,6 +292,60 @@ TEST(Scheduler, BadOutputIsRejectedWithoutChangingState) {
   EXPECT_TRUE(s.update_from_output(out, right).empty());
 }
 
+Scheduler make_static(int num_blocks, int budget, int max_num_seqs) {
+  return Scheduler({.max_num_seqs = max_num_seqs, .max_num_batched_tokens = budget, .batching = Batching::kStatic},
+                   {.num_blocks = num_blocks, .block_size = 4, .enable_prefix_caching = true});
+}
+
+TEST(Scheduler, StaticBatchingRunsTheQueueFrontUntilItDrains) {
+  auto s = make_static(64, 64, /*max_num_seqs=*/2);
+  s.add_request(make_request(1, 4, 2));
+  s.add_request(make_request(2, 4, 5));
+  s.add_request(make_request(3, 4, 1));
+  EXPECT_EQ(num_tokens_of(step(s, 1).output), (Plan{{1, 4}, {2, 4}}));
+  s.add_request(make_request(4, 4, 1));  // arrives while the batch runs
+  Step st = step(s, 2);
+  EXPECT_EQ(num_tokens_of(st.output), (Plan{{1, 1}, {2, 1}}));
+  ASSERT_EQ(st.finished.size(), 1u);
+  EXPECT_EQ(st.finished[0].request_id, 1u);
+  // A seat is free, but request 3 waits for the whole batch: that is what static batching costs.
+  EXPECT_EQ(num_tokens_of(step(s, 3).output), (Plan{{2, 1}}));
+  EXPECT_EQ(num_tokens_of(step(s, 4).output), (Plan{{2, 1}}));
+  st = step(s, 5);
+  EXPECT_EQ(num_tokens_of(st.output), (Plan{{2, 1}}));
+  ASSERT_EQ(st.finished.size(), 1u);
+  EXPECT_EQ(s.num_waiting(), 2);
+  st = step(s, 6);  // the next batch: 3 and 4 together
+  EXPECT_EQ(num_tokens_of(st.output), (Plan{{3, 4}, {4, 4}}));
+  EXPECT_EQ(st.finished.size(), 2u);
+  EXPECT_FALSE(s.has_unfinished_requests());
+  EXPECT_EQ(s.kv_cache().num_used_blocks(), 0);
+  EXPECT_EQ(s.kv_occupancy().held_slots, 0);
+}
+
+TEST(Scheduler, StaticBatchingReservesEachMembersWholeKv) {
+  auto s = make_static(8, 64, 4);  // 32 slots; each request may need 4 + 12 - 1 = 15 tokens: 4 blocks
+  for (RequestId id = 1; id <= 3; ++id) s.add_request(make_request(id, 4, 12));
+  EXPECT_EQ(num_tokens_of(step(s, 1).output), (Plan{{1, 4}, {2, 4}}));  // 3 would exceed the reservation
+  const KvOccupancy o = s.kv_occupancy();
+  EXPECT_EQ(o.held_slots, 32);            // 2 blocks in use + 6 reserved
+  EXPECT_EQ(o.wasted_slots, 32 - 8);  // 4 prompt tokens each fill one block; the other 6 blocks are reserved
+  s.abort(2);
+  EXPECT_EQ(s.kv_occupancy().held_slots, 16);  // 1 block in use + 3 reserved for request 1
+  EXPECT_EQ(num_tokens_of(step(s, 2).output), (Plan{{1, 1}}));  // 3 still waits for request 1
+}
+
+TEST(Scheduler, KvWasteIsTheUnfilledTailUnderContinuousBatching) {
+  auto s = make(64, 64);
+  s.add_request(make_request(1, 5, 3));
+  s.add_request(make_request(2, 8, 3));
+  step(s, 1);
+  const KvOccupancy o = s.kv_occupancy();
+  EXPECT_EQ(o.held_slots, 4 * 4);   // 2 blocks each
+  EXPECT_EQ(o.wasted_slots, 3 + 0);  // request 1 fills 5 of 8 slots, request 2 all 8
+  EXPECT_NEAR(o.waste_ratio(), 3.0 / 16.0, 1e-12);
+}
+
 TEST(Scheduler, RejectsRequestsThatCanNeverRun) {
   auto s = make(4, 64);  // 16 tokens of KV
   s.add_request(make_request(1, 4, 1));

@@ -40,10 +40,10 @@ void Scheduler::add_request(Request request) {
   // The last sampled token never runs, so a request holds KV for at most prompt + max_tokens - 1 tokens;
   // a preempted one recomputes all of them.
   const int64_t max_kv_tokens = int64_t(request.prompt_token_ids.size()) + request.max_tokens - 1;
-  const int64_t max_blocks = (max_kv_tokens + kv_.block_size() - 1) / kv_.block_size();
-  ROOFLINE_CHECK(max_blocks <= kv_.num_blocks(),
+  ROOFLINE_CHECK(max_blocks(request) <= kv_.num_blocks(),
                  "add_request: request {} may need {} KV blocks ({} tokens) but the pool has {}; lower "
-                 "max_tokens or give the KV cache more memory", id, max_blocks, max_kv_tokens, kv_.num_blocks());
+                 "max_tokens or give the KV cache more memory", id, max_blocks(request), max_kv_tokens,
+                 kv_.num_blocks());
   ROOFLINE_CHECK(config_.enable_chunked_prefill || max_kv_tokens <= config_.max_num_batched_tokens,
                  "add_request: request {} may need {} tokens in one step but max_num_batched_tokens is {}; "
                  "enable chunked prefill or raise the budget", id, max_kv_tokens, config_.max_num_batched_tokens);
@@ -55,9 +55,15 @@ void Scheduler::add_request(Request request) {
   requests_.emplace(id, std::move(state));
 }
 
+int Scheduler::max_blocks(const Request& request) const {
+  const int64_t max_kv_tokens = int64_t(request.prompt_token_ids.size()) + request.max_tokens - 1;
+  return int((max_kv_tokens + kv_.block_size() - 1) / kv_.block_size());
+}
+
 SchedulerOutput Scheduler::schedule() {
   SchedulerOutput out;
   int budget = config_.max_num_batched_tokens;
+  if (config_.batching == Batching::kStatic && static_batch_.empty()) form_static_batch();
   schedule_running(out, budget);
   // A step that had to preempt is short of blocks: admitting more would only preempt again.
   if (out.preempted.empty()) admit_waiting(out, budget);
@@ -97,16 +103,39 @@ void Scheduler::schedule_running(SchedulerOutput& out, int& budget) {
   }
 }
 
+// The queue's front, in order, while the batch has room for each one's whole KV.
+void Scheduler::form_static_batch() {
+  for (const QueueKey& k : waiting_) {
+    const int blocks = max_blocks(requests_.at(k.id).request);
+    if (int(static_batch_.size()) >= config_.max_num_seqs || reserved_blocks_ + blocks > kv_.num_blocks()) break;
+    static_batch_.emplace(k.id, blocks);
+    reserved_blocks_ += blocks;
+  }
+}
+
+void Scheduler::leave_static_batch(RequestId request) {
+  const auto it = static_batch_.find(request);
+  if (it == static_batch_.end()) return;
+  reserved_blocks_ -= it->second;
+  static_batch_.erase(it);
+}
+
 void Scheduler::admit_waiting(SchedulerOutput& out, int& budget) {
-  while (!waiting_.empty() && budget > 0 && int(running_.size()) < config_.max_num_seqs) {
-    RequestState& r = requests_.at(waiting_.begin()->id);
+  const bool static_batch = config_.batching == Batching::kStatic;
+  auto next = waiting_.begin();
+  while (next != waiting_.end() && budget > 0 && int(running_.size()) < config_.max_num_seqs) {
+    if (static_batch && !static_batch_.contains(next->id)) {  // waits for the next batch
+      ++next;
+      continue;
+    }
+    RequestState& r = requests_.at(next->id);
     PrefixHit prefix = kv_.get_computed_blocks(r.token_ids);
     int num_new = r.num_tokens() - prefix.num_tokens;
     if (!config_.enable_chunked_prefill && num_new > budget) break;
     num_new = std::min(num_new, budget);
     std::optional<KvBlocks> blocks = kv_.allocate_slots(r.request.id, prefix.num_tokens, num_new, prefix);
     if (!blocks) break;
-    waiting_.erase(waiting_.begin());
+    next = waiting_.erase(next);
     r.status = RequestStatus::kRunning;
     r.num_computed_tokens = prefix.num_tokens;
     running_.insert(key_of(r));
@@ -180,6 +209,7 @@ void Scheduler::finish(RequestState& r, FinishReason reason, std::vector<Finishe
   const RequestId id = r.request.id;
   running_.erase(key_of(r));
   kv_.free(id);
+  leave_static_batch(id);
   const auto outputs_begin = r.token_ids.begin() + ptrdiff_t(r.request.prompt_token_ids.size());
   finished.push_back({.request_id = id,
                       .reason = reason,
@@ -192,8 +222,26 @@ bool Scheduler::abort(RequestId request) {
   if (!r) return false;
   (r->status == RequestStatus::kRunning ? running_ : waiting_).erase(key_of(*r));
   kv_.free(request);
+  leave_static_batch(request);
   requests_.erase(request);
   return true;
+}
+
+KvOccupancy Scheduler::kv_occupancy() const {
+  const int64_t bs = kv_.block_size();
+  KvOccupancy o;
+  o.held_slots = int64_t(kv_.num_used_blocks()) * bs;
+  int64_t allocated_to_batch = 0;
+  for (const QueueKey& k : running_) {
+    const RequestState& r = requests_.at(k.id);
+    const int64_t blocks = int64_t(kv_.block_table(k.id).size());
+    o.wasted_slots += blocks * bs - r.num_computed_tokens;  // the last block's unfilled tail
+    if (static_batch_.contains(k.id)) allocated_to_batch += blocks;
+  }
+  const int64_t unallocated = std::max<int64_t>(reserved_blocks_ - allocated_to_batch, 0) * bs;
+  o.held_slots += unallocated;
+  o.wasted_slots += unallocated;
+  return o;
 }
 
 RequestStatus Scheduler::status(RequestId request) const {

@@ -12,6 +12,10 @@
 //     prefix-cache hit skips the tokens it covers. Admission stops at the first request that does not fit
 //     (no overtaking) and is skipped in a step that preempted.
 // Queues are ordered by (priority, arrival) under kPriority and by arrival under kFcfs.
+// Batching::kStatic is the baseline continuous batching is measured against (a static batch, as
+// transformers' batched generate runs one): when nothing runs, the front of the queue forms a batch of at
+// most max_num_seqs requests whose whole KV (prompt + max_tokens) is reserved up front; no other request
+// starts until every member has finished. Members that finish early leave their reservation idle.
 // No request is lost: each ends finished (stop or length) or aborted; add_request rejects one that could
 // never fit in the pool (or, without chunked prefill, in one step).
 // Not thread-safe: the engine loop calls everything, applying client aborts between steps.
@@ -30,18 +34,28 @@
 namespace roofline::serving {
 
 enum class SchedulingPolicy { kFcfs, kPriority };
+enum class Batching { kContinuous, kStatic };
 
 struct SchedulerConfig {
   int max_num_seqs = 256;              // running requests at most
   int max_num_batched_tokens = 2048;   // tokens per step, all requests together
   bool enable_chunked_prefill = true;  // false: a prompt runs whole in one step or waits
   SchedulingPolicy policy = SchedulingPolicy::kFcfs;
+  Batching batching = Batching::kContinuous;
 
   // Throws roofline::Error naming the field and its valid range.
   void validate() const;
 };
 
 enum class RequestStatus { kWaiting, kRunning, kUnknown };  // kUnknown: never added, finished or aborted
+
+// KV slots held against slots holding a token. Paged allocation wastes only the unfilled tail of each
+// request's last block; a static batch also wastes what it reserved and has not filled yet.
+struct KvOccupancy {
+  int64_t held_slots = 0;    // slots of the blocks in use plus reserved, unallocated slots
+  int64_t wasted_slots = 0;  // of those, slots no token fills
+  double waste_ratio() const { return held_slots > 0 ? double(wasted_slots) / double(held_slots) : 0.0; }
+};
 
 class Scheduler {
  public:
@@ -76,6 +90,7 @@ class Scheduler {
   std::vector<RequestId> running_ids() const;  // queue order
   std::vector<RequestId> waiting_ids() const;  // queue order
   const KvCacheManager& kv_cache() const { return kv_; }
+  KvOccupancy kv_occupancy() const;
   const SchedulerConfig& config() const { return config_; }
 
  private:
@@ -103,6 +118,9 @@ class Scheduler {
   void admit_waiting(SchedulerOutput& out, int& budget);
   void preempt(RequestState& r, SchedulerOutput& out);
   void finish(RequestState& r, FinishReason reason, std::vector<FinishedRequest>& finished);
+  int max_blocks(const Request& request) const;  // its KV at most: prompt + max_tokens - 1 tokens
+  void form_static_batch();
+  void leave_static_batch(RequestId request);
 
   SchedulerConfig config_;
   KvCacheManager kv_;
@@ -110,6 +128,9 @@ class Scheduler {
   std::set<QueueKey> waiting_, running_;                  // front: next to admit / last to preempt
   uint64_t next_arrival_ = 0;
   int64_t num_preemptions_ = 0;
+  // kStatic: the members of the batch being run, and the blocks reserved for them.
+  std::unordered_map<RequestId, int> static_batch_;  // member -> its reserved blocks
+  int64_t reserved_blocks_ = 0;
 };
 
 }  // namespace roofline::serving
