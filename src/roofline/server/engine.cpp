@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <utility>
 
 #include "roofline/core/error.h"
 #include "roofline/engine/stop_text_stream.h"
@@ -148,10 +149,9 @@ bool Engine::idle() const {
   return live_requests_ == 0;
 }
 
+// The stream closes on the dispatcher thread, after the events posted before; live_requests_ drops there.
 void Engine::end_request(Group& group, StreamEnd end, const std::string& message) {
-  group.stream->close(end, message);
-  std::lock_guard lock(mutex_);
-  live_requests_--;
+  deliveries_.push_back({.stream = group.stream, .events = {}, .end = end, .message = message});
 }
 
 void Engine::stop() {
@@ -164,6 +164,7 @@ void Engine::stop() {
     thread_.join();
   else
     loop();  // never started: one pass on this thread ends whatever was submitted
+  dispatcher_.flush();  // every stream has ended when stop() returns
 }
 
 EngineGauges Engine::gauges() const {
@@ -214,6 +215,7 @@ void Engine::loop() {
       for (const auto& [id, group] : groups_) ids.push_back(id);
       for (uint64_t id : ids) apply_cancel(id, StreamEnd::kCancelled, "the server stopped");
       publish_gauges();
+      dispatcher_.post(std::exchange(deliveries_, {}));
       return;
     }
     expire_deadlines();
@@ -226,6 +228,7 @@ void Engine::loop() {
       }
     }
     publish_gauges();
+    dispatcher_.post(std::exchange(deliveries_, {}));
     // The scheduler always admits the first waiting request into an empty batch, so a step with
     // unfinished requests runs something; should it ever not, back off instead of spinning.
     if (!ran && !groups_.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -315,7 +318,7 @@ bool Engine::step() {
   // Deliver per request, then retire the finished ones (a request ends when its last choice does).
   for (size_t i = 0; i < sampled.size(); ++i) {
     const auto it = sequences_.find(sampled[i].request_id);
-    it->second->group->stream->push({std::move(events[i])});
+    deliveries_.push_back({.stream = it->second->group->stream, .events = {std::move(events[i])}});
   }
   const Clock::time_point now = Clock::now();
   for (const serving::FinishedRequest& f : finished) {

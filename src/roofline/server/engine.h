@@ -28,6 +28,7 @@
 #include "roofline/server/metrics.h"
 #include "roofline/server/model_runner.h"
 #include "roofline/server/request_stream.h"
+#include "roofline/server/stream_dispatcher.h"
 #include "roofline/tokenizer/tokenizer.h"
 
 namespace roofline::server {
@@ -132,6 +133,11 @@ class Engine {
   std::vector<int32_t> chosen_;  // tokens the runner chose itself (-1: sample logits_ here)
   std::vector<float> row_;      // [V] the logits a sampler may modify
   std::vector<int32_t> order_;  // [V] scratch for top logprobs
+  std::vector<StreamDelivery> deliveries_;  // this iteration's events and endings, posted at its end
+  StreamDispatcher dispatcher_{[this] {
+    std::lock_guard lock(mutex_);
+    live_requests_--;
+  }};
   std::thread thread_;
 };
 

@@ -98,7 +98,8 @@ TEST(ServerMetrics, PrometheusTextFormat) {
   m.observe_ttft(0.2);
   m.observe_ttft(100);
   const std::string text = m.render({.running = 2, .waiting = 3, .kv_blocks_used = 7, .kv_blocks_total = 64,
-                                     .prefix_cache_hit_ratio = 0.25, .preemptions = 1});
+                                     .kv_slots_held = 112, .kv_slots_wasted = 28, .prefix_cache_hit_ratio = 0.25,
+                                     .preemptions = 1});
   for (const char* line : {
            "# TYPE roofline_requests_total counter\n",
            "roofline_requests_total{status=\"completed\"} 2\n",
@@ -109,6 +110,9 @@ TEST(ServerMetrics, PrometheusTextFormat) {
            "roofline_kv_blocks_used 7\n",
            "roofline_kv_blocks_total 64\n",
            "roofline_prefix_cache_hit_ratio 0.25\n",
+           "roofline_kv_slots_held 112\n",
+           "roofline_kv_slots_wasted 28\n",
+           "roofline_kv_waste_ratio 0.25\n",
            "roofline_generated_tokens_total 42\n",
            "# TYPE roofline_ttft_seconds histogram\n",
            "roofline_ttft_seconds_bucket{le=\"0.001\"} 0\n",
@@ -135,7 +139,7 @@ TEST(ServerMetrics, PrometheusTextFormat) {
     }
     at = eol + 1;
   }
-  EXPECT_EQ(types, 12u);
+  EXPECT_EQ(types, 15u);
 }
 
 }  // namespace
