@@ -263,6 +263,11 @@ void print_summary(const std::string& title, const LoadSummary& s) {
   row("  end to end", s.e2e_ms);
   line("KV blocks used (peak / mean)", fmt::format("{:.1f}% / {:.1f}% (peak {} of {} blocks)", 100 * s.kv_peak_used,
                                                    100 * s.kv_mean_used, s.kv_peak_blocks, s.kv_blocks_total));
+  if (s.engine_steps > 0)
+    line("engine steps (schedule/model/output)",
+         fmt::format("{} steps, {:.2f} ms each: {:.2f} / {:.2f} / {:.2f} s", s.engine_steps,
+                     1e3 * (s.engine_schedule_s + s.engine_model_s + s.engine_output_s) / double(s.engine_steps),
+                     s.engine_schedule_s, s.engine_model_s, s.engine_output_s));
   line("KV slots wasted (of those held)", fmt::format("{:.2f}%", 100 * s.kv_waste));
   line("sequences running / waiting (max)", fmt::format("{} / {}", s.max_running, s.max_waiting));
 }

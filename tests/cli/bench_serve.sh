@@ -105,6 +105,8 @@ for mode in static continuous; do
   [[ $rc -eq 0 ]] || cat "$tmp/$mode.out"
   check "--batching $mode: all complete, at most 4 run" json "$tmp/$mode.json" \
     'r = d["runs"][0]; assert r["requests"]["completed"] == 16 and r["kv"]["max_running"] <= 4, r["kv"]'
+  check "--batching $mode: engine phases sampled" json "$tmp/$mode.json" \
+    'e = d["runs"][0]["engine"]; assert e["steps"] > 0 and e["model_s"] > 0 and e["schedule_s"] >= 0, e'
 done
 waste() { json "$tmp/$1.json" 'print(d["runs"][0]["kv"]["waste_fraction"])'; }
 check "paged KV wastes only block tails" python3 -c "assert $(waste continuous) < 0.25"

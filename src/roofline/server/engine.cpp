@@ -183,7 +183,11 @@ void Engine::publish_gauges() {
              .kv_slots_held = occupancy.held_slots,
              .kv_slots_wasted = occupancy.wasted_slots,
              .prefix_cache_hit_ratio = kv.prefix_cache_stats().hit_ratio(),
-             .preemptions = scheduler_.num_preemptions()};
+             .preemptions = scheduler_.num_preemptions(),
+             .steps = phase_time_.steps,
+             .schedule_s = phase_time_.schedule_s,
+             .model_s = phase_time_.model_s,
+             .output_s = phase_time_.output_s};
   waiting_sequences_ = scheduler_.num_waiting();
 }
 
@@ -283,6 +287,7 @@ void Engine::fail_all(const std::string& message) {
 }
 
 bool Engine::step() {
+  const Clock::time_point t0 = Clock::now();
   const serving::SchedulerOutput out = scheduler_.schedule();
   for (serving::RequestId id : out.preempted) runner_.preempt(id);
   batch_.clear();
@@ -299,7 +304,9 @@ bool Engine::step() {
          .sampling = seq.device_sampling ? &seq.params : nullptr,
          .sample_step = uint64_t(seq.num_outputs)});
   }
+  const Clock::time_point t1 = Clock::now();
   runner_.execute(batch_, logits_, chosen_);
+  const Clock::time_point t2 = Clock::now();
 
   std::vector<serving::SampledToken> sampled;
   std::vector<SequenceEvent> events;
@@ -331,6 +338,12 @@ bool Engine::step() {
     metrics_.count_request(RequestOutcome::kCompleted);
     groups_.erase(group->stream->id());
     end_request(*group, StreamEnd::kFinished, {});
+  }
+  if (!out.empty()) {
+    ++phase_time_.steps;
+    phase_time_.schedule_s += seconds_between(t0, t1);
+    phase_time_.model_s += seconds_between(t1, t2);
+    phase_time_.output_s += seconds_between(t2, Clock::now());
   }
   return !out.empty();
 }

@@ -133,6 +133,10 @@ class Engine {
   std::vector<int32_t> chosen_;  // tokens the runner chose itself (-1: sample logits_ here)
   std::vector<float> row_;      // [V] the logits a sampler may modify
   std::vector<int32_t> order_;  // [V] scratch for top logprobs
+  struct PhaseTime {
+    int64_t steps = 0;
+    double schedule_s = 0, model_s = 0, output_s = 0;
+  } phase_time_;
   std::vector<StreamDelivery> deliveries_;  // this iteration's events and endings, posted at its end
   StreamDispatcher dispatcher_{[this] {
     std::lock_guard lock(mutex_);

@@ -305,6 +305,13 @@ class MetricsSampler {
     auto count = [&](const char* name) { return int64_t(prometheus_value(res->body, name).value_or(0)); };
     s.kv_slots_held = count("roofline_kv_slots_held");
     s.kv_slots_wasted = count("roofline_kv_slots_wasted");
+    s.engine_steps = count("roofline_engine_steps_total");
+    auto seconds = [&](const char* phase) {
+      return prometheus_value(res->body, fmt::format("roofline_engine_seconds_total{{phase=\"{}\"}}", phase)).value_or(0);
+    };
+    s.engine_schedule_s = seconds("schedule");
+    s.engine_model_s = seconds("model");
+    s.engine_output_s = seconds("output");
     out_.push_back(s);  // only this thread writes until stop() joins it
   }
 
@@ -454,6 +461,13 @@ LoadSummary summarize(const LoadResult& result) {
   }
   if (used_samples > 0) s.kv_mean_used /= used_samples;
   s.kv_waste = held > 0 ? double(wasted) / double(held) : 0.0;
+  if (result.kv.size() >= 2) {
+    const KvSample &first = result.kv.front(), &last = result.kv.back();
+    s.engine_steps = last.engine_steps - first.engine_steps;
+    s.engine_schedule_s = last.engine_schedule_s - first.engine_schedule_s;
+    s.engine_model_s = last.engine_model_s - first.engine_model_s;
+    s.engine_output_s = last.engine_output_s - first.engine_output_s;
+  }
   return s;
 }
 
@@ -497,6 +511,10 @@ Json to_json(const LoadResult& result, const LoadSummary& s, bool with_records) 
                        {"waiting", k.waiting},
                        {"kv_slots_held", k.kv_slots_held},
                        {"kv_slots_wasted", k.kv_slots_wasted}});
+  j["engine"] = {{"steps", s.engine_steps},
+                 {"schedule_s", s.engine_schedule_s},
+                 {"model_s", s.engine_model_s},
+                 {"output_s", s.engine_output_s}};
   j["kv"] = {{"peak_used_fraction", s.kv_peak_used}, {"mean_used_fraction", s.kv_mean_used},
              {"peak_blocks_used", s.kv_peak_blocks}, {"blocks_total", s.kv_blocks_total},
              {"waste_fraction", s.kv_waste},

@@ -96,6 +96,8 @@ struct KvSample {
   double t_s = 0;  // after the run's start
   int kv_blocks_used = 0, kv_blocks_total = 0, running = 0, waiting = 0;
   int64_t kv_slots_held = 0, kv_slots_wasted = 0;
+  int64_t engine_steps = 0;                                   // cumulative, as /metrics counts them
+  double engine_schedule_s = 0, engine_model_s = 0, engine_output_s = 0;
 };
 
 struct LoadResult {
@@ -123,6 +125,9 @@ struct LoadSummary {
   double kv_peak_used = 0, kv_mean_used = 0;  // fraction of the KV blocks, over the /metrics samples
   int kv_peak_blocks = 0, kv_blocks_total = 0;
   double kv_waste = 0;  // wasted / held KV slots, summed over the samples (slot-weighted mean)
+  // The engine thread over the run (last sample minus first): steps and seconds per phase.
+  int64_t engine_steps = 0;
+  double engine_schedule_s = 0, engine_model_s = 0, engine_output_s = 0;
   int max_running = 0, max_waiting = 0;
 };
 LoadSummary summarize(const LoadResult& result);

@@ -111,6 +111,11 @@ std::string Metrics::render(const EngineGauges& g) const {
         g.kv_slots_held > 0 ? double(g.kv_slots_wasted) / double(g.kv_slots_held) : 0.0);
   gauge(out, "roofline_prefix_cache_hit_ratio", "Prompt tokens found in the prefix cache / tokens looked up.",
         g.prefix_cache_hit_ratio);
+  counter(out, "roofline_engine_steps_total", "Engine steps that ran a batch.", g.steps);
+  header(out, "roofline_engine_seconds_total", "counter",
+         "Engine thread time per phase: schedule (pick the batch), model (run it), output (sample, detokenize).");
+  for (const auto& [phase, seconds] : {std::pair{"schedule", g.schedule_s}, {"model", g.model_s}, {"output", g.output_s}})
+    out += fmt::format("roofline_engine_seconds_total{{phase=\"{}\"}} {}\n", phase, number(seconds));
   counter(out, "roofline_preemptions_total", "Sequences preempted to free KV blocks (they recompute).", g.preemptions);
   counter(out, "roofline_prompt_tokens_total", "Prompt tokens of accepted sequences.", prompt_tokens_);
   counter(out, "roofline_generated_tokens_total", "Tokens sampled, over all sequences.", generated_tokens_);

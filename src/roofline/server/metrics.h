@@ -49,6 +49,10 @@ struct EngineGauges {
   int64_t kv_slots_wasted = 0;  // of those, slots no token fills (serving::KvOccupancy)
   double prefix_cache_hit_ratio = 0;  // hit tokens / looked-up tokens since start
   int64_t preemptions = 0;
+  // Where the engine thread's time went, summed since start: choosing the batch, running the model
+  // (GPU time plus launch, until the chosen ids are back), and turning its output into tokens and events.
+  int64_t steps = 0;
+  double schedule_s = 0, model_s = 0, output_s = 0;
 };
 
 class Metrics {

@@ -99,7 +99,7 @@ TEST(ServerMetrics, PrometheusTextFormat) {
   m.observe_ttft(100);
   const std::string text = m.render({.running = 2, .waiting = 3, .kv_blocks_used = 7, .kv_blocks_total = 64,
                                      .kv_slots_held = 112, .kv_slots_wasted = 28, .prefix_cache_hit_ratio = 0.25,
-                                     .preemptions = 1});
+                                     .preemptions = 1, .steps = 9, .schedule_s = 0.5, .model_s = 2, .output_s = 0.25});
   for (const char* line : {
            "# TYPE roofline_requests_total counter\n",
            "roofline_requests_total{status=\"completed\"} 2\n",
@@ -113,6 +113,10 @@ TEST(ServerMetrics, PrometheusTextFormat) {
            "roofline_kv_slots_held 112\n",
            "roofline_kv_slots_wasted 28\n",
            "roofline_kv_waste_ratio 0.25\n",
+           "roofline_engine_steps_total 9\n",
+           "roofline_engine_seconds_total{phase=\"schedule\"} 0.5\n",
+           "roofline_engine_seconds_total{phase=\"model\"} 2\n",
+           "roofline_engine_seconds_total{phase=\"output\"} 0.25\n",
            "roofline_generated_tokens_total 42\n",
            "# TYPE roofline_ttft_seconds histogram\n",
            "roofline_ttft_seconds_bucket{le=\"0.001\"} 0\n",
@@ -139,7 +143,7 @@ TEST(ServerMetrics, PrometheusTextFormat) {
     }
     at = eol + 1;
   }
-  EXPECT_EQ(types, 15u);
+  EXPECT_EQ(types, 17u);
 }
 
 }  // namespace
