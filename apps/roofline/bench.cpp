@@ -18,6 +18,7 @@
 #include "roofline/backend/cpu/cpu_features.h"
 #include "roofline/backend/cpu/memory_bandwidth.h"
 #include "roofline/backend/timed_backend.h"
+#include "roofline/core/stats.h"
 #include "roofline/core/atomic_file.h"
 #include "roofline/core/error.h"
 #include "roofline/core/thread_pool.h"
@@ -34,14 +35,6 @@ namespace roofline::app {
 namespace {
 double now_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
-}
-double percentile(std::vector<double> v, double q) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[std::min(v.size() - 1, size_t(q * double(v.size())))];
 }
 // Multiply-accumulate weights a token passes through (every projection and the lm_head).
 double matmul_parameters(const ModelWeights& w) {

@@ -26,6 +26,7 @@
 #include "roofline/backend/timed_backend.h"
 #include "roofline/core/atomic_file.h"
 #include "roofline/core/error.h"
+#include "roofline/core/stats.h"
 #include "roofline/engine/sampler.h"
 #include "roofline/model/decoder.h"
 #include "roofline/perf/held_out_text.h"
@@ -123,15 +124,6 @@ struct Workload {
   int64_t quality_tokens = 256;  // at most this many tokens of the text are scored
   std::string hw;                // roofs override for the profile
 };
-
-double percentile(std::vector<double> v, double q) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const double at = q * double(v.size() - 1);
-  const size_t lo = size_t(at);
-  const double frac = at - double(lo);
-  return lo + 1 < v.size() ? v[lo] * (1 - frac) + v[lo + 1] * frac : v[lo];
-}
 
 double now_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();

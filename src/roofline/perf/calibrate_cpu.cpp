@@ -13,6 +13,7 @@
 
 #include "roofline/backend/backend.h"
 #include "roofline/backend/cpu/memory_bandwidth.h"
+#include "roofline/core/stats.h"
 #include "roofline/core/error.h"
 #include "roofline/core/tensor.h"
 #include "roofline/core/thread_pool.h"
@@ -26,11 +27,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
 struct FmaKernel {
   float (*run)(int64_t iterations);

@@ -11,16 +11,6 @@
 
 namespace roofline::server {
 
-double percentile(std::vector<double> values, double q) {
-  if (values.empty()) return 0;
-  std::sort(values.begin(), values.end());
-  const double position = std::clamp(q, 0.0, 1.0) * double(values.size() - 1);
-  const size_t below = size_t(std::floor(position));
-  const size_t above = std::min(below + 1, values.size() - 1);
-  const double fraction = position - double(below);
-  return values[below] + (values[above] - values[below]) * fraction;
-}
-
 Summary summarize(const std::vector<double>& values) {
   Summary s;
   s.count = int64_t(values.size());

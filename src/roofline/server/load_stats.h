@@ -7,12 +7,11 @@
 #include <string_view>
 #include <vector>
 
+#include "roofline/core/stats.h"
+
 namespace roofline::server {
 
-// The q-quantile (q in [0, 1]) of `values` with linear interpolation between closest ranks (numpy's
-// default, "linear"): the sorted values sit at positions 0..n-1, q maps to position q * (n - 1). 0 when
-// empty. Takes a copy because it sorts.
-double percentile(std::vector<double> values, double q);
+using roofline::percentile;  // core/stats.h
 
 // mean, min, max and p50/p95/p99 of a latency sample (seconds or whatever unit it came in).
 struct Summary {
