@@ -228,12 +228,12 @@ void Decoder::run_layers(const StepShape& shape, KvPool& pool) {
   const ModelSpec& s = spec_;
   const int64_t T = shape.T;
   Tensor x = x_.rows(0, T), h = h_.rows(0, T), proj = proj_.rows(0, T);
-  // The embeddings are gathered in the activation dtype (into h), then widened into the residual stream.
-  backend_.embedding(h, w_.token_embedding, ids_.rows(0, T));
-  if (s.position == PositionKind::Learned) backend_.add_rows(h, w_.position_embedding, positions_.rows(0, T));
-  backend_.convert(x, h);
+  // The embeddings go straight into the f32 residual stream: an f16 or f32 table loses nothing to the
+  // activation dtype there (bf16 would round every value before the first layer).
+  backend_.embedding(x, w_.token_embedding, ids_.rows(0, T));
+  if (s.position == PositionKind::Learned) backend_.add_rows(x, w_.position_embedding, positions_.rows(0, T));
   // Each residual add is fused with the norm that follows it (the next layer's, at the end the final one).
-  norm(h, h, w_.layers.front().attn_norm);
+  norm(h, x, w_.layers.front().attn_norm);
   for (size_t l = 0; l < w_.layers.size(); ++l) {
     const LayerWeights& L = w_.layers[l];
     attention_block(L, pool, int(l), shape);

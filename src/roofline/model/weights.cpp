@@ -195,7 +195,7 @@ ModelWeights upload_weights(const ModelWeights& host, Backend& backend, DType ma
   auto norm = [&](const Norm& n) { return Norm{up(n.weight, DType::F32), up(n.bias, DType::F32)}; };
   ModelWeights out;
   out.token_embedding = up(host.token_embedding, matrix_dtype);
-  out.position_embedding = up(host.position_embedding, act);
+  out.position_embedding = up(host.position_embedding, DType::F32);  // added to the f32 residual stream
   for (const LayerWeights& L : host.layers) {
     LayerWeights d;
     d.attn_norm = norm(L.attn_norm);
