@@ -85,4 +85,46 @@ inline BatchedLogits batched_paged_logits(Decoder& decoder, const std::vector<in
   return out;
 }
 
+// A decode batch of three sequences (padded to four rows inside the decoder): each is prefilled with
+// a different prefix of the reference prompt, then all three decode the prompt's next tokens together for
+// `steps` steps. Returns, per decode step and sequence, the logits row next to the reference row of the
+// same position, both flattened: the padding row must change nothing.
+struct DecodeBatchLogits {
+  std::vector<float> got;
+  std::vector<double> want;
+};
+
+inline DecodeBatchLogits padded_decode_batch_logits(Decoder& decoder, const std::vector<double>& ref_logits,
+                                                    const std::vector<int32_t>& prompt, int64_t steps) {
+  const int64_t bs = 4, starts[] = {3, 5, 8}, T = int64_t(prompt.size()), V = int64_t(ref_logits.size()) / T;
+  const int64_t per_seq = (T + bs - 1) / bs;
+  EXPECT_LE(starts[2] + steps, T) << "the prompt has too few tokens for that many steps";
+  KvPool pool = decoder.new_pool(3 * per_seq, bs);
+  std::vector<std::vector<int32_t>> tables(3);
+  for (int64_t i = 0; i < 3; ++i)
+    for (int64_t b = 0; b < per_seq; ++b) tables[size_t(i)].push_back(int32_t(b * 3 + i));  // interleaved
+  const std::span<const int32_t> all(prompt);
+  for (int64_t i = 0; i < 3; ++i) {
+    const SequenceStep prefill[] = {{all.subspan(0, size_t(starts[i])), 0, tables[size_t(i)], true}};
+    decoder.step(prefill, pool);
+  }
+  DecodeBatchLogits out;
+  for (int64_t k = 0; k < steps; ++k) {
+    std::vector<SequenceStep> batch;
+    for (int64_t i = 0; i < 3; ++i) {
+      const int64_t p = starts[i] + k;
+      batch.push_back({all.subspan(size_t(p), 1), p, tables[size_t(i)], true});
+    }
+    const Tensor& logits = decoder.step(batch, pool);
+    EXPECT_EQ(logits.dim(0), 3) << "one logits row per sequence, padding cut";
+    const std::vector<float> rows = host_rows(decoder, logits, 0, 3);
+    out.got.insert(out.got.end(), rows.begin(), rows.end());
+    for (int64_t i = 0; i < 3; ++i) {
+      const int64_t p = starts[i] + k;
+      out.want.insert(out.want.end(), ref_logits.begin() + p * V, ref_logits.begin() + (p + 1) * V);
+    }
+  }
+  return out;
+}
+
 }  // namespace roofline

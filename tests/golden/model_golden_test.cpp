@@ -69,6 +69,16 @@ TEST_P(ModelGolden, BatchedPagedStepsMatchTheReference) {
   EXPECT_LT(test::relative_l2(got.b, ref.logits), 1e-4) << name << ": sequence B (chunked)";
 }
 
+TEST_P(ModelGolden, PaddedDecodeBatchMatchesReference) {
+  const std::string name = GetParam();
+  Reference ref = load_reference(name);
+  auto model = Model::load(test::fixtures_dir() + "/models/" + name);
+  auto backend = make_cpu_backend(2);
+  Decoder decoder(model->spec, model->weights, *backend);
+  const DecodeBatchLogits got = padded_decode_batch_logits(decoder, ref.logits, ref.prompt, 4);
+  EXPECT_LT(test::relative_l2(got.got, got.want), 1e-4) << name;
+}
+
 TEST_P(ModelGolden, GreedyContinuationMatchesWhereMarginIsClear) {
   const std::string name = GetParam();
   Reference ref = load_reference(name);

@@ -67,6 +67,14 @@ TEST_P(GpuDecoder, BatchedPagedStepsMatchReference) {
   EXPECT_LT(test::relative_l2(got.b, ref_.logits), kBf16Tolerance) << GetParam() << ": sequence B (chunked)";
 }
 
+TEST_P(GpuDecoder, PaddedDecodeBatchMatchesReference) {
+  // Three sequences decode together for 5 steps: padded to 4 rows and replayed from a recording.
+  Decoder decoder(model_->spec, weights_, gpu());
+  const DecodeBatchLogits got = padded_decode_batch_logits(decoder, ref_.logits, ref_.prompt, 5);
+  EXPECT_LT(test::relative_l2(got.got, got.want), kBf16Tolerance) << GetParam();
+  EXPECT_GT(decoder.replayed_steps(), 0) << "the padded decode steps should replay a recording";
+}
+
 TEST_P(GpuDecoder, RecordedDecodeStepsEqualEagerOnes) {
   // The same decode through a TimedBackend (which never records) and through the plain backend (which
   // replays CUDA graphs after the second step of a shape): the logits must agree to rounding.

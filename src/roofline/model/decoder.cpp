@@ -1,5 +1,7 @@
 #include "roofline/model/decoder.h"
 
+#include <algorithm>
+#include <bit>
 #include <cmath>
 #include <numbers>
 #include <cstring>
@@ -10,7 +12,7 @@ namespace roofline {
 
 size_t KvPool::bytes_per_token() const {
   size_t total = 0;
-  const size_t positions = size_t(std::max<int64_t>(num_blocks * block_size, 1));
+  const size_t positions = size_t(std::max<int64_t>(k.empty() ? 1 : k[0].dim(0) * block_size, 1));
   for (size_t l = 0; l < k.size(); ++l) total += (k[l].nbytes() + v[l].nbytes()) / positions;
   return total;
 }
@@ -68,9 +70,11 @@ KvPool Decoder::new_pool(int64_t num_blocks, int64_t block_size) const {
   KvPool pool;
   pool.num_blocks = num_blocks;
   pool.block_size = block_size;
+  pool.scratch_block = num_blocks;
+  const int64_t blocks = num_blocks + 1;
   for (int64_t l = 0; l < spec_.num_layers; ++l) {
-    pool.k.push_back(backend_.alloc(act_, {num_blocks, block_size, spec_.num_kv_heads, spec_.head_dim}));
-    pool.v.push_back(backend_.alloc(act_, {num_blocks, block_size, spec_.num_kv_heads, spec_.head_dim}));
+    pool.k.push_back(backend_.alloc(act_, {blocks, block_size, spec_.num_kv_heads, spec_.head_dim}));
+    pool.v.push_back(backend_.alloc(act_, {blocks, block_size, spec_.num_kv_heads, spec_.head_dim}));
   }
   return pool;
 }
@@ -89,6 +93,15 @@ KvCache Decoder::new_cache(int64_t capacity) const {
 }
 
 void Decoder::invalidate_recordings() { recordings_.clear(); }
+
+// Sequences, blocks per sequence and logit rows grow to powers of two: growing re-lays out the step
+// indices and drops every recording, and a batch whose longest context gains a block every 16 decode
+// steps would otherwise re-record its steps that often. (Tokens grow exactly: their buffers are the big ones.)
+namespace {
+int64_t grown(int64_t needed, int64_t current, int64_t floor) {
+  return needed <= current ? current : std::max(current, int64_t(std::bit_ceil(uint64_t(std::max(needed, floor)))));
+}
+}  // namespace
 
 void Decoder::ensure_capacity(int64_t tokens, int64_t seqs, int64_t blocks_per_seq, int64_t logit_rows) {
   const ModelSpec& s = spec_;
@@ -109,13 +122,13 @@ void Decoder::ensure_capacity(int64_t tokens, int64_t seqs, int64_t blocks_per_s
     meta_ = Tensor();  // re-laid out below
   }
   if (logit_rows > cap_logit_rows_) {
-    cap_logit_rows_ = std::max<int64_t>(logit_rows, 1);
+    cap_logit_rows_ = grown(logit_rows, cap_logit_rows_, 1);
     logits_ = backend_.alloc(DType::F32, {cap_logit_rows_, s.vocab_size});
     gathered_ = backend_.alloc(act_, {cap_logit_rows_, s.hidden_size});
   }
   if (seqs > cap_seqs_ || blocks_per_seq > cap_blocks_ || !meta_.defined()) {
-    cap_seqs_ = std::max(cap_seqs_, std::max<int64_t>(seqs, 1));
-    cap_blocks_ = std::max(cap_blocks_, std::max<int64_t>(blocks_per_seq, 1));
+    cap_seqs_ = grown(seqs, cap_seqs_, 8);
+    cap_blocks_ = grown(blocks_per_seq, cap_blocks_, 16);
     const int64_t T = cap_tokens_, B = cap_seqs_;
     const int64_t total = 4 * T + 2 * B + 1 + B * cap_blocks_;
     meta_ = backend_.alloc(DType::I32, {total});
@@ -253,6 +266,24 @@ void Decoder::run_layers(const StepShape& shape, KvPool& pool) {
 }
 
 const Tensor& Decoder::step(std::span<const SequenceStep> batch, KvPool& pool, bool all_logits) {
+  const bool decode = !batch.empty() && std::ranges::all_of(batch, [](const SequenceStep& q) { return q.tokens.size() == 1; });
+  const size_t n = batch.size();
+  const size_t padded = n <= 4 ? std::bit_ceil(n) : (n + 7) / 8 * 8;
+  if (!decode || all_logits || cannot_record_ || pool.scratch_block < 0 || padded == n)
+    return step_unpadded(batch, pool, all_logits);
+  // Padding rows run token 0 at position 0 into the scratch block (each writes the same values there) and
+  // want logits, so the recording's key stays that of the padded size; their rows come last and are cut.
+  static constexpr int32_t kPadToken = 0;
+  scratch_table_.assign(1, int32_t(pool.scratch_block));
+  padded_.assign(batch.begin(), batch.end());
+  padded_.resize(padded, SequenceStep{std::span<const int32_t>(&kPadToken, 1), 0, scratch_table_, true});
+  const int64_t rows = std::ranges::count_if(batch, &SequenceStep::wants_logits);
+  step_unpadded(padded_, pool, false);
+  logits_view_ = logits_.rows(0, rows);
+  return logits_view_;
+}
+
+const Tensor& Decoder::step_unpadded(std::span<const SequenceStep> batch, KvPool& pool, bool all_logits) {
   const ModelSpec& s = spec_;
   ROOFLINE_CHECK(!batch.empty(), "decoder step: no sequences");
   ROOFLINE_CHECK(int64_t(pool.k.size()) == s.num_layers, "decoder step: the KV pool has {} layers, the model {}",
@@ -274,7 +305,8 @@ const Tensor& Decoder::step(std::span<const SequenceStep> batch, KvPool& pool, b
     for (int32_t id : q.tokens)
       ROOFLINE_CHECK(id >= 0 && id < s.vocab_size, "token id {} is outside the vocabulary [0, {})", id, s.vocab_size);
     for (int64_t b = 0; b < (end + bs - 1) / bs; ++b)
-      ROOFLINE_CHECK(q.blocks[size_t(b)] >= 0 && q.blocks[size_t(b)] < pool.num_blocks,
+      ROOFLINE_CHECK(q.blocks[size_t(b)] >= 0 && (q.blocks[size_t(b)] < pool.num_blocks ||
+                                                  q.blocks[size_t(b)] == pool.scratch_block),
                      "decoder step: block id {} is outside the pool of {} blocks", q.blocks[size_t(b)], pool.num_blocks);
     shape.T += n;
     shape.max_query_len = std::max(shape.max_query_len, int(n));

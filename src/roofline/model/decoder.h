@@ -20,8 +20,9 @@ namespace roofline {
 
 // Paged KV of every layer: k[l], v[l] are [num_blocks, block_size, Hkv, D] in the backend's activation dtype.
 struct KvPool {
-  int64_t num_blocks = 0;
+  int64_t num_blocks = 0;     // blocks a block table may name: 0 .. num_blocks - 1
   int64_t block_size = 16;
+  int64_t scratch_block = -1;  // one more block, never in a table: padding rows of a decode batch write it
   std::vector<Tensor> k, v;
   size_t bytes_per_token() const;
 };
@@ -55,6 +56,9 @@ class Decoder {
   // Runs one step and returns logits [rows, V] f32 on the backend's device: with all_logits one row per
   // token of the batch (in batch order), else one row per sequence that wants_logits (in batch order).
   // Owned by the decoder; valid until the next call.
+  // Decode batches (one token per sequence) in a pool with a scratch block are padded to a few sizes
+  // (1, 2, 4, then multiples of 8), so that a batch whose size changes every few steps, as serving's does,
+  // replays a handful of recordings instead of recording each size it passes through.
   const Tensor& step(std::span<const SequenceStep> batch, KvPool& pool, bool all_logits = false);
 
   // A single sequence: runs `tokens` at positions cache.length .. cache.length + T - 1, appends their KV,
@@ -70,6 +74,7 @@ class Decoder {
 
  private:
   struct StepShape;
+  const Tensor& step_unpadded(std::span<const SequenceStep> batch, KvPool& pool, bool all_logits);
   void ensure_capacity(int64_t tokens, int64_t seqs, int64_t blocks_per_seq, int64_t logit_rows);
   void ensure_rope_tables(int64_t positions);
   void run_layers(const StepShape& shape, KvPool& pool);
@@ -111,6 +116,8 @@ class Decoder {
   std::map<std::tuple<int64_t, int64_t, int64_t>, Recording> recordings_;
   bool cannot_record_ = false;  // the backend returned no recording: every step runs eagerly
   int64_t replayed_steps_ = 0;
+  std::vector<SequenceStep> padded_;     // a decode batch and its padding rows
+  std::vector<int32_t> scratch_table_;  // the padding rows' block table: the pool's scratch block
 };
 
 // Inverse frequencies of rotary embedding for the spec's head_dim, theta and scaling (default, linear,
