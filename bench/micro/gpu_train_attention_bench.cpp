@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <fmt/format.h>
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -77,10 +78,16 @@ double time_us(cudaStream_t stream, const std::function<void()>& body, int reps)
   return us[5];
 }
 
+// A kernel-lab variant's timing (train/cuda/flash_attention_lab.h).
+struct Variant {
+  std::string op, name;
+  double us, tflops;
+};
+
 struct Row {
   int D, Hq, Hkv, B, T;
-  double fwd_us, bwd_us, fwd_tflops, bwd_tflops;
-  double fwd_warp16_tflops, fwd_warp32_tflops;  // the kernel lab's forward variants
+  double fwd_us, bwd_us, fwd_tflops, bwd_tflops;  // the defaults (flash_attention.h)
+  std::vector<Variant> variants;
 };
 
 int run(int argc, char** argv) {
@@ -99,8 +106,8 @@ int run(int argc, char** argv) {
   cudaStream_t stream;
   ROOFLINE_CUDA_CHECK(cudaStreamCreate(&stream));
   std::printf("device: %s; causal, bf16, B * T = 16384 tokens, fused qkv layout\n", device.c_str());
-  std::printf("%4s %3s %3s %3s %5s %10s %10s %10s %10s %10s %10s\n", "D", "Hq", "Hkv", "B", "T", "fwd us", "fwd TF/s",
-              "bwd us", "bwd TF/s", "fwd w16", "fwd w32");
+  std::printf("%4s %3s %3s %3s %5s %10s %10s %10s %10s\n", "D", "Hq", "Hkv", "B", "T", "fwd us", "fwd TF/s", "bwd us",
+              "bwd TF/s");
   std::vector<Row> rows;
   struct Heads {
     int D, Hq, Hkv;
@@ -135,20 +142,39 @@ int run(int argc, char** argv) {
       forward();  // out and lse for the backward
       const double fwd_us = time_us(stream, forward, reps);
       const double bwd_us = time_us(stream, backward, reps);
-      double variant_tflops[2];
-      for (int i = 0; i < 2; ++i) {
-        const int warp_rows = 16 * (i + 1);
-        variant_tflops[i] = fwd_flops * 1e-6 / time_us(stream, [&] {
-          train::cuda::lab::flash_attention_forward(s, qkv.bf16(), qkv.bf16(size_t(qw)), qkv.bf16(size_t(qw + kvw)),
-                                                    out.bf16(), static_cast<float*>(lse.ptr), warp_rows, stream);
-        }, reps);
-      }
       ROOFLINE_CUDA_CHECK(cudaStreamSynchronize(stream));
-      rows.push_back({h.D, h.Hq, h.Hkv, B, T, fwd_us, bwd_us, fwd_flops / fwd_us * 1e-6, bwd_flops / bwd_us * 1e-6,
-                      variant_tflops[0], variant_tflops[1]});
-      const Row& r = rows.back();
-      std::printf("%4d %3d %3d %3d %5d %10.1f %10.1f %10.1f %10.1f %10.1f %10.1f\n", r.D, r.Hq, r.Hkv, r.B, r.T,
-                  r.fwd_us, r.fwd_tflops, r.bwd_us, r.bwd_tflops, r.fwd_warp16_tflops, r.fwd_warp32_tflops);
+      rows.push_back({h.D, h.Hq, h.Hkv, B, T, fwd_us, bwd_us, fwd_flops / fwd_us * 1e-6, bwd_flops / bwd_us * 1e-6, {}});
+      Row& r = rows.back();
+      std::printf("%4d %3d %3d %3d %5d %10.1f %10.1f %10.1f %10.1f\n", r.D, r.Hq, r.Hkv, r.B, r.T, r.fwd_us,
+                  r.fwd_tflops, r.bwd_us, r.bwd_tflops);
+      // The kernel lab: every forward and backward tile variant on the same data.
+      namespace lab = train::cuda::lab;
+      const auto& fwd_variants = h.D == 64 ? std::vector<lab::ForwardVariant>(std::begin(lab::kForwardVariants64),
+                                                                              std::end(lab::kForwardVariants64))
+                                           : std::vector<lab::ForwardVariant>(std::begin(lab::kForwardVariants128),
+                                                                              std::end(lab::kForwardVariants128));
+      for (const lab::ForwardVariant& fv : fwd_variants) {
+        const double us = time_us(stream, [&] {
+          lab::flash_attention_forward(s, qkv.bf16(), qkv.bf16(size_t(qw)), qkv.bf16(size_t(qw + kvw)), out.bf16(),
+                                       static_cast<float*>(lse.ptr), fv, stream);
+        }, reps);
+        r.variants.push_back({"fwd", fmt::format("warps{}_rows{}_keys{}", fv.warps, fv.warp_rows, fv.block_keys), us,
+                              fwd_flops / us * 1e-6});
+      }
+      for (int dkdv_warps : {4, 8})
+        for (int dq_warps : {4, 8}) {
+          const lab::BackwardVariant bv{dkdv_warps, dq_warps};
+          const double us = time_us(stream, [&] {
+            lab::flash_attention_backward(s, qkv.bf16(), qkv.bf16(size_t(qw)), qkv.bf16(size_t(qw + kvw)), out.bf16(),
+                                          static_cast<float*>(lse.ptr), dout.bf16(), grads.bf16(),
+                                          grads.bf16(size_t(qw)), grads.bf16(size_t(qw + kvw)), workspace.ptr, bv,
+                                          stream);
+          }, reps);
+          r.variants.push_back({"bwd", fmt::format("dkdv_warps{}_dq_warps{}", dkdv_warps, dq_warps), us,
+                                bwd_flops / us * 1e-6});
+        }
+      for (const Variant& v : r.variants)
+        std::printf("      lab %-3s %-24s %10.1f us %8.1f TFLOP/s\n", v.op.c_str(), v.name.c_str(), v.us, v.tflops);
       std::fflush(stdout);
     }
   }
@@ -159,8 +185,10 @@ int run(int argc, char** argv) {
     j["layout"] = "fused qkv rows";
     for (const Row& r : rows)
       j["rows"].push_back({{"D", r.D}, {"Hq", r.Hq}, {"Hkv", r.Hkv}, {"B", r.B}, {"T", r.T}, {"fwd_us", r.fwd_us},
-                           {"bwd_us", r.bwd_us}, {"fwd_tflop_s", r.fwd_tflops}, {"bwd_tflop_s", r.bwd_tflops},
-                           {"fwd_warp16_tflop_s", r.fwd_warp16_tflops}, {"fwd_warp32_tflop_s", r.fwd_warp32_tflops}});
+                           {"bwd_us", r.bwd_us}, {"fwd_tflop_s", r.fwd_tflops}, {"bwd_tflop_s", r.bwd_tflops}});
+    for (size_t i = 0; i < rows.size(); ++i)
+      for (const Variant& v : rows[i].variants)
+        j["rows"][i]["variants"].push_back({{"op", v.op}, {"variant", v.name}, {"us", v.us}, {"tflop_s", v.tflops}});
     std::ofstream(json_path) << j.dump(1) << "\n";
     std::printf("wrote %s\n", json_path.c_str());
   }

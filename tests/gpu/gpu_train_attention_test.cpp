@@ -260,39 +260,77 @@ std::vector<TrainAttentionCase> cases() {
 INSTANTIATE_TEST_SUITE_P(Cases, GpuTrainAttention, ::testing::ValuesIn(cases()),
                          [](const auto& p) { return p.param.name(); });
 
-// The backward writes the same bits on every run (no atomics, fixed summation orders); the forward too.
+// The backward writes the same bits on every run (no atomics, fixed summation orders), in every tile variant;
+// the forward too.
 TEST_F(GpuTest, TrainAttentionIsDeterministic) {
+  namespace lab = train::cuda::lab;
   for (const TrainAttentionCase& c : {TrainAttentionCase{1000, 8, 2, 128, 0, true}, TrainAttentionCase{777, 12, 12, 64, 0, false}}) {
     DeviceCase d(gpu(), c, 99);
     d.forward(gpu().stream());
-    d.backward(gpu().stream());
     ASSERT_EQ(cudaStreamSynchronize(gpu().stream()), cudaSuccess);
-    const auto out1 = download_bits(d.out), grads1 = download_bits(d.grads);
-    ASSERT_EQ(cudaMemsetAsync(d.grads.data(), 0xff, d.grads.nbytes(), gpu().stream()), cudaSuccess);
+    const auto out1 = download_bits(d.out);
     d.forward(gpu().stream());
-    d.backward(gpu().stream());
     ASSERT_EQ(cudaStreamSynchronize(gpu().stream()), cudaSuccess);
     EXPECT_TRUE(download_bits(d.out) == out1) << c.name() << ": forward differs between runs";
-    EXPECT_TRUE(download_bits(d.grads) == grads1) << c.name() << ": backward differs between runs";
+    for (const lab::BackwardVariant v : {lab::BackwardVariant{}, lab::BackwardVariant{4, 4}, lab::BackwardVariant{8, 8}}) {
+      std::vector<uint16_t> first;
+      for (int run = 0; run < 2; ++run) {
+        ASSERT_EQ(cudaMemsetAsync(d.grads.data(), 0xff, d.grads.nbytes(), gpu().stream()), cudaSuccess);
+        lab::flash_attention_backward(d.shape, bf(d.qkv, d.q_offset()), bf(d.qkv, d.k_offset()),
+                                      bf(d.qkv, d.v_offset()), bf(d.out), d.lse.ptr<float>(), bf(d.dout),
+                                      bf_mut(d.grads, d.q_offset()), bf_mut(d.grads, d.k_offset()),
+                                      bf_mut(d.grads, d.v_offset()), d.workspace.data(), v, gpu().stream());
+        ASSERT_EQ(cudaStreamSynchronize(gpu().stream()), cudaSuccess);
+        if (run == 0) first = download_bits(d.grads);
+        else
+          EXPECT_TRUE(download_bits(d.grads) == first)
+              << c.name() << ": backward (dkdv_warps " << v.dkdv_warps << ", dq_warps " << v.dq_warps
+              << ") differs between runs";
+      }
+    }
   }
 }
 
-// The forward's kernel-lab variants (16 and 32 query rows per warp, the default picks one) compute the same.
-TEST_F(GpuTest, TrainAttentionForwardVariantsMatchReference) {
+// The kernel-lab variants (train/cuda/flash_attention_lab.h: other tile shapes, the defaults pick among them)
+// compute the same: every forward variant's out and every backward variant's dq, dk, dv against the reference.
+TEST_F(GpuTest, TrainAttentionVariantsMatchReference) {
+  namespace lab = train::cuda::lab;
   for (int D : {64, 128})
     for (auto [T, window] : std::vector<std::pair<int, int>>{{200, 0}, {333, 77}}) {
       const TrainAttentionCase c{T, 8, 2, D, window, true};
       DeviceCase d(gpu(), c, uint32_t(7 * T + D));
       const Reference want = reference(c, d.q, d.k, d.v, d.dout_values);
-      for (int warp_rows : {16, 32}) {
+      const int64_t rows = int64_t(kB) * T, qw = int64_t(c.Hq) * D, kvw = int64_t(c.Hkv) * D;
+      const auto variants = D == 64 ? std::vector<lab::ForwardVariant>(std::begin(lab::kForwardVariants64),
+                                                                       std::end(lab::kForwardVariants64))
+                                    : std::vector<lab::ForwardVariant>(std::begin(lab::kForwardVariants128),
+                                                                       std::end(lab::kForwardVariants128));
+      for (const lab::ForwardVariant& v : variants) {
         ASSERT_EQ(cudaMemsetAsync(d.out.data(), 0xff, d.out.nbytes(), gpu().stream()), cudaSuccess);
-        train::cuda::lab::flash_attention_forward(d.shape, bf(d.qkv, d.q_offset()), bf(d.qkv, d.k_offset()),
-                                                  bf(d.qkv, d.v_offset()), bf_mut(d.out), d.lse.ptr<float>(),
-                                                  warp_rows, gpu().stream());
+        lab::flash_attention_forward(d.shape, bf(d.qkv, d.q_offset()), bf(d.qkv, d.k_offset()), bf(d.qkv, d.v_offset()),
+                                     bf_mut(d.out), d.lse.ptr<float>(), v, gpu().stream());
         ASSERT_EQ(cudaStreamSynchronize(gpu().stream()), cudaSuccess);
-        const auto out = gather_rows(download_bits(d.out), d.o_at, int64_t(kB) * T, int64_t(c.Hq) * D);
-        expect_close(out, want.out, 1e-2, fmt::format("out {} warp_rows {}", c.name(), warp_rows));
+        const auto out = gather_rows(download_bits(d.out), d.o_at, rows, qw);
+        expect_close(out, want.out, 1e-2,
+                     fmt::format("out {} warps {} rows {} keys {}", c.name(), v.warps, v.warp_rows, v.block_keys));
       }
+      for (int dkdv_warps : {4, 8})
+        for (int dq_warps : {4, 8}) {
+          ASSERT_EQ(cudaMemsetAsync(d.grads.data(), 0xff, d.grads.nbytes(), gpu().stream()), cudaSuccess);
+          lab::flash_attention_backward(d.shape, bf(d.qkv, d.q_offset()), bf(d.qkv, d.k_offset()),
+                                        bf(d.qkv, d.v_offset()), bf(d.out), d.lse.ptr<float>(), bf(d.dout),
+                                        bf_mut(d.grads, d.q_offset()), bf_mut(d.grads, d.k_offset()),
+                                        bf_mut(d.grads, d.v_offset()), d.workspace.data(),
+                                        lab::BackwardVariant{dkdv_warps, dq_warps}, gpu().stream());
+          ASSERT_EQ(cudaStreamSynchronize(gpu().stream()), cudaSuccess);
+          const auto bits = download_bits(d.grads);
+          const std::string what = fmt::format("{} dkdv_warps {} dq_warps {}", c.name(), dkdv_warps, dq_warps);
+          expect_close(gather_rows(bits, d.q_at, rows, qw), want.dq, 1e-2, "dq " + what);
+          expect_close(gather_rows(bits, c.fused ? d.k_at : RowLayout{kvw, d.k_offset()}, rows, kvw), want.dk, 1e-2,
+                       "dk " + what);
+          expect_close(gather_rows(bits, c.fused ? d.v_at : RowLayout{kvw, d.v_offset()}, rows, kvw), want.dv, 1e-2,
+                       "dv " + what);
+        }
     }
 }
 

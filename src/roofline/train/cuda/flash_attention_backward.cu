@@ -8,7 +8,9 @@
 //      them, for each query head of the group in turn; dK and dV stay in registers (rows = keys) and are
 //      written once. Q and dO tiles are double-buffered through shared memory with cp.async.
 //   3. dQ: a CTA owns 64 query rows of one query head and walks the key blocks they see, recomputing S and dP;
-//      dQ stays in registers (rows = queries) and is written once.
+//      dQ stays in registers (rows = queries) and is written once. K and V tiles are double-buffered.
+// Pipelines: the tiles of step n + 1 load during all of step n, and one barrier per step suffices: the barrier
+// at the top of step n proves every warp is done with step n - 1, whose buffer is refilled right after it.
 // Every output element has one writer and a fixed summation order, so the result is bitwise reproducible
 // (no atomics). The price is recomputing Q K^T and dO V^T in the dQ kernel: 7 matrix products instead of 5.
 #include <nvtx3/nvtx3.hpp>
@@ -19,6 +21,7 @@
 #include "roofline/backend/cuda/cuda_check.h"
 #include "roofline/backend/cuda/device/convert.cuh"
 #include "roofline/core/error.h"
+#include "roofline/train/cuda/flash_attention_lab.h"
 #include "roofline/train/cuda/flash_attention_tiles.cuh"
 
 namespace roofline::train::cuda {
@@ -26,9 +29,6 @@ namespace roofline::train::cuda {
 namespace {
 
 using namespace detail;
-
-constexpr int kWarps = 4;
-constexpr int kThreads = kWarps * 32;
 
 // ---- 1. delta = rowsum(dO * O) ------------------------------------------------------------------------
 
@@ -60,9 +60,10 @@ __global__ void __launch_bounds__(256) flash_delta_kernel(Problem p, const bf16*
 
 // ---- 2. dK, dV ----------------------------------------------------------------------------------------
 
-template <int D>
+template <int D, int WARPS>
 struct DkDvTiles {
-  static constexpr int kBlockN = 16 * kWarps;    // keys per CTA, 16 per warp
+  static constexpr int kThreads = 32 * WARPS;
+  static constexpr int kBlockN = 16 * WARPS;        // keys per CTA, 16 per warp
   static constexpr int kBlockM = D > 64 ? 32 : 64;  // query rows per step: S and dP (16 x kBlockM) sit beside dK, dV
   static constexpr int kStride = D + kPad;
   static constexpr bool kKVInRegisters = D <= 64;  // K and V A-fragments held, else re-read per step
@@ -71,14 +72,15 @@ struct DkDvTiles {
   static constexpr size_t kSmemBytes = kTileBytes + 4 * kBlockM * sizeof(float);
 };
 
-template <int D>
-__global__ void __launch_bounds__(kThreads) flash_dkdv_kernel(Problem p, const bf16* __restrict__ q,
+template <int D, int WARPS>
+__global__ void __launch_bounds__(32 * WARPS) flash_dkdv_kernel(Problem p, const bf16* __restrict__ q,
                                                               const bf16* __restrict__ k, const bf16* __restrict__ v,
                                                               const bf16* __restrict__ dout,
                                                               const float* __restrict__ lse,
                                                               const float* __restrict__ delta, bf16* __restrict__ dk,
                                                               bf16* __restrict__ dv) {
-  using Tl = DkDvTiles<D>;
+  using Tl = DkDvTiles<D, WARPS>;
+  constexpr int kThreads = Tl::kThreads;
   constexpr int kBlockM = Tl::kBlockM, kBlockN = Tl::kBlockN, kStride = Tl::kStride;
   constexpr int kQTiles = kBlockM / 8, kDTiles = D / 8, kKSteps = D / 16;
   extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -133,14 +135,14 @@ __global__ void __launch_bounds__(kThreads) flash_dkdv_kernel(Problem p, const b
   for (int step = 0; step < steps; ++step) {
     const int buf = step & 1;
     const bool more = step + 1 < steps;
+    dev::cp_async_wait<0>();  // this step's Q and dO (and K, V the first time) have landed
+    __syncthreads();          // ... for every thread; every warp is done with step - 1 and its buffers
     float next_lse = 0.0f, next_delta = 0.0f;
     if (more) {
       issue_tiles(step + 1, buf ^ 1);
+      dev::cp_async_commit();
       if (tid < kBlockM) load_stats(step + 1, next_lse, next_delta);
     }
-    dev::cp_async_commit();  // possibly empty: the wait below always leaves exactly the newest group pending
-    dev::cp_async_wait<1>();
-    __syncthreads();
     if constexpr (Tl::kKVInRegisters) {
       if (step == 0) {
 #pragma unroll
@@ -217,8 +219,8 @@ __global__ void __launch_bounds__(kThreads) flash_dkdv_kernel(Problem p, const b
       }
     }
 
+    // The next step's row statistics: read after the next barrier; nobody reads this half any more.
     if (more && tid < kBlockM) sLse[(buf ^ 1) * kBlockM + tid] = next_lse, sDelta[(buf ^ 1) * kBlockM + tid] = next_delta;
-    __syncthreads();  // every warp is done with this buffer before the next step refills it
   }
 
   const int row0 = n0 + key_row0;
@@ -230,9 +232,10 @@ __global__ void __launch_bounds__(kThreads) flash_dkdv_kernel(Problem p, const b
 
 // ---- 3. dQ ---------------------------------------------------------------------------------------------
 
-template <int D>
+template <int D, int WARPS>
 struct DqTiles {
-  static constexpr int kBlockM = 16 * kWarps;  // query rows per CTA, 16 per warp
+  static constexpr int kThreads = 32 * WARPS;
+  static constexpr int kBlockM = 16 * WARPS;   // query rows per CTA, 16 per warp
   static constexpr int kBlockN = 64;           // keys per step
   static constexpr int kStride = D + kPad;
   static constexpr bool kQInRegisters = D <= 64;  // Q and dO A-fragments held, else re-read per key block
@@ -240,13 +243,14 @@ struct DqTiles {
   static constexpr size_t kSmemBytes = size_t(2 * kBlockM + 4 * kBlockN) * kStride * sizeof(bf16);
 };
 
-template <int D>
-__global__ void __launch_bounds__(kThreads) flash_dq_kernel(Problem p, const bf16* __restrict__ q,
+template <int D, int WARPS>
+__global__ void __launch_bounds__(32 * WARPS) flash_dq_kernel(Problem p, const bf16* __restrict__ q,
                                                             const bf16* __restrict__ k, const bf16* __restrict__ v,
                                                             const bf16* __restrict__ dout,
                                                             const float* __restrict__ lse,
                                                             const float* __restrict__ delta, bf16* __restrict__ dq) {
-  using Tl = DqTiles<D>;
+  using Tl = DqTiles<D, WARPS>;
+  constexpr int kThreads = Tl::kThreads;
   constexpr int kBlockM = Tl::kBlockM, kBlockN = Tl::kBlockN, kStride = Tl::kStride;
   constexpr int kNTiles = kBlockN / 8, kDTiles = D / 8, kKSteps = D / 16;
   extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -286,13 +290,13 @@ __global__ void __launch_bounds__(kThreads) flash_dq_kernel(Problem p, const bf1
   uint32_t qf[Tl::kQInRegisters ? kKSteps : 1][4], of[Tl::kQInRegisters ? kKSteps : 1][4];
   int buf = 0;
   for (int n0 = n_first; n0 < kv_end; n0 += kBlockN, buf ^= 1) {
+    dev::cp_async_wait<0>();  // this block's K and V (and Q, dO the first time) have landed
+    __syncthreads();          // ... for every thread; every warp is done with the last block and its buffer
     if (n0 + kBlockN < kv_end) {
       load_tile_async<kBlockN, D, kThreads>(sK + (buf ^ 1) * kBlockN * kStride, kh, p.ld_kv, n0 + kBlockN, kv_end);
       load_tile_async<kBlockN, D, kThreads>(sV + (buf ^ 1) * kBlockN * kStride, vh, p.ld_kv, n0 + kBlockN, kv_end);
+      dev::cp_async_commit();
     }
-    dev::cp_async_commit();  // possibly empty
-    dev::cp_async_wait<1>();
-    __syncthreads();
     if constexpr (Tl::kQInRegisters) {
       if (n0 == n_first) {
 #pragma unroll
@@ -356,7 +360,6 @@ __global__ void __launch_bounds__(kThreads) flash_dq_kernel(Problem p, const bf1
         dev::mma_bf16_16816(dq_acc[2 * dj + 1], ads, bk[2], bk[3]);
       }
     }
-    __syncthreads();  // every warp is done with this buffer before the next block refills it
   }
 
   const int row0 = m0 + warp_row0;
@@ -377,7 +380,7 @@ void allow_smem(Kernel kernel, size_t bytes) {
   ROOFLINE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
 }
 
-template <int D>
+template <int D, int DKDV_WARPS, int DQ_WARPS>
 void launch_backward(const Problem& p, const bf16* q, const bf16* k, const bf16* v, const bf16* out, const float* lse,
                      const bf16* dout, bf16* dq, bf16* dk, bf16* dv, float* delta, cudaStream_t stream) {
   {
@@ -386,17 +389,17 @@ void launch_backward(const Problem& p, const bf16* q, const bf16* k, const bf16*
     ROOFLINE_CUDA_CHECK_LAUNCH();
   }
   {
-    using Tl = DkDvTiles<D>;
-    allow_smem(flash_dkdv_kernel<D>, Tl::kSmemBytes);
+    using Tl = DkDvTiles<D, DKDV_WARPS>;
+    allow_smem(flash_dkdv_kernel<D, DKDV_WARPS>, Tl::kSmemBytes);
     const dim3 grid(unsigned((p.T + Tl::kBlockN - 1) / Tl::kBlockN), unsigned(p.Hkv), unsigned(p.B));
-    flash_dkdv_kernel<D><<<grid, kThreads, Tl::kSmemBytes, stream>>>(p, q, k, v, dout, lse, delta, dk, dv);
+    flash_dkdv_kernel<D, DKDV_WARPS><<<grid, Tl::kThreads, Tl::kSmemBytes, stream>>>(p, q, k, v, dout, lse, delta, dk, dv);
     ROOFLINE_CUDA_CHECK_LAUNCH();
   }
   {
-    using Tl = DqTiles<D>;
-    allow_smem(flash_dq_kernel<D>, Tl::kSmemBytes);
+    using Tl = DqTiles<D, DQ_WARPS>;
+    allow_smem(flash_dq_kernel<D, DQ_WARPS>, Tl::kSmemBytes);
     const dim3 grid(unsigned((p.T + Tl::kBlockM - 1) / Tl::kBlockM), unsigned(p.Hq), unsigned(p.B));
-    flash_dq_kernel<D><<<grid, kThreads, Tl::kSmemBytes, stream>>>(p, q, k, v, dout, lse, delta, dq);
+    flash_dq_kernel<D, DQ_WARPS><<<grid, Tl::kThreads, Tl::kSmemBytes, stream>>>(p, q, k, v, dout, lse, delta, dq);
     ROOFLINE_CUDA_CHECK_LAUNCH();
   }
 }
@@ -405,21 +408,48 @@ void launch_backward(const Problem& p, const bf16* q, const bf16* k, const bf16*
 
 size_t flash_attention_backward_workspace(const FlashAttentionShape& s) { return delta_bytes(s); }
 
+namespace lab {
+
 void flash_attention_backward(const FlashAttentionShape& s, const __nv_bfloat16* q, const __nv_bfloat16* k,
                               const __nv_bfloat16* v, const __nv_bfloat16* out, const float* lse,
                               const __nv_bfloat16* dout, __nv_bfloat16* dq, __nv_bfloat16* dk, __nv_bfloat16* dv,
-                              void* workspace, cudaStream_t stream) {
+                              void* workspace, BackwardVariant variant, cudaStream_t stream) {
   nvtx3::scoped_range range("train::cuda::flash_attention_backward");
   const void* pointers[] = {q, k, v, out, dout, dq, dk, dv};
   const Problem p = resolve(s, "flash_attention_backward", pointers, 8);
   if (p.B == 0 || p.T == 0) return;
   ROOFLINE_CHECK(workspace != nullptr, "flash_attention_backward: no workspace ({} bytes needed)",
                  flash_attention_backward_workspace(s));
+  // Default: DEFAULT_BACKWARD_PLACEHOLDER
+  if (variant.dkdv_warps == 0) variant.dkdv_warps = 4;
+  if (variant.dq_warps == 0) variant.dq_warps = 4;
   float* delta = static_cast<float*>(workspace);
-  if (p.D == 64)
-    launch_backward<64>(p, q, k, v, out, lse, dout, dq, dk, dv, delta, stream);
-  else
-    launch_backward<128>(p, q, k, v, out, lse, dout, dq, dk, dv, delta, stream);
+  const int key = p.D * 100 + variant.dkdv_warps * 10 + variant.dq_warps;
+  switch (key) {
+#define ROOFLINE_BACKWARD_CASE(D, A, B) \
+  case D * 100 + A * 10 + B: launch_backward<D, A, B>(p, q, k, v, out, lse, dout, dq, dk, dv, delta, stream); break;
+    ROOFLINE_BACKWARD_CASE(64, 4, 4)
+    ROOFLINE_BACKWARD_CASE(64, 4, 8)
+    ROOFLINE_BACKWARD_CASE(64, 8, 4)
+    ROOFLINE_BACKWARD_CASE(64, 8, 8)
+    ROOFLINE_BACKWARD_CASE(128, 4, 4)
+    ROOFLINE_BACKWARD_CASE(128, 4, 8)
+    ROOFLINE_BACKWARD_CASE(128, 8, 4)
+    ROOFLINE_BACKWARD_CASE(128, 8, 8)
+#undef ROOFLINE_BACKWARD_CASE
+    default:
+      fail("flash_attention_backward: no kernels for head_dim {} with {} dK/dV warps and {} dQ warps", p.D,
+           variant.dkdv_warps, variant.dq_warps);
+  }
+}
+
+}  // namespace lab
+
+void flash_attention_backward(const FlashAttentionShape& s, const __nv_bfloat16* q, const __nv_bfloat16* k,
+                              const __nv_bfloat16* v, const __nv_bfloat16* out, const float* lse,
+                              const __nv_bfloat16* dout, __nv_bfloat16* dq, __nv_bfloat16* dk, __nv_bfloat16* dv,
+                              void* workspace, cudaStream_t stream) {
+  lab::flash_attention_backward(s, q, k, v, out, lse, dout, dq, dk, dv, workspace, lab::BackwardVariant{}, stream);
 }
 
 }  // namespace roofline::train::cuda

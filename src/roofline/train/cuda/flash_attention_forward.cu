@@ -7,8 +7,9 @@
 //   S = Q K^T (mma.sync m16n8k16 bf16 -> f32); m' = max(m, rowmax S); P = exp2(S - m'); l = l 2^(m-m') + rowsum P;
 //   O = O 2^(m-m') + P V
 // and at the end out = O / l. The max is kept in raw score units with scale * log2(e) folded into one FFMA per
-// probability; O is rescaled only when some row's max grew. K and V stream through shared memory with
-// cp.async: V of this block loads while S is computed, K of the next block while P V is computed.
+// probability; O is rescaled only when some row's max grew. K and V stream through two shared-memory buffers
+// with cp.async: block n + 1 loads during all of block n's work, and one barrier per block suffices (the
+// barrier at the top of block n proves every warp is done with block n - 1, whose buffer is refilled next).
 // Rows past T are zero-filled on load and never stored; keys past the rows' last visible key are zero-filled
 // and masked.
 #include <nvtx3/nvtx3.hpp>
@@ -58,31 +59,34 @@ namespace {
 
 using namespace detail;
 
-constexpr int kWarps = 4;
-constexpr int kThreads = kWarps * 32;
-
-template <int D, int MT>
+// WARPS warps of MT m16 tiles of query rows each, BN keys per step (S is 16 MT x BN per warp, beside O
+// 16 MT x D). More rows per CTA: each K/V tile fetched from L2 serves more rows.
+template <int D, int MT, int BN, int WARPS>
 struct ForwardTiles {
+  static constexpr int kWarps = WARPS, kThreads = 32 * WARPS;
   static_assert(MT == 1 || MT == 2, "one or two m16 tiles per warp");
-  static constexpr int kBlockM = 16 * MT * kWarps;          // query rows per CTA
-  static constexpr int kBlockN = MT * D > 128 ? 32 : 64;    // keys per step: what fits next to O in registers
+  static_assert(BN % 16 == 0, "P V consumes keys 16 at a time");
+  static constexpr int kBlockM = 16 * MT * kWarps;      // query rows per CTA
+  static constexpr int kBlockN = BN;                    // keys per step
   static constexpr int kStride = D + kPad;
-  static constexpr bool kQInRegisters = MT * D <= 128;      // else Q fragments are re-read per key block
-  static constexpr size_t kSmemBytes = size_t(kBlockM + 2 * kBlockN) * kStride * sizeof(bf16);  // Q, K, V
+  static constexpr bool kQInRegisters = MT * D <= 128;  // else Q fragments are re-read per key block
+  // Shared memory: Q [kBlockM][kStride]; K, V [2][kBlockN][kStride] (two buffers each).
+  static constexpr size_t kSmemBytes = size_t(kBlockM + 4 * kBlockN) * kStride * sizeof(bf16);
 };
 
-template <int D, int MT>
-__global__ void __launch_bounds__(kThreads) flash_forward_kernel(Problem p, const bf16* __restrict__ q,
+template <int D, int MT, int BN, int WARPS>
+__global__ void __launch_bounds__(32 * WARPS) flash_forward_kernel(Problem p, const bf16* __restrict__ q,
                                                                  const bf16* __restrict__ k,
                                                                  const bf16* __restrict__ v, bf16* __restrict__ out,
                                                                  float* __restrict__ lse) {
-  using Tl = ForwardTiles<D, MT>;
+  using Tl = ForwardTiles<D, MT, BN, WARPS>;
+  constexpr int kThreads = Tl::kThreads;
   constexpr int kBlockM = Tl::kBlockM, kBlockN = Tl::kBlockN, kStride = Tl::kStride;
   constexpr int kNTiles = kBlockN / 8, kDTiles = D / 8, kKSteps = D / 16;
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  bf16* sQ = reinterpret_cast<bf16*>(smem_raw);  // [kBlockM][kStride]
-  bf16* sK = sQ + kBlockM * kStride;             // [kBlockN][kStride]
-  bf16* sV = sK + kBlockN * kStride;             // [kBlockN][kStride]
+  bf16* sQ = reinterpret_cast<bf16*>(smem_raw);     // [kBlockM][kStride]
+  bf16* sK_all = sQ + kBlockM * kStride;            // [2][kBlockN][kStride]
+  bf16* sV_all = sK_all + 2 * kBlockN * kStride;    // [2][kBlockN][kStride]
 
   // Last query blocks first: under the causal mask they have the most keys.
   const int m0 = int(gridDim.x - 1 - blockIdx.x) * kBlockM;
@@ -99,7 +103,8 @@ __global__ void __launch_bounds__(kThreads) flash_forward_kernel(Problem p, cons
   const int n_first = kv_begin / kBlockN * kBlockN;
 
   load_tile_async<kBlockM, D, kThreads>(sQ, qh, p.ld_q, m0, p.T);
-  load_tile_async<kBlockN, D, kThreads>(sK, kh, p.ld_kv, n_first, kv_end);
+  load_tile_async<kBlockN, D, kThreads>(sK_all, kh, p.ld_kv, n_first, kv_end);
+  load_tile_async<kBlockN, D, kThreads>(sV_all, vh, p.ld_kv, n_first, kv_end);
   dev::cp_async_commit();
 
   float o[MT][kDTiles][4] = {};                       // O: 16 MT x D per warp
@@ -109,9 +114,17 @@ __global__ void __launch_bounds__(kThreads) flash_forward_kernel(Problem p, cons
     row_max[mt][0] = row_max[mt][1] = -INFINITY, row_sum[mt][0] = row_sum[mt][1] = 0.0f;
   uint32_t qf[Tl::kQInRegisters ? MT : 1][Tl::kQInRegisters ? kKSteps : 1][4];
 
-  for (int n0 = n_first; n0 < kv_end; n0 += kBlockN) {
-    dev::cp_async_wait<0>();  // K of this block (and Q the first time) has landed
-    __syncthreads();          // ... for every thread; every warp is done with V of the last block
+  int buf = 0;
+  for (int n0 = n_first; n0 < kv_end; n0 += kBlockN, buf ^= 1) {
+    dev::cp_async_wait<0>();  // K, V of this block (and Q the first time) have landed
+    __syncthreads();          // ... for every thread; every warp is done with the last block and its buffer
+    if (n0 + kBlockN < kv_end) {
+      load_tile_async<kBlockN, D, kThreads>(sK_all + (buf ^ 1) * kBlockN * kStride, kh, p.ld_kv, n0 + kBlockN, kv_end);
+      load_tile_async<kBlockN, D, kThreads>(sV_all + (buf ^ 1) * kBlockN * kStride, vh, p.ld_kv, n0 + kBlockN, kv_end);
+      dev::cp_async_commit();
+    }
+    const bf16* sK = sK_all + buf * kBlockN * kStride;
+    const bf16* sV = sV_all + buf * kBlockN * kStride;
     if constexpr (Tl::kQInRegisters) {
       if (n0 == n_first) {
 #pragma unroll
@@ -120,8 +133,6 @@ __global__ void __launch_bounds__(kThreads) flash_forward_kernel(Problem p, cons
           for (int kk = 0; kk < kKSteps; ++kk) load_a(qf[mt][kk], sQ, kStride, warp_row0 + mt * 16, kk * 16);
       }
     }
-    load_tile_async<kBlockN, D, kThreads>(sV, vh, p.ld_kv, n0, kv_end);
-    dev::cp_async_commit();
 
     // S = Q K^T: (16 MT x kBlockN) per warp.
     float s[MT][kNTiles][4] = {};
@@ -197,13 +208,6 @@ __global__ void __launch_bounds__(kThreads) flash_forward_kernel(Problem p, cons
 #pragma unroll
       for (int kk = 0; kk < kBlockN / 16; ++kk) accumulators_to_a(pf[mt][kk], s[mt][2 * kk], s[mt][2 * kk + 1]);
 
-    dev::cp_async_wait<0>();  // V of this block has landed
-    __syncthreads();          // ... for every thread; every warp is done reading K
-    if (n0 + kBlockN < kv_end) {
-      load_tile_async<kBlockN, D, kThreads>(sK, kh, p.ld_kv, n0 + kBlockN, kv_end);
-      dev::cp_async_commit();
-    }
-
     // O += P V.
 #pragma unroll
     for (int kk = 0; kk < kBlockN / 16; ++kk)
@@ -243,14 +247,14 @@ __global__ void __launch_bounds__(kThreads) flash_forward_kernel(Problem p, cons
   }
 }
 
-template <int D, int MT>
+template <int D, int MT, int BN, int WARPS>
 void launch_forward(const Problem& p, const bf16* q, const bf16* k, const bf16* v, bf16* out, float* lse,
                     cudaStream_t stream) {
-  using Tl = ForwardTiles<D, MT>;
-  ROOFLINE_CUDA_CHECK(cudaFuncSetAttribute(flash_forward_kernel<D, MT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+  using Tl = ForwardTiles<D, MT, BN, WARPS>;
+  ROOFLINE_CUDA_CHECK(cudaFuncSetAttribute(flash_forward_kernel<D, MT, BN, WARPS>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                            int(Tl::kSmemBytes)));
   const dim3 grid(unsigned((p.T + Tl::kBlockM - 1) / Tl::kBlockM), unsigned(p.Hq), unsigned(p.B));
-  flash_forward_kernel<D, MT><<<grid, kThreads, Tl::kSmemBytes, stream>>>(p, q, k, v, out, lse);
+  flash_forward_kernel<D, MT, BN, WARPS><<<grid, Tl::kThreads, Tl::kSmemBytes, stream>>>(p, q, k, v, out, lse);
   ROOFLINE_CUDA_CHECK_LAUNCH();
 }
 
@@ -259,35 +263,36 @@ void launch_forward(const Problem& p, const bf16* q, const bf16* k, const bf16* 
 namespace lab {
 
 void flash_attention_forward(const FlashAttentionShape& s, const __nv_bfloat16* q, const __nv_bfloat16* k,
-                             const __nv_bfloat16* v, __nv_bfloat16* out, float* lse, int warp_rows,
+                             const __nv_bfloat16* v, __nv_bfloat16* out, float* lse, ForwardVariant variant,
                              cudaStream_t stream) {
   nvtx3::scoped_range range("train::cuda::flash_attention_forward");
   const void* pointers[] = {q, k, v, out};  // lse is written one float at a time
   const Problem p = resolve(s, "flash_attention_forward", pointers, 4);
-  ROOFLINE_CHECK(warp_rows == 0 || warp_rows == 16 || warp_rows == 32,
-                 "flash_attention_forward: warp_rows {} (16, 32 or 0 for the default)", warp_rows);
   if (p.B == 0 || p.T == 0) return;
-  // Default: 32 query rows per warp at head_dim 64 (two m16 tiles share every K/V fragment); at 128 two
-  // tiles leave too few registers for Q and 64-key blocks, so 16.
-  if (warp_rows == 0) warp_rows = p.D == 64 ? 32 : 16;
-  if (p.D == 64) {
-    if (warp_rows == 32)
-      launch_forward<64, 2>(p, q, k, v, out, lse, stream);
-    else
-      launch_forward<64, 1>(p, q, k, v, out, lse, stream);
-  } else {
-    if (warp_rows == 32)
-      launch_forward<128, 2>(p, q, k, v, out, lse, stream);
-    else
-      launch_forward<128, 1>(p, q, k, v, out, lse, stream);
-  }
+  // Default tiles: DEFAULT_TILES_PLACEHOLDER
+  if (variant.warps == 0) variant = p.D == 64 ? ForwardVariant{4, 32, 64} : ForwardVariant{4, 16, 64};
+  auto is = [&](int d, int warps, int rows, int keys) {
+    return p.D == d && variant.warps == warps && variant.warp_rows == rows && variant.block_keys == keys;
+  };
+  if (is(64, 4, 16, 64)) launch_forward<64, 1, 64, 4>(p, q, k, v, out, lse, stream);
+  else if (is(64, 4, 16, 128)) launch_forward<64, 1, 128, 4>(p, q, k, v, out, lse, stream);
+  else if (is(64, 4, 32, 64)) launch_forward<64, 2, 64, 4>(p, q, k, v, out, lse, stream);
+  else if (is(64, 8, 16, 64)) launch_forward<64, 1, 64, 8>(p, q, k, v, out, lse, stream);
+  else if (is(64, 8, 16, 128)) launch_forward<64, 1, 128, 8>(p, q, k, v, out, lse, stream);
+  else if (is(128, 4, 16, 64)) launch_forward<128, 1, 64, 4>(p, q, k, v, out, lse, stream);
+  else if (is(128, 4, 32, 32)) launch_forward<128, 2, 32, 4>(p, q, k, v, out, lse, stream);
+  else if (is(128, 8, 16, 64)) launch_forward<128, 1, 64, 8>(p, q, k, v, out, lse, stream);
+  else if (is(128, 8, 32, 32)) launch_forward<128, 2, 32, 8>(p, q, k, v, out, lse, stream);
+  else
+    fail("flash_attention_forward: no kernel for head_dim {} with {} warps of {} query rows and {} keys per step",
+         p.D, variant.warps, variant.warp_rows, variant.block_keys);
 }
 
 }  // namespace lab
 
 void flash_attention_forward(const FlashAttentionShape& s, const __nv_bfloat16* q, const __nv_bfloat16* k,
                              const __nv_bfloat16* v, __nv_bfloat16* out, float* lse, cudaStream_t stream) {
-  lab::flash_attention_forward(s, q, k, v, out, lse, 0, stream);
+  lab::flash_attention_forward(s, q, k, v, out, lse, lab::ForwardVariant{}, stream);
 }
 
 }  // namespace roofline::train::cuda
