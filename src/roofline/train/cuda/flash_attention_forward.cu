@@ -279,6 +279,7 @@ void flash_attention_forward(const FlashAttentionShape& s, const __nv_bfloat16* 
   else if (is(64, 4, 32, 64)) launch_forward<64, 2, 64, 4>(p, q, k, v, out, lse, stream);
   else if (is(64, 8, 16, 64)) launch_forward<64, 1, 64, 8>(p, q, k, v, out, lse, stream);
   else if (is(64, 8, 16, 128)) launch_forward<64, 1, 128, 8>(p, q, k, v, out, lse, stream);
+  else if (is(64, 8, 32, 64)) launch_forward<64, 2, 64, 8>(p, q, k, v, out, lse, stream);
   else if (is(128, 4, 16, 64)) launch_forward<128, 1, 64, 4>(p, q, k, v, out, lse, stream);
   else if (is(128, 4, 32, 32)) launch_forward<128, 2, 32, 4>(p, q, k, v, out, lse, stream);
   else if (is(128, 8, 16, 64)) launch_forward<128, 1, 64, 8>(p, q, k, v, out, lse, stream);

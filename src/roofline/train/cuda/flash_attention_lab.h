@@ -11,8 +11,8 @@ struct ForwardVariant {
   int warps = 0, warp_rows = 0, block_keys = 0;
 };
 // The kernels that exist, per head_dim.
-inline constexpr ForwardVariant kForwardVariants64[] = {{4, 16, 64}, {4, 16, 128}, {4, 32, 64}, {8, 16, 64},
-                                                        {8, 16, 128}};
+inline constexpr ForwardVariant kForwardVariants64[] = {{4, 16, 64}, {4, 16, 128}, {4, 32, 64},
+                                                        {8, 16, 64}, {8, 16, 128}, {8, 32, 64}};
 inline constexpr ForwardVariant kForwardVariants128[] = {{4, 16, 64}, {4, 32, 32}, {8, 16, 64}, {8, 32, 32}};
 
 void flash_attention_forward(const FlashAttentionShape& s, const __nv_bfloat16* q, const __nv_bfloat16* k,
