@@ -4,7 +4,8 @@
 // output and the gradients go into one fused buffer, as the trainer calls them; random bf16 data.
 // FLOPs (causal, half the square): forward 4 B Hq T^2 D / 2 (Q K^T and P V); backward 2.5x the forward
 // (the usual count: 5 products where the forward has 2; our deterministic dQ pass recomputes 2 more, which
-// the count does not credit). Times: CUDA events, warm-up, median of 11 samples.
+// the count does not credit). Times: CUDA events, warm-up, median of 11 samples. After each shape's defaults
+// come the kernel lab's tile variants (train/cuda/flash_attention_lab.h), "lab" rows, on the same data.
 // Napkin math (H100 SXM, ~990 TFLOP/s dense bf16 peak; mma.sync reaches ~2/3 of it): T = 4096, D = 128:
 // 137 GFLOP forward, ~0.4 ms at 330 TFLOP/s.
 //   roofline_gpu_train_attention_bench [--json FILE] [--quick]
