@@ -126,7 +126,8 @@ def main():
     with open(os.path.join(args.out, "train_attention_vs_sdpa.json"), "w") as f:
         json.dump(result, f, indent=1)
 
-    print(f"\n{result['device']}, torch {torch.__version__}, bf16, causal, {TOKENS} tokens; TFLOP/s (speedup = SDPA time / ours)")
+    print(f"\n{result['device']}, torch {torch.__version__}, bf16, causal, {TOKENS} tokens; "
+          "TFLOP/s (speedup = SDPA time / ours)")
     print(f"{'D':>4} {'Hq/Hkv':>7} {'B':>3} {'T':>5} | {'fwd SDPA':>9} {'ours':>7} {'x':>6} | "
           f"{'bwd SDPA':>9} {'ours':>7} {'x':>6} | gqa")
     for r in rows:

@@ -144,7 +144,8 @@ int run(int argc, char** argv) {
       const double fwd_us = time_us(stream, forward, reps);
       const double bwd_us = time_us(stream, backward, reps);
       ROOFLINE_CUDA_CHECK(cudaStreamSynchronize(stream));
-      rows.push_back({h.D, h.Hq, h.Hkv, B, T, fwd_us, bwd_us, fwd_flops / fwd_us * 1e-6, bwd_flops / bwd_us * 1e-6, {}});
+      rows.push_back(
+          {h.D, h.Hq, h.Hkv, B, T, fwd_us, bwd_us, fwd_flops / fwd_us * 1e-6, bwd_flops / bwd_us * 1e-6, {}});
       Row& r = rows.back();
       std::printf("%4d %3d %3d %3d %5d %10.1f %10.1f %10.1f %10.1f\n", r.D, r.Hq, r.Hkv, r.B, r.T, r.fwd_us,
                   r.fwd_tflops, r.bwd_us, r.bwd_tflops);

@@ -264,7 +264,8 @@ INSTANTIATE_TEST_SUITE_P(Cases, GpuTrainAttention, ::testing::ValuesIn(cases()),
 // the forward too.
 TEST_F(GpuTest, TrainAttentionIsDeterministic) {
   namespace lab = train::cuda::lab;
-  for (const TrainAttentionCase& c : {TrainAttentionCase{1000, 8, 2, 128, 0, true}, TrainAttentionCase{777, 12, 12, 64, 0, false}}) {
+  for (const TrainAttentionCase& c :
+       {TrainAttentionCase{1000, 8, 2, 128, 0, true}, TrainAttentionCase{777, 12, 12, 64, 0, false}}) {
     DeviceCase d(gpu(), c, 99);
     d.forward(gpu().stream());
     ASSERT_EQ(cudaStreamSynchronize(gpu().stream()), cudaSuccess);
@@ -272,7 +273,8 @@ TEST_F(GpuTest, TrainAttentionIsDeterministic) {
     d.forward(gpu().stream());
     ASSERT_EQ(cudaStreamSynchronize(gpu().stream()), cudaSuccess);
     EXPECT_TRUE(download_bits(d.out) == out1) << c.name() << ": forward differs between runs";
-    for (const lab::BackwardVariant v : {lab::BackwardVariant{}, lab::BackwardVariant{4, 4}, lab::BackwardVariant{8, 8}}) {
+    for (const lab::BackwardVariant v :
+         {lab::BackwardVariant{}, lab::BackwardVariant{4, 4}, lab::BackwardVariant{8, 8}}) {
       std::vector<uint16_t> first;
       for (int run = 0; run < 2; ++run) {
         ASSERT_EQ(cudaMemsetAsync(d.grads.data(), 0xff, d.grads.nbytes(), gpu().stream()), cudaSuccess);

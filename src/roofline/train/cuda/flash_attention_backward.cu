@@ -220,7 +220,10 @@ __global__ void __launch_bounds__(32 * WARPS) flash_dkdv_kernel(Problem p, const
     }
 
     // The next step's row statistics: read after the next barrier; nobody reads this half any more.
-    if (more && tid < kBlockM) sLse[(buf ^ 1) * kBlockM + tid] = next_lse, sDelta[(buf ^ 1) * kBlockM + tid] = next_delta;
+    if (more && tid < kBlockM) {
+      sLse[(buf ^ 1) * kBlockM + tid] = next_lse;
+      sDelta[(buf ^ 1) * kBlockM + tid] = next_delta;
+    }
   }
 
   const int row0 = n0 + key_row0;
@@ -392,7 +395,8 @@ void launch_backward(const Problem& p, const bf16* q, const bf16* k, const bf16*
     using Tl = DkDvTiles<D, DKDV_WARPS>;
     allow_smem(flash_dkdv_kernel<D, DKDV_WARPS>, Tl::kSmemBytes);
     const dim3 grid(unsigned((p.T + Tl::kBlockN - 1) / Tl::kBlockN), unsigned(p.Hkv), unsigned(p.B));
-    flash_dkdv_kernel<D, DKDV_WARPS><<<grid, Tl::kThreads, Tl::kSmemBytes, stream>>>(p, q, k, v, dout, lse, delta, dk, dv);
+    flash_dkdv_kernel<D, DKDV_WARPS>
+        <<<grid, Tl::kThreads, Tl::kSmemBytes, stream>>>(p, q, k, v, dout, lse, delta, dk, dv);
     ROOFLINE_CUDA_CHECK_LAUNCH();
   }
   {

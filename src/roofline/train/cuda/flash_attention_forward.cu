@@ -251,7 +251,8 @@ template <int D, int MT, int BN, int WARPS>
 void launch_forward(const Problem& p, const bf16* q, const bf16* k, const bf16* v, bf16* out, float* lse,
                     cudaStream_t stream) {
   using Tl = ForwardTiles<D, MT, BN, WARPS>;
-  ROOFLINE_CUDA_CHECK(cudaFuncSetAttribute(flash_forward_kernel<D, MT, BN, WARPS>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+  ROOFLINE_CUDA_CHECK(cudaFuncSetAttribute(flash_forward_kernel<D, MT, BN, WARPS>,
+                                           cudaFuncAttributeMaxDynamicSharedMemorySize,
                                            int(Tl::kSmemBytes)));
   const dim3 grid(unsigned((p.T + Tl::kBlockM - 1) / Tl::kBlockM), unsigned(p.Hq), unsigned(p.B));
   flash_forward_kernel<D, MT, BN, WARPS><<<grid, Tl::kThreads, Tl::kSmemBytes, stream>>>(p, q, k, v, out, lse);
