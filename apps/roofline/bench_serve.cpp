@@ -268,6 +268,10 @@ void print_summary(const std::string& title, const LoadSummary& s) {
          fmt::format("{} steps, {:.2f} ms each: {:.2f} / {:.2f} / {:.2f} s", s.engine_steps,
                      1e3 * (s.engine_schedule_s + s.engine_model_s + s.engine_output_s) / double(s.engine_steps),
                      s.engine_schedule_s, s.engine_model_s, s.engine_output_s));
+  if (s.engine_steps > 0)
+    line("  steps with prompt tokens", fmt::format("{} steps, model {:.2f} s ({:.2f} ms each)", s.engine_prefill_steps,
+                                                 s.engine_prefill_model_s,
+                                                 s.engine_prefill_steps ? 1e3 * s.engine_prefill_model_s / double(s.engine_prefill_steps) : 0.0));
   line("KV slots wasted (of those held)", fmt::format("{:.2f}%", 100 * s.kv_waste));
   line("sequences running / waiting (max)", fmt::format("{} / {}", s.max_running, s.max_waiting));
 }

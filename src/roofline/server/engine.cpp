@@ -187,7 +187,9 @@ void Engine::publish_gauges() {
              .steps = phase_time_.steps,
              .schedule_s = phase_time_.schedule_s,
              .model_s = phase_time_.model_s,
-             .output_s = phase_time_.output_s};
+             .output_s = phase_time_.output_s,
+             .prefill_steps = phase_time_.prefill_steps,
+             .prefill_model_s = phase_time_.prefill_model_s};
   waiting_sequences_ = scheduler_.num_waiting();
 }
 
@@ -344,6 +346,10 @@ bool Engine::step() {
     phase_time_.schedule_s += seconds_between(t0, t1);
     phase_time_.model_s += seconds_between(t1, t2);
     phase_time_.output_s += seconds_between(t2, Clock::now());
+    if (std::ranges::any_of(out.scheduled, [](const serving::ScheduledRequest& s) { return s.num_tokens > 1; })) {
+      ++phase_time_.prefill_steps;
+      phase_time_.prefill_model_s += seconds_between(t1, t2);
+    }
   }
   return !out.empty();
 }

@@ -136,6 +136,8 @@ class Engine {
   struct PhaseTime {
     int64_t steps = 0;
     double schedule_s = 0, model_s = 0, output_s = 0;
+    int64_t prefill_steps = 0;
+    double prefill_model_s = 0;
   } phase_time_;
   std::vector<StreamDelivery> deliveries_;  // this iteration's events and endings, posted at its end
   StreamDispatcher dispatcher_{[this] {

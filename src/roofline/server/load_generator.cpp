@@ -312,6 +312,8 @@ class MetricsSampler {
     s.engine_schedule_s = seconds("schedule");
     s.engine_model_s = seconds("model");
     s.engine_output_s = seconds("output");
+    s.engine_prefill_steps = count("roofline_engine_prefill_steps_total");
+    s.engine_prefill_model_s = prometheus_value(res->body, "roofline_engine_prefill_model_seconds").value_or(0);
     out_.push_back(s);  // only this thread writes until stop() joins it
   }
 
@@ -467,6 +469,8 @@ LoadSummary summarize(const LoadResult& result) {
     s.engine_schedule_s = last.engine_schedule_s - first.engine_schedule_s;
     s.engine_model_s = last.engine_model_s - first.engine_model_s;
     s.engine_output_s = last.engine_output_s - first.engine_output_s;
+    s.engine_prefill_steps = last.engine_prefill_steps - first.engine_prefill_steps;
+    s.engine_prefill_model_s = last.engine_prefill_model_s - first.engine_prefill_model_s;
   }
   return s;
 }
@@ -514,7 +518,9 @@ Json to_json(const LoadResult& result, const LoadSummary& s, bool with_records) 
   j["engine"] = {{"steps", s.engine_steps},
                  {"schedule_s", s.engine_schedule_s},
                  {"model_s", s.engine_model_s},
-                 {"output_s", s.engine_output_s}};
+                 {"output_s", s.engine_output_s},
+                 {"prefill_steps", s.engine_prefill_steps},
+                 {"prefill_model_s", s.engine_prefill_model_s}};
   j["kv"] = {{"peak_used_fraction", s.kv_peak_used}, {"mean_used_fraction", s.kv_mean_used},
              {"peak_blocks_used", s.kv_peak_blocks}, {"blocks_total", s.kv_blocks_total},
              {"waste_fraction", s.kv_waste},

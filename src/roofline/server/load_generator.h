@@ -98,6 +98,8 @@ struct KvSample {
   int64_t kv_slots_held = 0, kv_slots_wasted = 0;
   int64_t engine_steps = 0;                                   // cumulative, as /metrics counts them
   double engine_schedule_s = 0, engine_model_s = 0, engine_output_s = 0;
+  int64_t engine_prefill_steps = 0;
+  double engine_prefill_model_s = 0;
 };
 
 struct LoadResult {
@@ -128,6 +130,8 @@ struct LoadSummary {
   // The engine thread over the run (last sample minus first): steps and seconds per phase.
   int64_t engine_steps = 0;
   double engine_schedule_s = 0, engine_model_s = 0, engine_output_s = 0;
+  int64_t engine_prefill_steps = 0;
+  double engine_prefill_model_s = 0;
   int max_running = 0, max_waiting = 0;
 };
 LoadSummary summarize(const LoadResult& result);

@@ -116,6 +116,9 @@ std::string Metrics::render(const EngineGauges& g) const {
          "Engine thread time per phase: schedule (pick the batch), model (run it), output (sample, detokenize).");
   for (const auto& [phase, seconds] : {std::pair{"schedule", g.schedule_s}, {"model", g.model_s}, {"output", g.output_s}})
     out += fmt::format("roofline_engine_seconds_total{{phase=\"{}\"}} {}\n", phase, number(seconds));
+  counter(out, "roofline_engine_prefill_steps_total", "Engine steps that ran prompt tokens.", g.prefill_steps);
+  gauge(out, "roofline_engine_prefill_model_seconds", "Model time of the steps that ran prompt tokens, since start.",
+        g.prefill_model_s);
   counter(out, "roofline_preemptions_total", "Sequences preempted to free KV blocks (they recompute).", g.preemptions);
   counter(out, "roofline_prompt_tokens_total", "Prompt tokens of accepted sequences.", prompt_tokens_);
   counter(out, "roofline_generated_tokens_total", "Tokens sampled, over all sequences.", generated_tokens_);

@@ -53,6 +53,8 @@ struct EngineGauges {
   // (GPU time plus launch, until the chosen ids are back), and turning its output into tokens and events.
   int64_t steps = 0;
   double schedule_s = 0, model_s = 0, output_s = 0;
+  int64_t prefill_steps = 0;   // steps that ran prompt tokens (with or without decodes): never recorded
+  double prefill_model_s = 0;  // their share of model_s
 };
 
 class Metrics {

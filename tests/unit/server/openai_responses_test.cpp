@@ -143,7 +143,7 @@ TEST(ServerMetrics, PrometheusTextFormat) {
     }
     at = eol + 1;
   }
-  EXPECT_EQ(types, 17u);
+  EXPECT_EQ(types, 19u);
 }
 
 }  // namespace
