@@ -132,7 +132,8 @@ CudaTrainModel::CudaTrainModel(ModelSpec spec, bool checkpoint, const float* par
   if (s.qk_norm) fail("--device cuda: q/k norms (Qwen3) are not supported by CUDA training yet; use --device cpu");
   ROOFLINE_CHECK(s.num_kv_heads > 0 && s.num_heads % s.num_kv_heads == 0,
                  "model: heads {} not a multiple of kv heads {}", s.num_heads, s.num_kv_heads);
-  if (s.head_dim > 128 || s.head_dim % 2 != 0) fail("--device cuda: head_dim {} is not supported (even, <= 128)", s.head_dim);
+  if (s.head_dim != 64 && s.head_dim != 128)
+    fail("--device cuda: head_dim {} has no training attention kernel (64 and 128 do); use --device cpu", s.head_dim);
   QD_ = s.q_dim();
   KD_ = s.kv_dim();
   QKV_ = QD_ + 2 * KD_;

@@ -12,7 +12,7 @@
 
 namespace roofline::train::cuda {
 
-// Throws a clear Error for what the CUDA path does not support (Qwen3 q/k norms, head_dim > 128).
+// Throws a clear Error for what the CUDA path does not support (Qwen3 q/k norms, head_dim other than 64 or 128).
 std::unique_ptr<Trainable> make_cuda_trainable(ModelSpec spec, bool checkpoint_activations, const float* params,
                                                const OptimizerConfig& optimizer);
 
