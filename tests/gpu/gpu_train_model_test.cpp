@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <random>
 #include <string>
@@ -19,7 +20,11 @@
 namespace roofline::train {
 namespace {
 
-std::string fixture_tokenizer() { return std::string(ROOFLINE_SOURCE_DIR) + "/tests/fixtures/train/gpt2/tokenizer.json"; }
+// The source tree: $ROOFLINE_SOURCE_DIR where the tests run from a copy of it (the GPU box), else the build's.
+std::string fixture_tokenizer() {
+  const char* env = std::getenv("ROOFLINE_SOURCE_DIR");
+  return std::string(env && *env ? env : ROOFLINE_SOURCE_DIR) + "/tests/fixtures/train/gpt2/tokenizer.json";
+}
 
 struct TinyModel {
   const char* name;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <numeric>
 #include <vector>
 
@@ -73,6 +74,7 @@ class CudaTrainModel final : public Trainable {
 
  private:
   void prepare(int64_t B, int64_t T);
+  void copy_async(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind);
   int64_t upload_batch(const int32_t* windows, int64_t B, int64_t T);
   CrossEntropyResult run(const int32_t* windows, int64_t B, int64_t T, float grad_scale, bool backward);
   void layer_forward(int64_t l, const float* x, LayerActs& a, float* x_out);
@@ -261,6 +263,28 @@ FlashAttentionShape CudaTrainModel::attention_shape() const {
   return s;
 }
 
+// A copy between pinned host memory and the device on the compute stream. Should the asynchronous copy be
+// refused, the pointers are described once on stderr and the copy is made synchronously (after the stream).
+void CudaTrainModel::copy_async(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+  const cudaError_t err = cudaMemcpyAsync(dst, src, bytes, kind, stream_);
+  if (err == cudaSuccess) return;
+  (void)cudaGetLastError();
+  static bool described = false;
+  if (!described) {
+    described = true;
+    cudaPointerAttributes d{}, h{};
+    const cudaError_t de = cudaPointerGetAttributes(&d, dst), he = cudaPointerGetAttributes(&h, src);
+    (void)cudaGetLastError();
+    std::fprintf(stderr,
+                 "cuda train: cudaMemcpyAsync refused (%s): dst %p (type %d, %s) src %p (type %d, %s) %zu bytes, "
+                 "kind %d, stream %p; copying synchronously\n",
+                 cudaGetErrorString(err), dst, int(d.type), cudaGetErrorString(de), src, int(h.type),
+                 cudaGetErrorString(he), bytes, int(kind), static_cast<void*>(stream_));
+  }
+  ROOFLINE_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  ROOFLINE_CUDA_CHECK(cudaMemcpy(dst, src, bytes, kind));
+}
+
 // Inputs and targets, and the rows grouped by token for the embedding gradient, staged in pinned memory and
 // copied on the compute stream. Returns the number of targets (rows with a loss).
 int64_t CudaTrainModel::upload_batch(const int32_t* windows, int64_t B, int64_t T) {
@@ -295,7 +319,7 @@ int64_t CudaTrainModel::upload_batch(const int32_t* windows, int64_t B, int64_t 
   std::copy(starts.begin(), starts.end(), csr + unique_tokens_);
   std::copy(order.begin(), order.end(), csr + 2 * unique_tokens_ + 1);
   const size_t used = size_t(3 * M + 2 * unique_tokens_ + 1);
-  ROOFLINE_CUDA_CHECK(cudaMemcpyAsync(batch_.get(), inputs, used * sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
+  copy_async(batch_.get(), inputs, used * sizeof(int32_t), cudaMemcpyHostToDevice);
   return count;
 }
 
@@ -413,7 +437,7 @@ CrossEntropyResult CudaTrainModel::run(const int32_t* windows, int64_t B, int64_
     gemm_->run(V, H, rows, {logits_.get(), V, true}, {h, H, false}, G(layout_.lm_head), CUDA_R_32F, H, 1.0f);
   }
   sum_in_order(losses_.get(), M, scalar_.get(), stream_);
-  ROOFLINE_CUDA_CHECK(cudaMemcpyAsync(scalar_host_.get(), scalar_.get(), sizeof(double), cudaMemcpyDeviceToHost, stream_));
+  copy_async(scalar_host_.get(), scalar_.get(), sizeof(double), cudaMemcpyDeviceToHost);
 
   if (backward) {
     norm_backward(d_hidden_.get(), last, layout_.final_norm_w, layout_.final_norm_b, final_mean_.get(),
@@ -442,7 +466,7 @@ size_t CudaTrainModel::activation_bytes() const {
 
 double CudaTrainModel::grad_norm() {
   sum_squares(grads_.get(), int64_t(grads_.size()), reduce_partials_.get(), scalar_.get(), stream_);
-  ROOFLINE_CUDA_CHECK(cudaMemcpyAsync(scalar_host_.get(), scalar_.get(), sizeof(double), cudaMemcpyDeviceToHost, stream_));
+  copy_async(scalar_host_.get(), scalar_.get(), sizeof(double), cudaMemcpyDeviceToHost);
   ROOFLINE_CUDA_CHECK(cudaStreamSynchronize(stream_));
   return std::sqrt(*scalar_host_.get());
 }
