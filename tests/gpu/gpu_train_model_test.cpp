@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <random>
@@ -31,13 +32,15 @@ struct TinyModel {
   const char* arch;
   int64_t hidden, heads, kv_heads;
   bool tied;
+  int64_t vocab;
 };
 
-// head_dim 64 in every case (what the training flash attention supports), odd vocabulary and sequence.
+// head_dim 64 in every case (what the training flash attention supports); odd sequences; one odd vocabulary
+// (the logits' row stride is then not a multiple of 16 bytes, as with GPT-2's own 50257).
 const TinyModel kModels[] = {
-    {"gpt2", "gpt2", 128, 2, 2, true},
-    {"llama_gqa_untied", "llama", 256, 4, 2, false},
-    {"llama_gqa_tied", "llama", 256, 4, 2, true},
+    {"gpt2", "gpt2", 128, 2, 2, true, 96},
+    {"llama_gqa_untied", "llama", 256, 4, 2, false, 96},
+    {"llama_gqa_tied_odd_vocab", "llama", 256, 4, 2, true, 97},
 };
 
 ModelSpec tiny_spec(const TinyModel& m) {
@@ -50,7 +53,7 @@ ModelSpec tiny_spec(const TinyModel& m) {
   o.max_positions = 128;
   o.seq = 64;
   o.tie_embeddings = m.tied;
-  return spec_from_options(o, 97, std::nullopt, std::nullopt);
+  return spec_from_options(o, m.vocab, std::nullopt, std::nullopt);
 }
 
 // GPT-2 initialisation, then random norm weights and biases (so their gradients are exercised too).
@@ -111,8 +114,20 @@ TEST_P(GpuTrainModel, LossAndEveryGradientMatchTheCpuModel) {
   std::vector<float> gc(size_t(layout.total)), gg(size_t(layout.total));
   cpu->copy_grads_to_host(gc.data());
   gpu->copy_grads_to_host(gg.data());
+  double all = 0;
+  for (float g : gg) all += double(g) * g;
+  all = std::sqrt(all);
   for (const ParamInfo& p : layout.params) {
     const double err = rel_l2(gg.data() + p.offset, gc.data() + p.offset, p.numel);
+    std::printf("  %-48s rel L2 %.2e\n", p.name.c_str(), err);
+    if (p.name.ends_with("k_proj.bias")) {
+      // Analytically zero (a shift of every key by one vector shifts each query's scores by a constant, which
+      // softmax ignores): both sides hold rounding noise, so only its size is checked.
+      double norm = 0;
+      for (int64_t i = 0; i < p.numel; ++i) norm += double(gg[size_t(p.offset + i)]) * gg[size_t(p.offset + i)];
+      EXPECT_LT(std::sqrt(norm), 1e-3 * all) << p.name;
+      continue;
+    }
     EXPECT_LT(err, 2e-2) << p.name;
     EXPECT_TRUE(std::isfinite(err)) << p.name;
   }

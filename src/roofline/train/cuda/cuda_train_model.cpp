@@ -201,8 +201,9 @@ void CudaTrainModel::prepare(int64_t B, int64_t T) {
   T_ = T;
   M_ = B * T;
   const size_t M = size_t(M_), H = size_t(spec_.hidden_size), V = size_t(spec_.vocab_size);
-  batch_host_.resize(4 * M + 1);
-  batch_.resize(4 * M + 1);
+  // inputs M + targets M + unique tokens U + starts U + 1 + rows M, with U <= M.
+  batch_host_.resize(5 * M + 1);
+  batch_.resize(5 * M + 1);
   residual_.clear();
   for (int64_t l = 0; l <= spec_.num_layers; ++l) residual_.emplace_back(M * H);
   acts_.clear();
