@@ -147,7 +147,13 @@ def torch_gpt2(batch, steps, warmup):
             logits = self.lm_head(self.ln_f(x))
             return F.cross_entropy(logits.float().view(-1, V), targets.view(-1))
 
-    model = GPT().cuda()
+    model = GPT()
+    for m in model.modules():  # GPT-2's initialisation (nn.Embedding's default N(0, 1) would inflate the loss)
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, std=0.02)
+        if isinstance(m, nn.Linear) and m.bias is not None:
+            nn.init.zeros_(m.bias)
+    model = model.cuda()
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
@@ -173,7 +179,7 @@ def torch_gpt2(batch, steps, warmup):
     start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     start.record()
     for _ in range(steps):
-        loss = step()
+        loss = step().detach()
     stop.record()
     stop.synchronize()
     ms = start.elapsed_time(stop) / steps
