@@ -317,7 +317,7 @@ class CpuTrainable final : public Trainable {
   }
   const float* host_params() override { return model_.params().data(); }
   void optimizer_state_to_host(Optimizer&) override {}  // the moments live in the host optimizer already
-  void optimizer_state_from_host(const Optimizer&) override {}
+  void optimizer_state_from_host(Optimizer&) override {}
   void copy_grads_to_host(float* out) override { std::copy(model_.grads().begin(), model_.grads().end(), out); }
 
  private:

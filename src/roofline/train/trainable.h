@@ -38,7 +38,7 @@ class Trainable {
   // the host optimizer, and back after a resume loaded them there.
   virtual const float* host_params() = 0;
   virtual void optimizer_state_to_host(Optimizer& optimizer) = 0;
-  virtual void optimizer_state_from_host(const Optimizer& optimizer) = 0;
+  virtual void optimizer_state_from_host(Optimizer& optimizer) = 0;  // reads the optimizer's moments
   // The accumulated gradients (f32, ParamLayout order) into out[layout().total] (tests, diagnostics).
   virtual void copy_grads_to_host(float* out) = 0;
 };

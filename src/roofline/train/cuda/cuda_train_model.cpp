@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <numeric>
 #include <vector>
 
@@ -66,7 +65,7 @@ class CudaTrainModel final : public Trainable {
   void clip_and_step(Optimizer& optimizer, double norm, double max_norm, double lr) override;
   const float* host_params() override;
   void optimizer_state_to_host(Optimizer& optimizer) override;
-  void optimizer_state_from_host(const Optimizer& optimizer) override;
+  void optimizer_state_from_host(Optimizer& optimizer) override;
   void copy_grads_to_host(float* out) override {
     ROOFLINE_CUDA_CHECK(cudaStreamSynchronize(stream_));
     ROOFLINE_CUDA_CHECK(cudaMemcpy(out, grads_.get(), grads_.bytes(), cudaMemcpyDeviceToHost));
@@ -264,26 +263,9 @@ FlashAttentionShape CudaTrainModel::attention_shape() const {
   return s;
 }
 
-// A copy between pinned host memory and the device on the compute stream. Should the asynchronous copy be
-// refused, the pointers are described once on stderr and the copy is made synchronously (after the stream).
+// A copy between pinned host memory and the device, ordered on the compute stream.
 void CudaTrainModel::copy_async(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
-  const cudaError_t err = cudaMemcpyAsync(dst, src, bytes, kind, stream_);
-  if (err == cudaSuccess) return;
-  (void)cudaGetLastError();
-  static bool described = false;
-  if (!described) {
-    described = true;
-    cudaPointerAttributes d{}, h{};
-    const cudaError_t de = cudaPointerGetAttributes(&d, dst), he = cudaPointerGetAttributes(&h, src);
-    (void)cudaGetLastError();
-    std::fprintf(stderr,
-                 "cuda train: cudaMemcpyAsync refused (%s): dst %p (type %d, %s) src %p (type %d, %s) %zu bytes, "
-                 "kind %d, stream %p; copying synchronously\n",
-                 cudaGetErrorString(err), dst, int(d.type), cudaGetErrorString(de), src, int(h.type),
-                 cudaGetErrorString(he), bytes, int(kind), static_cast<void*>(stream_));
-  }
-  ROOFLINE_CUDA_CHECK(cudaStreamSynchronize(stream_));
-  ROOFLINE_CUDA_CHECK(cudaMemcpy(dst, src, bytes, kind));
+  ROOFLINE_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, kind, stream_));
 }
 
 // Inputs and targets, and the rows grouped by token for the embedding gradient, staged in pinned memory and
@@ -511,9 +493,8 @@ void CudaTrainModel::optimizer_state_to_host(Optimizer& optimizer) {
   ROOFLINE_CUDA_CHECK(cudaMemcpy(optimizer.v().data(), v_.get(), v_.bytes(), cudaMemcpyDeviceToHost));
 }
 
-void CudaTrainModel::optimizer_state_from_host(const Optimizer& optimizer) {
-  if (optimizer.config().kind != OptimizerKind::AdamW) return;
-  auto& o = const_cast<Optimizer&>(optimizer);  // m() / v() have no const overloads; nothing is written
+void CudaTrainModel::optimizer_state_from_host(Optimizer& o) {
+  if (o.config().kind != OptimizerKind::AdamW) return;
   ROOFLINE_CHECK(o.m().size() == m_.size() && o.v().size() == v_.size(), "cuda train: optimizer state size mismatch");
   ROOFLINE_CUDA_CHECK(cudaStreamSynchronize(stream_));
   ROOFLINE_CUDA_CHECK(cudaMemcpy(m_.get(), o.m().data(), m_.bytes(), cudaMemcpyHostToDevice));
