@@ -64,7 +64,7 @@ Run add_train(CLI::App& root) {
   cmd->add_option("--log-json", t.log_json, "JSONL log, one object per step (an SVG loss curve is written beside it)");
   cmd->add_option("--eval-every", t.eval_every, "Validation loss and perplexity every N steps (and at the end)");
   cmd->add_option("--eval-batches", t.eval_batches, "Validation batches per evaluation (default 8)");
-  cmd->add_option("--device", t.device, "cpu (cuda: not built yet)");
+  cmd->add_option("--device", t.device, "cpu (f32) or cuda (one GPU, bf16 mixed precision)");
   cmd->add_option("--threads", t.threads, "Threads (default: all)");
   cmd->add_flag("--quiet", o->quiet, "No progress line");
   return [o, cmd]() {
@@ -93,17 +93,20 @@ Run add_train(CLI::App& root) {
     if (t.init.empty() && !t.resume && t.data_tokens.empty() && t.arch.empty())
       fail("give --arch llama|gpt2 and sizes for a new model, or --init DIR to fine-tune");
     t.progress = !o->quiet;
-    t.peak_flops = perf::describe_this_cpu().peak_f32_flops();
-    if (t.threads > 0) t.peak_flops *= std::min(1.0, double(t.threads) / std::max(1, perf::describe_this_cpu().physical_cores));
+    // MFU: the CPU's f32 peak; on CUDA the trainer measures the GPU's bf16 GEMM ceiling itself.
+    if (t.device == "cpu") t.peak_flops = perf::describe_this_cpu().peak_f32_flops();
+    if (t.device == "cpu" && t.threads > 0) t.peak_flops *= std::min(1.0, double(t.threads) / std::max(1, perf::describe_this_cpu().physical_cores));
     train::TrainSummary s = train::run_training(t);
     std::printf("trained %lld steps (%lld tokens) in %.1f s: %.0f tok/s, MFU %.1f%% of %.0f GFLOP/s, final loss %.4f",
-                (long long)s.steps_done, (long long)s.tokens, s.seconds, s.tokens_per_s, 100 * s.mfu, t.peak_flops / 1e9,
+                (long long)s.steps_done, (long long)s.tokens, s.seconds, s.tokens_per_s, 100 * s.mfu, s.peak_flops / 1e9,
                 s.final_loss);
     if (s.val_loss) std::printf(", val loss %.4f (ppl %.2f)", *s.val_loss, std::exp(*s.val_loss));
     std::printf("\n");
     if (s.activation_bytes)
       std::printf("activations: %.1f MiB per micro-batch%s\n", double(s.activation_bytes) / (1 << 20),
                   t.checkpoint_activations ? " (checkpointed: layer inputs + one layer)" : "");
+    if (s.device_bytes_in_use)
+      std::printf("device memory in use: %.2f GiB\n", double(s.device_bytes_in_use) / (1 << 30));
     if (!s.out.empty()) std::printf("checkpoint: %s (roofline generate -m %s)\n", s.out.c_str(), s.out.c_str());
     if (!s.svg.empty()) std::printf("loss curve: %s\n", s.svg.c_str());
     return 0;

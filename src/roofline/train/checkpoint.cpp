@@ -59,6 +59,11 @@ void copy_tokenizer(const std::string& source, const std::string& dir) {
 
 void save_checkpoint(const std::string& dir, const TrainModel& model, const Optimizer& optimizer,
                      const TrainerState& state, const std::string& tokenizer_source) {
+  save_checkpoint(dir, model.spec(), model.layout(), model.params().data(), optimizer, state, tokenizer_source);
+}
+
+void save_checkpoint(const std::string& dir, const ModelSpec& spec, const ParamLayout& layout, const float* params,
+                     const Optimizer& optimizer, const TrainerState& state, const std::string& tokenizer_source) {
   fs::path target = fs::absolute(fs::path(dir)).lexically_normal();
   if (target.filename().empty()) target = target.parent_path();
   fs::create_directories(target.parent_path());
@@ -66,13 +71,13 @@ void save_checkpoint(const std::string& dir, const TrainModel& model, const Opti
   const fs::path tmp = target.string() + ".tmp-" + std::to_string(::getpid());
   fs::create_directories(tmp / "trainer_state");
 
-  write_file_atomically((tmp / "config.json").string(), hf_config_json(model.spec()));
+  write_file_atomically((tmp / "config.json").string(), hf_config_json(spec));
   nlohmann::ordered_json gen;
-  if (model.spec().bos_token_id) gen["bos_token_id"] = *model.spec().bos_token_id;
-  if (!model.spec().eos_token_ids.empty()) gen["eos_token_id"] = model.spec().eos_token_ids;
+  if (spec.bos_token_id) gen["bos_token_id"] = *spec.bos_token_id;
+  if (!spec.eos_token_ids.empty()) gen["eos_token_id"] = spec.eos_token_ids;
   write_file_atomically((tmp / "generation_config.json").string(), gen.dump(2) + "\n");
   write_safetensors((tmp / "model.safetensors").string(),
-                    export_hf_tensors(model.spec(), model.layout(), model.params().data()), {{"format", "pt"}});
+                    export_hf_tensors(spec, layout, params), {{"format", "pt"}});
   copy_tokenizer(tokenizer_source, tmp.string());
 
   Optimizer& opt = const_cast<Optimizer&>(optimizer);

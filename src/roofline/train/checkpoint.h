@@ -28,6 +28,9 @@ struct TrainerState {
 // tokenizer_source: a tokenizer.json file or a directory whose tokenizer files are copied ("" = none).
 void save_checkpoint(const std::string& dir, const TrainModel& model, const Optimizer& optimizer,
                      const TrainerState& state, const std::string& tokenizer_source);
+// The same from parameters of any device, brought to the host (f32, ParamLayout order).
+void save_checkpoint(const std::string& dir, const ModelSpec& spec, const ParamLayout& layout, const float* params,
+                     const Optimizer& optimizer, const TrainerState& state, const std::string& tokenizer_source);
 
 bool has_trainer_state(const std::string& dir);
 // Reads DIR/trainer_state into state and the optimizer (whose config must match the saved kind).

@@ -10,6 +10,7 @@
 #include "roofline/train/ops/embedding.h"
 #include "roofline/train/ops/linear.h"
 #include "roofline/train/ops/norm.h"
+#include "roofline/train/trainable.h"
 
 namespace roofline::train {
 
@@ -270,8 +271,7 @@ CrossEntropyResult TrainModel::forward_loss(const int32_t* windows, int64_t B, i
   return run(windows, B, T, 0.0f, false);
 }
 
-double TrainModel::flops_per_token(int64_t T) const {
-  const ModelSpec& s = spec_;
+double train_flops_per_token(const ModelSpec& s, int64_t T) {
   double matmul_params = double(s.parameter_count()) - double(s.vocab_size * s.hidden_size);  // embedding lookup
   if (s.position == PositionKind::Learned) matmul_params -= double(s.max_position_embeddings * s.hidden_size);
   if (s.tied_embeddings) matmul_params += double(s.vocab_size * s.hidden_size);  // the lm_head matmul
@@ -289,6 +289,47 @@ size_t TrainModel::activation_bytes() const {
                                         &a->ln2_out, &a->ln2_mean, &a->ln2_rstd, &a->ffn_a, &a->ffn_b, &a->ffn_h})
       total += v->size() * sizeof(float);
   return total;
+}
+
+namespace {
+
+// The CPU model behind the device-neutral interface of the training loop.
+class CpuTrainable final : public Trainable {
+ public:
+  CpuTrainable(ModelSpec spec, ThreadPool& pool, bool checkpoint, const float* params)
+      : pool_(pool), model_(std::move(spec), pool, checkpoint) {
+    std::copy(params, params + model_.layout().total, model_.params().begin());
+  }
+  const ModelSpec& spec() const override { return model_.spec(); }
+  const ParamLayout& layout() const override { return model_.layout(); }
+  CrossEntropyResult forward_backward(const int32_t* windows, int64_t B, int64_t T, float grad_scale) override {
+    return model_.forward_backward(windows, B, T, grad_scale);
+  }
+  CrossEntropyResult forward_loss(const int32_t* windows, int64_t B, int64_t T) override {
+    return model_.forward_loss(windows, B, T);
+  }
+  void zero_grads() override { model_.zero_grads(); }
+  size_t activation_bytes() const override { return model_.activation_bytes(); }
+  double grad_norm() override { return global_grad_norm(pool_, model_.grads()); }
+  void clip_and_step(Optimizer& optimizer, double norm, double max_norm, double lr) override {
+    clip_grads(pool_, model_.grads(), norm, max_norm);
+    optimizer.update(pool_, model_.params(), model_.grads(), lr);
+  }
+  const float* host_params() override { return model_.params().data(); }
+  void optimizer_state_to_host(Optimizer&) override {}  // the moments live in the host optimizer already
+  void optimizer_state_from_host(Optimizer&) override {}
+  void copy_grads_to_host(float* out) override { std::copy(model_.grads().begin(), model_.grads().end(), out); }
+
+ private:
+  ThreadPool& pool_;
+  TrainModel model_;
+};
+
+}  // namespace
+
+std::unique_ptr<Trainable> make_cpu_trainable(ModelSpec spec, ThreadPool& pool, bool checkpoint_activations,
+                                              const float* params) {
+  return std::make_unique<CpuTrainable>(std::move(spec), pool, checkpoint_activations, params);
 }
 
 }  // namespace roofline::train

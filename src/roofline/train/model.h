@@ -15,6 +15,9 @@
 
 namespace roofline::train {
 
+// Model FLOPs per trained token (forward + backward: 6 x the matmul parameters + attention), for MFU.
+double train_flops_per_token(const ModelSpec& spec, int64_t T);
+
 class TrainModel {
  public:
   TrainModel(ModelSpec spec, ThreadPool& pool, bool checkpoint_activations = false);
@@ -35,7 +38,7 @@ class TrainModel {
   CrossEntropyResult forward_loss(const int32_t* windows, int64_t B, int64_t T);
 
   // Model FLOPs per trained token (forward + backward, 6N + attention), for MFU.
-  double flops_per_token(int64_t T) const;
+  double flops_per_token(int64_t T) const { return train_flops_per_token(spec_, T); }
   // Bytes of activations the last forward kept (for reports).
   size_t activation_bytes() const;
 

@@ -50,11 +50,14 @@ double learning_rate(const ScheduleConfig& c, int64_t step) {
   }
 }
 
+bool weight_decay_applies(const ParamInfo& p, const OptimizerConfig& config) {
+  return p.kind == ParamKind::Matrix || (p.kind == ParamKind::Embedding && config.decay_embeddings);
+}
+
 Optimizer::Optimizer(OptimizerConfig config, const ParamLayout& layout) : config_(config) {
   decay_mask_.assign(size_t(layout.total), 0.0f);
   for (const ParamInfo& p : layout.params) {
-    const bool decays = p.kind == ParamKind::Matrix || (p.kind == ParamKind::Embedding && config_.decay_embeddings);
-    if (decays) std::fill(decay_mask_.begin() + p.offset, decay_mask_.begin() + p.offset + p.numel, 1.0f);
+    if (weight_decay_applies(p, config_)) std::fill(decay_mask_.begin() + p.offset, decay_mask_.begin() + p.offset + p.numel, 1.0f);
   }
   if (config_.kind == OptimizerKind::AdamW) {
     m_.assign(size_t(layout.total), 0.0f);

@@ -38,6 +38,9 @@ struct OptimizerConfig {
   bool decay_embeddings = false;  // by default norms, biases and embeddings get no decay
 };
 
+// Whether weight decay applies to a parameter: matrices always, embeddings when asked, never norms or biases.
+bool weight_decay_applies(const ParamInfo& param, const OptimizerConfig& config);
+
 class Optimizer {
  public:
   Optimizer(OptimizerConfig config, const ParamLayout& layout);

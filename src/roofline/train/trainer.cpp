@@ -17,6 +17,10 @@
 #include "roofline/train/checkpoint.h"
 #include "roofline/train/data.h"
 #include "roofline/train/optimizer.h"
+#include "roofline/train/trainable.h"
+#if ROOFLINE_HAVE_TRAIN_CUDA
+#include "roofline/train/cuda/cuda_train_model.h"
+#endif
 
 namespace roofline::train {
 namespace fs = std::filesystem;
@@ -158,12 +162,32 @@ std::string kept_log(const std::string& path, int64_t last_step, std::vector<std
   return kept;
 }
 
+// The model on the device the options name, starting from `params` (ParamLayout order).
+std::unique_ptr<Trainable> make_trainable(const TrainOptions& o, const ModelSpec& spec, ThreadPool& pool,
+                                          const std::vector<float>& params, const OptimizerConfig& optimizer) {
+  if (o.device == "cpu") return make_cpu_trainable(spec, pool, o.checkpoint_activations, params.data());
+#if ROOFLINE_HAVE_TRAIN_CUDA
+  return cuda::make_cuda_trainable(spec, o.checkpoint_activations, params.data(), optimizer);
+#else
+  (void)optimizer;
+  fail("--device cuda: this build has no CUDA training (configure with -DROOFLINE_CUDA=ON where the CUDA toolkit "
+       "is installed); use --device cpu");
+#endif
+}
+
+double device_peak_flops(const TrainOptions& o) {
+  if (o.peak_flops > 0 || o.device != "cuda") return o.peak_flops;
+#if ROOFLINE_HAVE_TRAIN_CUDA
+  return cuda::measured_gemm_peak_flops();
+#else
+  return 0;
+#endif
+}
+
 }  // namespace
 
 TrainSummary run_training(const TrainOptions& o) {
-  if (o.device == "cuda")
-    fail("--device cuda: CUDA training is not built yet; use --device cpu");
-  if (o.device != "cpu") fail("--device must be cpu or cuda, got '{}'", o.device);
+  if (o.device != "cpu" && o.device != "cuda") fail("--device must be cpu or cuda, got '{}'", o.device);
   const bool overfit = !o.data_tokens.empty();
   if (o.resume && o.out.empty()) fail("--resume needs --out DIR (the checkpoint to continue)");
   if (o.resume && !has_trainer_state(o.out)) fail("--resume: {} holds no checkpoint to resume from", o.out);
@@ -180,15 +204,27 @@ TrainSummary run_training(const TrainOptions& o) {
   if (!o.init.empty() && !fs::is_directory(o.init)) fail("--init {}: not a directory", o.init);
   if (!o.data.empty() && !fs::is_directory(o.data)) fail("--data {}: not a directory", o.data);
 
+  // Optimiser settings (the CUDA model keeps its moments on the device).
+  OptimizerConfig oc;
+  oc.kind = opt_kind;
+  oc.beta1 = o.beta1;
+  oc.beta2 = o.beta2;
+  oc.eps = o.adam_eps;
+  oc.weight_decay = o.weight_decay.value_or(opt_kind == OptimizerKind::AdamW && !overfit ? 0.1 : 0.0);
+  oc.decay_embeddings = o.decay_embeddings;
+
   ThreadPool pool(o.threads);
-  // The model: resumed, fine-tuned from a checkpoint, or new.
+  // The model: resumed, fine-tuned from a checkpoint, or new; its parameters are built on the host first.
   std::string tokenizer_source;
-  std::unique_ptr<TrainModel> model;
+  ModelSpec new_spec;
+  std::vector<float> initial;
   if (o.resume || !o.init.empty()) {
     const std::string dir = o.resume ? o.out : o.init;
     auto loaded = Model::load(dir);
-    model = std::make_unique<TrainModel>(loaded->spec, pool, o.checkpoint_activations);
-    import_params(model->spec(), model->layout(), loaded->weights, model->params().data());
+    new_spec = loaded->spec;
+    const ParamLayout layout = ParamLayout::build(new_spec);
+    initial.assign(size_t(layout.total), 0.0f);
+    import_params(new_spec, layout, loaded->weights, initial.data());
     tokenizer_source = dir;
   } else {
     std::string tok_path = o.tokenizer;
@@ -207,10 +243,14 @@ TrainSummary run_training(const TrainOptions& o) {
       if (auto id = tok.token_to_id("</s>")) eos = *id;
     if (!bos)
       if (auto id = tok.token_to_id("<s>")) bos = *id;
-    model = std::make_unique<TrainModel>(spec_from_options(o, tok.vocab_size(), bos, eos), pool, o.checkpoint_activations);
-    init_params(model->spec(), model->layout(), model->params().data(), o.seed);
+    new_spec = spec_from_options(o, tok.vocab_size(), bos, eos);
+    const ParamLayout layout = ParamLayout::build(new_spec);
+    initial.assign(size_t(layout.total), 0.0f);
+    init_params(new_spec, layout, initial.data(), o.seed);
     tokenizer_source = tok_path;
   }
+  std::unique_ptr<Trainable> model = make_trainable(o, new_spec, pool, initial, oc);
+  std::vector<float>().swap(initial);
   const ModelSpec& spec = model->spec();
 
   // Data.
@@ -231,13 +271,6 @@ TrainSummary run_training(const TrainOptions& o) {
   }
 
   // Optimiser and state.
-  OptimizerConfig oc;
-  oc.kind = opt_kind;
-  oc.beta1 = o.beta1;
-  oc.beta2 = o.beta2;
-  oc.eps = o.adam_eps;
-  oc.weight_decay = o.weight_decay.value_or(opt_kind == OptimizerKind::AdamW && !overfit ? 0.1 : 0.0);
-  oc.decay_embeddings = o.decay_embeddings;
   Optimizer optimizer(oc, model->layout());
   const double clip = o.clip.value_or(overfit ? 0.0 : 1.0);
   ScheduleConfig sc{schedule, o.lr, o.min_lr_ratio, o.warmup, o.steps, o.decay_fraction};
@@ -246,6 +279,7 @@ TrainSummary run_training(const TrainOptions& o) {
   state.seed = o.seed;
   if (o.resume) {
     load_trainer_state(o.out, optimizer, state);
+    model->optimizer_state_from_host(optimizer);
     if (state.step >= o.steps) fail("--resume: the checkpoint in {} is at step {}, already >= --steps {}", o.out, state.step, o.steps);
   }
   nlohmann::json opts = {{"arch", spec.model_type}, {"seq", T}, {"batch", B}, {"grad_accum", A}, {"steps", o.steps},
@@ -269,7 +303,10 @@ TrainSummary run_training(const TrainOptions& o) {
   }
 
   const bool tty = o.progress && ::isatty(STDERR_FILENO);
-  const double flops_per_token = model->flops_per_token(T);
+  const double flops_per_token = train_flops_per_token(spec, T);
+  const double peak_flops = device_peak_flops(o);
+  if (o.progress && o.device == "cuda" && peak_flops > 0)
+    std::fprintf(stderr, "train: MFU against a bf16 GEMM peak of %.1f TFLOP/s\n", peak_flops / 1e12);
   const int64_t tokens_per_step = B * T * A;
   TrainSummary summary;
   summary.first_step = state.step;
@@ -279,9 +316,10 @@ TrainSummary run_training(const TrainOptions& o) {
                spec.architecture.c_str(), (long long)spec.num_layers, (long long)spec.hidden_size,
                (long long)spec.num_heads, (long long)spec.num_kv_heads, (long long)spec.intermediate_size,
                (long long)spec.vocab_size, double(spec.parameter_count()) / 1e6);
-  if (o.progress) std::fprintf(stderr, "train: %lld steps of %lld x %lld tokens%s, %s, %s lr %.3g, %d threads%s%s\n",
+  if (o.progress) std::fprintf(stderr, "train: %lld steps of %lld x %lld tokens%s, %s, %s lr %.3g, %s%s%s\n",
                (long long)o.steps, (long long)(B * A), (long long)T, A > 1 ? fmt::format(" ({} micro-batches)", A).c_str() : "",
-               o.optimizer.c_str(), schedule_name(schedule).c_str(), o.lr, pool.size(),
+               o.optimizer.c_str(), schedule_name(schedule).c_str(), o.lr,
+               o.device == "cuda" ? "cuda" : fmt::format("{} threads", pool.size()).c_str(),
                o.checkpoint_activations ? ", activation checkpointing" : "",
                o.resume ? fmt::format(", resumed at step {}", state.step).c_str() : "");
 
@@ -305,7 +343,8 @@ TrainSummary run_training(const TrainOptions& o) {
   auto save = [&]() {
     if (o.out.empty()) return;
     state.loader_position = loader ? loader->position() : 0;
-    save_checkpoint(o.out, *model, optimizer, state, tokenizer_source);
+    model->optimizer_state_to_host(optimizer);
+    save_checkpoint(o.out, spec, model->layout(), model->host_params(), optimizer, state, tokenizer_source);
   };
 
   const auto start = Clock::now();
@@ -327,9 +366,8 @@ TrainSummary run_training(const TrainOptions& o) {
     }
     const double loss = loss_sum / double(std::max<int64_t>(count, 1));
     if (!std::isfinite(loss)) fail("step {}: the loss is {} (diverged); lower --lr", step + 1, loss);
-    const double norm = global_grad_norm(pool, model->grads());
-    clip_grads(pool, model->grads(), norm, clip);
-    optimizer.update(pool, model->params(), model->grads(), lr);
+    const double norm = model->grad_norm();
+    model->clip_and_step(optimizer, norm, clip, lr);
     state.step = step + 1;
     state.tokens_seen += tokens_per_step;
     last_loss = loss;
@@ -341,7 +379,7 @@ TrainSummary run_training(const TrainOptions& o) {
     const double done = double(state.step - summary.first_step);
     const double tok_s = double(tokens_per_step) / std::max(step_s, 1e-9);
     const double avg_tok_s = done * double(tokens_per_step) / std::max(elapsed, 1e-9);
-    const double mfu = o.peak_flops > 0 ? avg_tok_s * flops_per_token / o.peak_flops : 0;
+    const double mfu = peak_flops > 0 ? avg_tok_s * flops_per_token / peak_flops : 0;
     const double eta = elapsed / done * double(o.steps - state.step);
     // Validation (every --eval-every steps, and after the last step), reported in the same log object.
     std::optional<double> val;
@@ -355,13 +393,13 @@ TrainSummary run_training(const TrainOptions& o) {
       log << fmt::format("{{\"step\":{},\"loss\":{:.9g},\"lr\":{:.9g},\"grad_norm\":{:.6g},\"tokens\":{},"
                          "\"tokens_per_s\":{:.1f},\"step_ms\":{:.3f}{}{}}}\n",
                          state.step, loss, lr, norm, state.tokens_seen, tok_s, step_s * 1e3,
-                         o.peak_flops > 0 ? fmt::format(",\"mfu\":{:.4f}", mfu) : "",
+                         peak_flops > 0 ? fmt::format(",\"mfu\":{:.4f}", mfu) : "",
                          val ? fmt::format(",\"val_loss\":{:.9g},\"val_ppl\":{:.6g}", *val, std::exp(*val)) : "");
       log.flush();
     }
     std::string line = fmt::format("step {}/{} | loss {:.4f} | lr {:.2e} | gnorm {:.3f} | {:.0f} tok/s", state.step,
                                    o.steps, loss, lr, norm, avg_tok_s);
-    if (o.peak_flops > 0) line += fmt::format(" | MFU {:.1f}%", 100 * mfu);
+    if (peak_flops > 0) line += fmt::format(" | MFU {:.1f}%", 100 * mfu);
     line += " | ETA " + format_duration(eta);
     if (o.progress) {
       if (tty) std::fprintf(stderr, "\r\033[2K%s", line.c_str());
@@ -377,9 +415,11 @@ TrainSummary run_training(const TrainOptions& o) {
   summary.steps_done = state.step - summary.first_step;
   summary.tokens = summary.steps_done * tokens_per_step;
   summary.tokens_per_s = double(summary.tokens) / std::max(summary.seconds, 1e-9);
-  summary.mfu = o.peak_flops > 0 ? summary.tokens_per_s * flops_per_token / o.peak_flops : 0;
+  summary.mfu = peak_flops > 0 ? summary.tokens_per_s * flops_per_token / peak_flops : 0;
   summary.final_loss = last_loss;
   summary.activation_bytes = model->activation_bytes();
+  summary.device_bytes_in_use = model->device_bytes_in_use();
+  summary.peak_flops = peak_flops;
   state.elapsed_seconds += summary.seconds;
   save();
   if (log.is_open()) log.close();

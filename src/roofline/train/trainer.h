@@ -45,7 +45,7 @@ struct TrainOptions {
   int64_t eval_every = 0, eval_batches = 8;
   std::string device = "cpu";
   int threads = 0;
-  double peak_flops = 0;  // for MFU; 0: not shown
+  double peak_flops = 0;  // for MFU; 0: not shown on the CPU, the measured bf16 GEMM ceiling on CUDA
   bool progress = true;   // the live line (only on a TTY) / periodic lines otherwise
 };
 
@@ -55,6 +55,8 @@ struct TrainSummary {
   std::optional<double> val_loss;
   int64_t parameters = 0;
   size_t activation_bytes = 0;  // activations kept between forward and backward (per micro-batch)
+  size_t device_bytes_in_use = 0;  // CUDA: GPU memory in use at the end (weights, state, activations, workspaces)
+  double peak_flops = 0;           // the peak MFU is measured against
   std::string out, svg;
   std::vector<double> losses;  // of the steps run in this session
 };

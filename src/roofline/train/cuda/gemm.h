@@ -1,0 +1,63 @@
+// The training GEMMs through cuBLASLt, row-major: C[M, N] = op(A)[M, K] . op(B)[K, N] (+ bias[N]) (+ beta C_in),
+// bf16 A and B, f32 accumulation (CUBLAS_COMPUTE_32F), C bf16 or f32. The three products of a linear layer:
+//   forward   Y  = X . W^T            (trans_b)           bf16 out, bias epilogue; or f32 out + residual (beta 1)
+//   input     dX = dY . W                                 bf16 or f32 out
+//   weight    dW += dY^T . X          (trans_a)           f32 out, beta 1 (gradients accumulate)
+// cuBLASLt is column-major, so the row-major product is posed as C^T = op(B)^T . op(A)^T. Plans (descriptors
+// and the heuristic's algorithm) are cached per shape, types, strides and alignment, as the inference
+// backend's CublasLtGemm does for its one form; the workspace is allocated once. Deterministic for a given
+// GPU and plan (no split-K atomics are requested). One instance per stream.
+#pragma once
+#include <cublasLt.h>
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <map>
+#include <tuple>
+
+namespace roofline::train::cuda {
+
+struct GemmOperand {
+  const void* data = nullptr;
+  int64_t ld = 0;       // row stride of the stored (row-major) matrix, in elements
+  bool transposed = false;
+};
+
+class TrainGemm {
+ public:
+  TrainGemm(cudaStream_t stream, size_t workspace_bytes);
+  ~TrainGemm();
+  TrainGemm(const TrainGemm&) = delete;
+  TrainGemm& operator=(const TrainGemm&) = delete;
+
+  // C (type c_type, row stride ldc) = op(A) . op(B) (+ bias, of type bias_type) + beta * C_in (C_in defaults
+  // to C itself; same type and stride as C).
+  void run(int64_t M, int64_t N, int64_t K, GemmOperand a, GemmOperand b, void* c, cudaDataType c_type, int64_t ldc,
+           float beta = 0.0f, const void* c_in = nullptr, const void* bias = nullptr,
+           cudaDataType bias_type = CUDA_R_32F);
+
+ private:
+  struct Key {
+    int64_t M, N, K, lda, ldb, ldc;
+    bool ta, tb, bias;
+    int c_type, bias_type;
+    uint32_t align;
+    auto tie() const { return std::tie(M, N, K, lda, ldb, ldc, ta, tb, bias, c_type, bias_type, align); }
+    bool operator<(const Key& o) const { return tie() < o.tie(); }
+  };
+  struct Plan {
+    cublasLtMatmulDesc_t desc = nullptr;
+    cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+    cublasLtMatmulAlgo_t algo{};
+  };
+  Plan& plan_for(const Key& key);
+  static void destroy(Plan& plan);
+
+  cudaStream_t stream_;
+  cublasLtHandle_t handle_ = nullptr;
+  void* workspace_ = nullptr;
+  size_t workspace_bytes_ = 0;
+  std::map<Key, Plan> plans_;
+};
+
+}  // namespace roofline::train::cuda

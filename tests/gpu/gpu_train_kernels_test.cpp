@@ -1,0 +1,377 @@
+// The CUDA training kernels, each against a float64 reference on random inputs at odd sizes: norms,
+// activations, RoPE, the cross-entropy rows, embedding gradients, the training GEMM forms, attention
+// (through the flash_attention.h interface, q/k/v strided inside one fused row), AdamW and the grad norm.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "gpu_test_util.h"
+#include "roofline/train/cuda/device_array.h"
+#include "roofline/train/cuda/flash_attention.h"
+#include "roofline/train/cuda/gemm.h"
+#include "roofline/train/cuda/kernels.h"
+
+namespace roofline::train::cuda {
+namespace {
+
+using test::random_floats;
+using test::relative_l2;
+
+double round_bf16(float x) { return double(__bfloat162float(__float2bfloat16(x))); }
+
+// Device copies of host values, and the exact values a bf16 copy holds.
+DeviceArray<float> to_device(const std::vector<float>& v) {
+  DeviceArray<float> d(v.size());
+  EXPECT_EQ(cudaMemcpy(d.get(), v.data(), d.bytes(), cudaMemcpyHostToDevice), cudaSuccess);
+  return d;
+}
+DeviceArray<bf16> to_device_bf16(const std::vector<float>& v, std::vector<double>* exact = nullptr) {
+  std::vector<bf16> h(v.size());
+  for (size_t i = 0; i < v.size(); ++i) h[i] = __float2bfloat16(v[i]);
+  if (exact) {
+    exact->resize(v.size());
+    for (size_t i = 0; i < v.size(); ++i) (*exact)[i] = double(__bfloat162float(h[i]));
+  }
+  DeviceArray<bf16> d(v.size());
+  EXPECT_EQ(cudaMemcpy(d.get(), h.data(), d.bytes(), cudaMemcpyHostToDevice), cudaSuccess);
+  return d;
+}
+std::vector<double> download(const DeviceArray<float>& d) {
+  std::vector<float> h(d.size());
+  EXPECT_EQ(cudaMemcpy(h.data(), d.get(), d.bytes(), cudaMemcpyDeviceToHost), cudaSuccess);
+  return std::vector<double>(h.begin(), h.end());
+}
+std::vector<double> download(const DeviceArray<bf16>& d) {
+  std::vector<bf16> h(d.size());
+  EXPECT_EQ(cudaMemcpy(h.data(), d.get(), d.bytes(), cudaMemcpyDeviceToHost), cudaSuccess);
+  std::vector<double> out(h.size());
+  for (size_t i = 0; i < h.size(); ++i) out[i] = double(__bfloat162float(h[i]));
+  return out;
+}
+
+class GpuTrainKernels : public test::GpuTest {};
+
+TEST_F(GpuTrainKernels, LayerNormAndRmsNormForwardBackward) {
+  const int64_t rows = 75, dim = 200;  // 75 rows: three backward blocks, the last one partial
+  for (bool layernorm : {true, false}) {
+    const auto x = random_floats(size_t(rows * dim), 1, -2, 3), w = random_floats(static_cast<size_t>(dim), 2, 0.5, 1.5),
+               b = random_floats(static_cast<size_t>(dim), 3), dy = random_floats(size_t(rows * dim), 4);
+    const auto dres0 = random_floats(size_t(rows * dim), 5), dw0 = random_floats(static_cast<size_t>(dim), 6),
+               db0 = random_floats(static_cast<size_t>(dim), 7);
+    auto dx_ = to_device(x), dw_ = to_device(w), db_ = to_device(b), ddy = to_device(dy);
+    auto ddx = to_device(dres0), ddw = to_device(dw0), ddb = to_device(db0);
+    DeviceArray<bf16> y(size_t(rows * dim));
+    DeviceArray<float> mean(static_cast<size_t>(rows)), rstd(static_cast<size_t>(rows)), partials(norm_partials_floats(rows, dim));
+    if (layernorm) layernorm_forward(dx_.get(), dw_.get(), db_.get(), y.get(), mean.get(), rstd.get(), rows, dim, 1e-5f, nullptr);
+    else rmsnorm_forward(dx_.get(), dw_.get(), y.get(), rstd.get(), rows, dim, 1e-5f, nullptr);
+    norm_backward(ddy.get(), dx_.get(), dw_.get(), layernorm ? mean.get() : nullptr, rstd.get(), ddx.get(), true,
+                  ddw.get(), layernorm ? ddb.get() : nullptr, partials.get(), rows, dim, nullptr);
+    std::vector<double> ry(size_t(rows * dim)), rdx(size_t(rows * dim)), rdw(dw0.begin(), dw0.end()),
+        rdb(db0.begin(), db0.end());
+    for (int64_t r = 0; r < rows; ++r) {
+      double mu = 0, var = 0;
+      if (layernorm)
+        for (int64_t i = 0; i < dim; ++i) mu += x[size_t(r * dim + i)] / double(dim);
+      for (int64_t i = 0; i < dim; ++i) var += (x[size_t(r * dim + i)] - mu) * (x[size_t(r * dim + i)] - mu) / double(dim);
+      const double rs = 1.0 / std::sqrt(var + 1e-5);
+      double mg = 0, mgx = 0;
+      for (int64_t i = 0; i < dim; ++i) {
+        const size_t k = size_t(r * dim + i);
+        const double xhat = (x[k] - mu) * rs, g = double(dy[k]) * w[static_cast<size_t>(i)];
+        ry[k] = xhat * w[static_cast<size_t>(i)] + (layernorm ? b[static_cast<size_t>(i)] : 0.0);
+        mg += g / double(dim);
+        mgx += g * xhat / double(dim);
+        rdw[static_cast<size_t>(i)] += dy[k] * xhat;
+        rdb[static_cast<size_t>(i)] += dy[k];
+      }
+      for (int64_t i = 0; i < dim; ++i) {
+        const size_t k = size_t(r * dim + i);
+        const double xhat = (x[k] - mu) * rs;
+        rdx[k] = dres0[k] + rs * (double(dy[k]) * w[static_cast<size_t>(i)] - (layernorm ? mg : 0.0) - xhat * mgx);
+      }
+    }
+    EXPECT_LT(relative_l2(download(y), ry), 5e-3) << layernorm;
+    EXPECT_LT(relative_l2(download(ddx), rdx), 1e-5) << layernorm;
+    EXPECT_LT(relative_l2(download(ddw), rdw), 1e-5) << layernorm;
+    if (layernorm) EXPECT_LT(relative_l2(download(ddb), rdb), 1e-5);
+  }
+}
+
+TEST_F(GpuTrainKernels, GeluAndSwigluForwardBackward) {
+  const int64_t rows = 13, F = 77;
+  std::vector<double> in, up;
+  const auto x = random_floats(size_t(rows * 2 * F), 9, -3, 3), dh = random_floats(size_t(rows * F), 10);
+  auto dx = to_device_bf16(x, &in);
+  std::vector<double> dh_exact;
+  auto ddh = to_device_bf16(dh, &dh_exact);
+  DeviceArray<bf16> h(size_t(rows * F)), dgu(size_t(rows * 2 * F)), gh(size_t(rows * 2 * F)), gdx(size_t(rows * 2 * F));
+  swiglu_forward(dx.get(), h.get(), rows, F, nullptr);
+  swiglu_backward(ddh.get(), dx.get(), dgu.get(), rows, F, nullptr);
+  gelu_forward(dx.get(), gh.get(), rows * 2 * F, nullptr);
+  auto dy2 = to_device_bf16(x);  // any gradient: x itself
+  gelu_backward(dy2.get(), dx.get(), gdx.get(), rows * 2 * F, nullptr);
+  std::vector<double> rh(size_t(rows * F)), rdgu(size_t(rows * 2 * F)), rgh(in.size()), rgdx(in.size());
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < F; ++c) {
+      const double g = in[size_t(r * 2 * F + c)], u = in[size_t(r * 2 * F + F + c)], d = dh_exact[size_t(r * F + c)];
+      const double sig = 1 / (1 + std::exp(-g));
+      rh[size_t(r * F + c)] = g * sig * u;
+      rdgu[size_t(r * 2 * F + c)] = d * u * sig * (1 + g * (1 - sig));
+      rdgu[size_t(r * 2 * F + F + c)] = d * g * sig;
+    }
+  for (size_t i = 0; i < in.size(); ++i) {
+    const double v = in[i], k = std::sqrt(2 / M_PI), t = std::tanh(k * (v + 0.044715 * v * v * v));
+    rgh[i] = 0.5 * v * (1 + t);
+    rgdx[i] = v * (0.5 * (1 + t) + 0.5 * v * (1 - t * t) * k * (1 + 3 * 0.044715 * v * v));
+  }
+  EXPECT_LT(relative_l2(download(h), rh), 8e-3);
+  EXPECT_LT(relative_l2(download(dgu), rdgu), 8e-3);
+  EXPECT_LT(relative_l2(download(gh), rgh), 8e-3);
+  EXPECT_LT(relative_l2(download(gdx), rgdx), 8e-3);
+}
+
+TEST_F(GpuTrainKernels, RopeRotatesStridedHeadsAndBackwardInverts) {
+  const int64_t B = 2, T = 19, heads = 3, D = 64, ld = heads * D + 32;  // padded rows, as inside a fused qkv row
+  const int64_t half = D / 2;
+  std::vector<float> cos(size_t(T * half)), sin(size_t(T * half));
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t i = 0; i < half; ++i) {
+      const double a = double(t) * std::pow(10000.0, -2.0 * double(i) / double(D));
+      cos[size_t(t * half + i)] = float(std::cos(a));
+      sin[size_t(t * half + i)] = float(std::sin(a));
+    }
+  std::vector<double> x;
+  auto dx = to_device_bf16(random_floats(size_t(B * T * ld), 12), &x);
+  auto dcos = to_device(cos), dsin = to_device(sin);
+  rope_rotate(dx.get(), ld, dcos.get(), dsin.get(), B, T, heads, D, 1.0f, nullptr);
+  std::vector<double> ref = x;
+  for (int64_t m = 0; m < B * T; ++m)
+    for (int64_t h = 0; h < heads; ++h)
+      for (int64_t i = 0; i < half; ++i) {
+        const size_t k = size_t(m * ld + h * D + i);
+        const double c = cos[size_t((m % T) * half + i)], s = sin[size_t((m % T) * half + i)];
+        ref[k] = x[k] * c - x[k + static_cast<size_t>(half)] * s;
+        ref[k + static_cast<size_t>(half)] = x[k + static_cast<size_t>(half)] * c + x[k] * s;
+      }
+  EXPECT_LT(relative_l2(download(dx), ref), 5e-3);
+  const auto rotated = download(dx);
+  for (int64_t m = 0; m < B * T; ++m)  // the padding after the heads is untouched
+    for (int64_t c = heads * D; c < ld; ++c) EXPECT_EQ(rotated[size_t(m * ld + c)], x[size_t(m * ld + c)]);
+  rope_rotate(dx.get(), ld, dcos.get(), dsin.get(), B, T, heads, D, -1.0f, nullptr);
+  EXPECT_LT(relative_l2(download(dx), x), 1e-2);
+}
+
+TEST_F(GpuTrainKernels, CrossEntropyRowsLossAndGradient) {
+  const int64_t rows = 7, V = 1003;
+  std::vector<double> logits;
+  auto d = to_device_bf16(random_floats(size_t(rows * V), 13, -4, 4), &logits);
+  std::vector<int32_t> targets = {5, 1002, -1, 0, 77, 500, 3};
+  DeviceArray<int32_t> dt(targets.size());
+  ASSERT_EQ(cudaMemcpy(dt.get(), targets.data(), dt.bytes(), cudaMemcpyHostToDevice), cudaSuccess);
+  DeviceArray<float> losses(static_cast<size_t>(rows));
+  DeviceArray<double> sum(1);
+  const float scale = 0.25f;
+  cross_entropy_rows(d.get(), dt.get(), losses.get(), rows, V, scale, true, nullptr);
+  sum_in_order(losses.get(), rows, sum.get(), nullptr);
+  std::vector<double> rl(static_cast<size_t>(rows)), rd(size_t(rows * V));
+  double rsum = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    double mx = -1e300, se = 0;
+    for (int64_t i = 0; i < V; ++i) mx = std::max(mx, logits[size_t(r * V + i)]);
+    for (int64_t i = 0; i < V; ++i) se += std::exp(logits[size_t(r * V + i)] - mx);
+    const double lse = mx + std::log(se);
+    const int32_t t = targets[static_cast<size_t>(r)];
+    rl[static_cast<size_t>(r)] = t >= 0 ? lse - logits[size_t(r * V + t)] : 0.0;
+    rsum += rl[static_cast<size_t>(r)];
+    for (int64_t i = 0; i < V; ++i)
+      rd[size_t(r * V + i)] = t >= 0 ? (std::exp(logits[size_t(r * V + i)] - lse) - (i == t)) * scale : 0.0;
+  }
+  EXPECT_LT(relative_l2(download(losses), rl), 1e-5);
+  EXPECT_LT(relative_l2(download(d), rd), 8e-3);
+  double got = 0;
+  ASSERT_EQ(cudaMemcpy(&got, sum.get(), sizeof(double), cudaMemcpyDeviceToHost), cudaSuccess);
+  EXPECT_NEAR(got, rsum, 1e-5 * rsum);
+}
+
+TEST_F(GpuTrainKernels, EmbeddingForwardAndDeterministicBackward) {
+  const int64_t B = 2, T = 9, H = 40, V = 11;
+  std::vector<int32_t> tokens = {3, 3, 0, 10, 3, 5, 5, 0, 1, 2, 3, 4, 10, 10, 9, 8, 3, 0};
+  // CSR of rows by token, as the model builds it.
+  std::vector<int32_t> unique, starts, rows;
+  for (int32_t v = 0; v < V; ++v) {
+    bool first = true;
+    for (int32_t m = 0; m < int32_t(tokens.size()); ++m)
+      if (tokens[static_cast<size_t>(m)] == v) {
+        if (first) unique.push_back(v), starts.push_back(int32_t(rows.size())), first = false;
+        rows.push_back(m);
+      }
+  }
+  starts.push_back(int32_t(rows.size()));
+  auto upload = [](const std::vector<int32_t>& v) {
+    DeviceArray<int32_t> d(v.size());
+    EXPECT_EQ(cudaMemcpy(d.get(), v.data(), d.bytes(), cudaMemcpyHostToDevice), cudaSuccess);
+    return d;
+  };
+  auto dtok = upload(tokens), du = upload(unique), ds = upload(starts), dr = upload(rows);
+  const auto wte = random_floats(size_t(V * H), 14), wpe = random_floats(size_t(T * H), 15),
+             dout = random_floats(size_t(B * T * H), 16), g0 = random_floats(size_t(V * H), 17),
+             p0 = random_floats(size_t(T * H), 18);
+  auto dwte = to_device(wte), dwpe = to_device(wpe), ddout = to_device(dout), gwte = to_device(g0), gwpe = to_device(p0);
+  DeviceArray<float> out(size_t(B * T * H));
+  embedding_forward(dtok.get(), dwte.get(), dwpe.get(), out.get(), B, T, H, nullptr);
+  embedding_backward(ddout.get(), du.get(), ds.get(), dr.get(), int64_t(unique.size()), gwte.get(), gwpe.get(), B, T,
+                     H, nullptr);
+  std::vector<double> rout(out.size()), rg(g0.begin(), g0.end()), rp(p0.begin(), p0.end());
+  for (int64_t m = 0; m < B * T; ++m)
+    for (int64_t i = 0; i < H; ++i) {
+      rout[size_t(m * H + i)] = double(wte[size_t(tokens[static_cast<size_t>(m)] * H + i)]) + wpe[size_t((m % T) * H + i)];
+      rg[size_t(tokens[static_cast<size_t>(m)] * H + i)] += dout[size_t(m * H + i)];
+      rp[size_t((m % T) * H + i)] += dout[size_t(m * H + i)];
+    }
+  EXPECT_LT(relative_l2(download(out), rout), 1e-7);
+  EXPECT_LT(relative_l2(download(gwte), rg), 1e-6);
+  EXPECT_LT(relative_l2(download(gwpe), rp), 1e-6);
+}
+
+TEST_F(GpuTrainKernels, GemmFormsOfALinearLayer) {
+  const int64_t M = 37, K = 72, N = 40;
+  std::vector<double> x, w, dy;
+  auto dxx = to_device_bf16(random_floats(size_t(M * K), 19), &x);
+  auto dww = to_device_bf16(random_floats(size_t(N * K), 20), &w);
+  auto ddy = to_device_bf16(random_floats(size_t(M * N), 21), &dy);
+  const auto bias = random_floats(static_cast<size_t>(N), 22), resid = random_floats(size_t(M * N), 23),
+             g0 = random_floats(size_t(N * K), 24);
+  auto dbias = to_device(bias), dres = to_device(resid), dg = to_device(g0);
+  DeviceArray<float> y(size_t(M * N)), dx(size_t(M * K));
+  TrainGemm gemm(nullptr, 1 << 20);
+  gemm.run(M, N, K, {dxx.get(), K, false}, {dww.get(), K, true}, y.get(), CUDA_R_32F, N, 1.0f, dres.get(), dbias.get(),
+           CUDA_R_32F);                                                                         // y = x W^T + b + r
+  gemm.run(M, K, N, {ddy.get(), N, false}, {dww.get(), K, false}, dx.get(), CUDA_R_32F, K);      // dx = dy W
+  gemm.run(N, K, M, {ddy.get(), N, true}, {dxx.get(), K, false}, dg.get(), CUDA_R_32F, K, 1.0f);  // dW += dy^T x
+  std::vector<double> ry(size_t(M * N)), rdx(size_t(M * K), 0.0), rg(g0.begin(), g0.end());
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = 0; n < N; ++n) {
+      double s = double(bias[static_cast<size_t>(n)]) + resid[size_t(m * N + n)];
+      for (int64_t k = 0; k < K; ++k) s += x[size_t(m * K + k)] * w[size_t(n * K + k)];
+      ry[size_t(m * N + n)] = s;
+      for (int64_t k = 0; k < K; ++k) {
+        rdx[size_t(m * K + k)] += dy[size_t(m * N + n)] * w[size_t(n * K + k)];
+        rg[size_t(n * K + k)] += dy[size_t(m * N + n)] * x[size_t(m * K + k)];
+      }
+    }
+  EXPECT_LT(relative_l2(download(y), ry), 1e-5);
+  EXPECT_LT(relative_l2(download(dx), rdx), 1e-5);
+  EXPECT_LT(relative_l2(download(dg), rg), 1e-5);
+}
+
+// Attention through the public interface, q/k/v inside one fused [B*T, (Hq + 2 Hkv) * D] row.
+void check_attention(int64_t B, int64_t T, int64_t Hq, int64_t Hkv, int64_t D, int64_t window) {
+  const int64_t QKV = (Hq + 2 * Hkv) * D, QD = Hq * D, M = B * T;
+  std::vector<double> qkv, dout;
+  auto dqkv_in = to_device_bf16(random_floats(size_t(M * QKV), 31, -2, 2), &qkv);
+  auto ddout = to_device_bf16(random_floats(size_t(M * QD), 32), &dout);
+  DeviceArray<bf16> out(size_t(M * QD)), grads(size_t(M * QKV));
+  DeviceArray<float> lse(size_t(B * Hq * T));
+  FlashAttentionShape s{B, T, Hq, Hkv, D, window, QKV, QKV, QD};
+  DeviceArray<unsigned char> workspace(std::max<size_t>(1, flash_attention_backward_workspace(s)));
+  const bf16* q = dqkv_in.get();
+  ASSERT_EQ(cudaMemset(grads.get(), 0xff, grads.bytes()), cudaSuccess);
+  flash_attention_forward(s, q, q + QD, q + QD + Hkv * D, out.get(), lse.get(), nullptr);
+  bf16* g = grads.get();
+  flash_attention_backward(s, q, q + QD, q + QD + Hkv * D, out.get(), lse.get(), ddout.get(), g, g + QD,
+                           g + QD + Hkv * D, workspace.get(), nullptr);
+  const auto got_out = download(out), got_grads = download(grads), got_lse = download(lse);
+  std::vector<double> rout(size_t(M * QD)), rlse(size_t(B * Hq * T)), rg(size_t(M * QKV), 0.0);
+  const double scale = 1 / std::sqrt(double(D));
+  auto at = [&](int64_t b, int64_t t, int64_t col) { return size_t((b * T + t) * QKV + col); };
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < Hq; ++h) {
+      const int64_t kq = h * D, kk = QD + (h / (Hq / Hkv)) * D, kv = kk + Hkv * D;
+      for (int64_t i = 0; i < T; ++i) {
+        const int64_t j0 = window > 0 ? std::max<int64_t>(0, i - window + 1) : 0;
+        std::vector<double> p(size_t(i + 1), 0.0);
+        double mx = -1e300, se = 0;
+        for (int64_t j = j0; j <= i; ++j) {
+          double sc = 0;
+          for (int64_t d = 0; d < D; ++d) sc += qkv[at(b, i, kq + d)] * qkv[at(b, j, kk + d)];
+          p[static_cast<size_t>(j)] = sc * scale;
+          mx = std::max(mx, p[static_cast<size_t>(j)]);
+        }
+        for (int64_t j = j0; j <= i; ++j) se += std::exp(p[static_cast<size_t>(j)] - mx);
+        rlse[size_t((b * Hq + h) * T + i)] = mx + std::log(se);
+        for (int64_t j = j0; j <= i; ++j) p[static_cast<size_t>(j)] = std::exp(p[static_cast<size_t>(j)] - mx) / se;
+        std::vector<double> o(static_cast<size_t>(D), 0.0);
+        for (int64_t j = j0; j <= i; ++j)
+          for (int64_t d = 0; d < D; ++d) o[static_cast<size_t>(d)] += p[static_cast<size_t>(j)] * qkv[at(b, j, kv + d)];
+        double delta = 0;
+        for (int64_t d = 0; d < D; ++d) {
+          rout[size_t((b * T + i) * QD + h * D + d)] = o[static_cast<size_t>(d)];
+          delta += o[static_cast<size_t>(d)] * dout[size_t((b * T + i) * QD + h * D + d)];
+        }
+        for (int64_t j = j0; j <= i; ++j) {
+          double dp = 0;
+          for (int64_t d = 0; d < D; ++d) dp += dout[size_t((b * T + i) * QD + h * D + d)] * qkv[at(b, j, kv + d)];
+          const double ds = p[static_cast<size_t>(j)] * (dp - delta) * scale;
+          for (int64_t d = 0; d < D; ++d) {
+            rg[at(b, i, kq + d)] += ds * qkv[at(b, j, kk + d)];
+            rg[at(b, j, kk + d)] += ds * qkv[at(b, i, kq + d)];
+            rg[at(b, j, kv + d)] += p[static_cast<size_t>(j)] * dout[size_t((b * T + i) * QD + h * D + d)];
+          }
+        }
+      }
+    }
+  EXPECT_LT(relative_l2(got_out, rout), 1e-2);
+  EXPECT_LT(relative_l2(got_lse, rlse), 1e-4);
+  EXPECT_LT(relative_l2(got_grads, rg), 2e-2);
+  EXPECT_EQ(test::count_not_finite(got_grads), 0u);
+  // Deterministic: the same inputs give the same bits.
+  flash_attention_backward(s, q, q + QD, q + QD + Hkv * D, out.get(), lse.get(), ddout.get(), g, g + QD,
+                           g + QD + Hkv * D, workspace.get(), nullptr);
+  EXPECT_EQ(download(grads), got_grads);
+}
+
+TEST_F(GpuTrainKernels, AttentionForwardBackwardGqa) { check_attention(2, 77, 4, 2, 64, 0); }
+TEST_F(GpuTrainKernels, AttentionForwardBackwardHeadDim128) { check_attention(1, 130, 2, 1, 128, 0); }
+TEST_F(GpuTrainKernels, AttentionForwardBackwardSlidingWindow) { check_attention(1, 70, 2, 2, 64, 16); }
+
+TEST_F(GpuTrainKernels, AdamWUpdateAndGradNorm) {
+  const int64_t n = 100003;
+  const auto p = random_floats(static_cast<size_t>(n), 40), g = random_floats(static_cast<size_t>(n), 41), m = random_floats(static_cast<size_t>(n), 42, -0.1f, 0.1f),
+             v = random_floats(static_cast<size_t>(n), 43, 0.001f, 0.01f);
+  std::vector<uint8_t> mask(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) mask[static_cast<size_t>(i)] = uint8_t(i % 3 == 0);
+  auto dp = to_device(p), dg = to_device(g), dm = to_device(m), dv = to_device(v);
+  DeviceArray<uint8_t> dmask(static_cast<size_t>(n));
+  ASSERT_EQ(cudaMemcpy(dmask.get(), mask.data(), static_cast<size_t>(n), cudaMemcpyHostToDevice), cudaSuccess);
+  DeviceArray<bf16> pb(static_cast<size_t>(n));
+  DeviceArray<double> partials(sum_squares_partials(n)), norm(1);
+  sum_squares(dg.get(), n, partials.get(), norm.get(), nullptr);
+  AdamWStep s{0.01f * 0.1f, 0.9f, 0.95f, 1e-8f, float(0.01 / (1 - std::pow(0.9, 3))), float(std::sqrt(1 - std::pow(0.95, 3))), 0.5f};
+  adamw_update(dp.get(), pb.get(), dg.get(), dm.get(), dv.get(), dmask.get(), n, s, nullptr);
+  double sq = 0;
+  std::vector<double> rp(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    sq += double(g[static_cast<size_t>(i)]) * g[static_cast<size_t>(i)];
+    const double gi = double(g[static_cast<size_t>(i)]) * 0.5;
+    const double mi = 0.9 * m[static_cast<size_t>(i)] + 0.1 * gi, vi = 0.95 * v[static_cast<size_t>(i)] + 0.05 * gi * gi;
+    double w = p[static_cast<size_t>(i)] * (mask[static_cast<size_t>(i)] ? 1 - double(s.lr_weight_decay) : 1.0);
+    rp[static_cast<size_t>(i)] = w - double(s.step_size) * mi / (std::sqrt(vi) / double(s.bias2_sqrt) + 1e-8);
+  }
+  double got = 0;
+  ASSERT_EQ(cudaMemcpy(&got, norm.get(), sizeof(double), cudaMemcpyDeviceToHost), cudaSuccess);
+  EXPECT_NEAR(got, sq, 1e-9 * sq);
+  // The update (new - old) against the reference's, so that the check is not swamped by the weights.
+  const auto got_p = download(dp);
+  std::vector<double> got_delta(static_cast<size_t>(n)), ref_delta(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    got_delta[static_cast<size_t>(i)] = got_p[static_cast<size_t>(i)] - p[static_cast<size_t>(i)];
+    ref_delta[static_cast<size_t>(i)] = rp[static_cast<size_t>(i)] - p[static_cast<size_t>(i)];
+  }
+  EXPECT_LT(relative_l2(got_delta, ref_delta), 1e-4);
+  EXPECT_LT(relative_l2(download(pb), rp), 5e-3);
+}
+
+}  // namespace
+}  // namespace roofline::train::cuda
