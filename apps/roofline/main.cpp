@@ -7,7 +7,11 @@
 
 int main(int argc, char** argv) {
   CLI::App root{"roofline: an LLM engine that knows how close it runs to the hardware's limit"};
-  root.set_version_flag("--version", ROOFLINE_VERSION);
+#ifdef ROOFLINE_HAVE_CUDA
+  root.set_version_flag("--version", ROOFLINE_VERSION " (CPU and CUDA sm_90a)");
+#else
+  root.set_version_flag("--version", ROOFLINE_VERSION " (CPU only)");
+#endif
   root.require_subcommand(1);
   std::vector<std::pair<CLI::App*, roofline::app::Run>> commands;
   auto add = [&](roofline::app::Run (*adder)(CLI::App&)) {
