@@ -6,7 +6,7 @@
 #include "common.h"
 #include "roofline/core/error.h"
 #include "roofline/core/thread_pool.h"
-#include "roofline/train/trainer.h"
+#include "roofline/trainer/trainer.h"
 
 namespace roofline::app {
 

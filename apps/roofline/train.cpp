@@ -10,7 +10,7 @@
 #include "roofline/core/error.h"
 #include "roofline/perf/cpu_hardware.h"
 #include "roofline/train/config_file.h"
-#include "roofline/train/trainer.h"
+#include "roofline/trainer/trainer.h"
 
 namespace roofline::app {
 

@@ -16,7 +16,7 @@
 #include "roofline/train/cuda/cuda_train_model.h"
 #include "roofline/train/params.h"
 #include "roofline/train/trainable.h"
-#include "roofline/train/trainer.h"
+#include "roofline/trainer/trainer.h"
 
 namespace roofline::train {
 namespace {

@@ -14,7 +14,7 @@
 #include "roofline/train/config_file.h"
 #include "roofline/train/data.h"
 #include "roofline/train/optimizer.h"
-#include "roofline/train/trainer.h"
+#include "roofline/trainer/trainer.h"
 #include "train_test_util.h"
 
 namespace roofline::train {

@@ -1,4 +1,4 @@
-#include "roofline/train/trainer.h"
+#include "roofline/trainer/trainer.h"
 
 #include <unistd.h>
 
