@@ -54,10 +54,12 @@ perf::HardwareSpec calibrate_cuda(int64_t n) {
   h.memory_bandwidth = copy_bandwidth;
   h.memory_capacity = double(device.total_memory);
   h.interconnect_bandwidth = sheet.interconnect_bandwidth;  // not measured (needs two GPUs): datasheet, or unknown
+  h.kernel_overhead_s = ceilings.kernel_overhead_s;
   h.measured = {{"device", device.name},
                 {"sm", fmt::format("{}.{}", device.sm_major, device.sm_minor)},
                 {"copy_bytes_per_s", copy_bandwidth},
                 {"gemm_bf16_flops_per_s", gemm_flops},
+                {"kernel_overhead_s", ceilings.kernel_overhead_s},
                 {"gemm_shape", fmt::format("{0}x{0}x{0} bf16", n)}};
   if (known) {
     h.measured["datasheet_peak_bf16_flops_per_s"] = sheet.peak_bf16_flops;

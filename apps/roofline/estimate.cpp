@@ -78,6 +78,9 @@ void print_table(const std::string& model, const perf::Estimate& e, const std::v
   std::printf("%-22s %9s %9s %9.3g %10s %5.1f%%  %s\n", "total (compute+memory)", si(e.flops).c_str(),
               si(e.bytes, "B").c_str(), e.flops / e.bytes, duration(e.floor_s).c_str(), 100 * e.floor_s / e.time_s,
               e.compute_bound_s >= e.memory_bound_s ? "compute" : "memory");
+  if (e.overhead_s > 0)
+    std::printf("%-22s %9s %9s %9s %10s %5.1f%%  %.0f kernels x %.2f us\n", "kernel overhead", "", "", "",
+                duration(e.overhead_s).c_str(), 100 * e.overhead_s / e.time_s, e.kernels, 1e6 * hw.kernel_overhead_s);
   for (const CommOp& c : e.comm.ops)
     std::printf("  %-20s %9s %9s %9s %10s %5.1f%%  communication\n", c.name.c_str(), "", si(c.bytes, "B").c_str(), "",
                 duration(c.bytes / hw.interconnect_bandwidth).c_str(), 100 * c.bytes / hw.interconnect_bandwidth / e.time_s);
@@ -89,9 +92,10 @@ void print_table(const std::string& model, const perf::Estimate& e, const std::v
   std::printf("                   total %s of %s: %s\n", si(m.total(), "B").c_str(),
               hw.memory_capacity > 0 ? si(hw.memory_capacity, "B").c_str() : "unknown",
               e.fits ? "fits" : "DOES NOT FIT");
-  std::printf("step: %s (compute-bound ops %s + memory-bound ops %s + communication %s, not overlapped)\n",
+  std::printf("step: %s (compute-bound ops %s + memory-bound ops %s + kernel overhead %s + communication %s, not "
+              "overlapped)\n",
               duration(e.time_s).c_str(), duration(e.compute_bound_s).c_str(), duration(e.memory_bound_s).c_str(),
-              duration(e.comm.time_s).c_str());
+              duration(e.overhead_s).c_str(), duration(e.comm.time_s).c_str());
   std::printf("      %s tokens/s over %d device%s; MFU ceiling %.1f%%, bandwidth (MBU) ceiling %.1f%%\n",
               si(e.tokens_per_s).c_str(), w.tp * w.dp, w.tp * w.dp == 1 ? "" : "s", 100 * e.mfu_ceiling,
               100 * e.mbu_ceiling);

@@ -45,6 +45,8 @@ class Builder {
       }
     }
     head();
+    count_fused_kernels(fwd_);
+    count_fused_kernels(recompute_);
     std::vector<OpCost> all = fwd_;
     all.insert(all.end(), recompute_.begin(), recompute_.end());
     all.insert(all.end(), bwd_.begin(), bwd_.end());
@@ -65,7 +67,23 @@ class Builder {
     c.repeats = repeats;
     c.flops = flops * repeats;
     c.bytes = bytes * repeats;
+    c.kernels = repeats;
     return c;
+  }
+
+  // Rows of a decode-sized step run through the CUDA decoder's GEMV path, which fuses k/v into q's kernel,
+  // up into gate's and the SwiGLU into its epilogue; flash attention is one kernel for scores and values
+  // (two when decode splits the context: partials, then their reduction); qk-norm runs inside RoPE.
+  void count_fused_kernels(std::vector<OpCost>& ops) const {
+    const bool gemv = s_.tokens <= 8;
+    for (OpCost& c : ops) {
+      if (c.phase != OpPhase::Forward && c.phase != OpPhase::Recompute) continue;
+      if (c.name == "attention_values" || c.name == "qk_norm") c.kernels = 0;
+      if (c.name == "attention_scores" && !training() && s_.tokens == s_.sequences) c.kernels = 2 * c.repeats;
+      if (gemv && (c.name == "k_proj" || c.name == "v_proj" || c.name == "silu_mul" ||
+                   (c.name == "up_proj" && spec_.mlp == MlpKind::GatedSiLU)))
+        c.kernels = 0;
+    }
   }
 
   // An elementwise op and, when training, its backward.

@@ -33,6 +33,7 @@ struct OpCost {
   double bytes = 0;    // bytes to and from device memory
   bool fp8 = false;    // a matmul on fp8 weights and activations: priced at the fp8 peak where there is one
   bool matmul = false; // a matrix product (tensor cores); the rest is elementwise or attention
+  double kernels = 0;  // kernel launches for the whole step, as the CUDA decoder launches them (fused ops: 0)
 
   double intensity() const;  // FLOPs per byte (infinite when no bytes)
 };

@@ -32,12 +32,14 @@ Estimate estimate(const ModelSpec& spec, const Workload& workload, const Hardwar
     e.flops += cost.flops;
     if (cost.phase != OpPhase::Recompute) e.model_flops += cost.flops;
     e.bytes += cost.bytes;
+    e.kernels += cost.kernels;
     e.ops.push_back(std::move(op));
   }
   e.memory = memory_budget(spec, workload);
   e.comm = comm_costs(spec, workload, hw.interconnect_bandwidth);
   e.floor_s = e.compute_bound_s + e.memory_bound_s;
-  e.time_s = e.floor_s + e.comm.time_s;
+  e.overhead_s = e.kernels * hw.kernel_overhead_s;
+  e.time_s = e.floor_s + e.overhead_s + e.comm.time_s;
   e.bound = e.comm.time_s > e.floor_s              ? Bound::Communication
             : e.compute_bound_s >= e.memory_bound_s ? Bound::Compute
                                                     : Bound::Memory;
@@ -139,6 +141,10 @@ std::vector<std::string> levers(const ModelSpec& spec, const Estimate& e) {
                     "activations fit");
     out.push_back("more devices: --tp splits each step's FLOPs, --dp splits the batch");
   }
+  if (e.overhead_s > 0.2 * e.time_s)
+    out.push_back(fmt::format("kernel launches are {:.0f}% of the step ({:.0f} kernels at {:.1f} us): fuse kernels, "
+                              "replay the step as a graph with programmatic dependent launch, or batch more",
+                              100 * e.overhead_s / e.time_s, e.kernels, 1e6 * e.hardware.kernel_overhead_s));
   if (!e.fits)
     out.push_back(fmt::format("does not fit: needs {} of {} per device; raise --tp{}, quantize weights, or shrink "
                               "batch/context",
@@ -192,6 +198,8 @@ nlohmann::json estimate_to_json(const ModelSpec& spec, const Estimate& e) {
       {"intensity", e.flops / e.bytes},
       {"time_s", e.time_s},
       {"floor_s", e.floor_s},
+      {"kernels", e.kernels},
+      {"kernel_overhead_s", e.overhead_s},
       {"compute_bound_s", e.compute_bound_s},
       {"memory_bound_s", e.memory_bound_s},
       {"bound", to_string(e.bound)},

@@ -1,7 +1,8 @@
 // The roofline estimate of one step: each op's time floor, max(FLOPs / peak FLOP/s, bytes / bandwidth),
-// which roof binds it, and the totals; the memory budget; the communication time. Communication is
-// assumed not to overlap compute (time = floor + communication), so the estimate is a floor for a
-// non-overlapping engine and pessimistic for one that overlaps.
+// which roof binds it, and the totals; the memory budget; the communication time; and, where the hardware
+// figures carry one (calibrated GPUs), the fixed cost of each kernel launch, which is what a decode step of
+// many small kernels pays beyond its bytes. Communication is assumed not to overlap compute (time = floor +
+// kernel overhead + communication), so the estimate is pessimistic for an engine that overlaps.
 #pragma once
 #include <string>
 #include <string_view>
@@ -41,7 +42,9 @@ struct Estimate {
   double compute_bound_s = 0;   // summed floors of the compute-bound ops
   double memory_bound_s = 0;    // summed floors of the memory-bound ops
   double floor_s = 0;           // compute_bound_s + memory_bound_s
-  double time_s = 0;            // floor_s + comm.time_s (no overlap)
+  double kernels = 0;           // kernel launches in the step (OpCost::kernels)
+  double overhead_s = 0;        // kernels x the hardware's kernel_overhead_s: the fixed cost of launching them
+  double time_s = 0;            // floor_s + overhead_s + comm.time_s (no overlap)
   Bound bound = Bound::Memory;  // communication when comm.time_s > floor_s, else the roof with more time
   double tokens = 0;            // tokens processed in the step over all devices (batch x seq)
   double tokens_per_s = 0;      // tokens / time_s

@@ -113,6 +113,7 @@ nlohmann::json hardware_to_json(const HardwareSpec& hw) {
                       {"memory_bytes_per_s", hw.memory_bandwidth},
                       {"memory_capacity_bytes", hw.memory_capacity},
                       {"interconnect_bytes_per_s", hw.interconnect_bandwidth},
+                      {"kernel_overhead_s", hw.kernel_overhead_s},
                       {"source", hw.source}};
   if (!hw.measured.is_null()) j["measured"] = hw.measured;
   return j;
@@ -128,6 +129,7 @@ HardwareSpec hardware_from_json(const nlohmann::json& j, const std::string& labe
   h.memory_bandwidth = number(j, "memory_bytes_per_s", h.memory_bandwidth, label);
   h.memory_capacity = number(j, "memory_capacity_bytes", h.memory_capacity, label);
   h.interconnect_bandwidth = number(j, "interconnect_bytes_per_s", h.interconnect_bandwidth, label);
+  h.kernel_overhead_s = number(j, "kernel_overhead_s", h.kernel_overhead_s, label);
   h.source = text(j, "source", h.source, label);
   if (j.contains("measured")) h.measured = j.at("measured");
   ROOFLINE_CHECK(h.peak_bf16_flops > 0, "{}: \"peak_bf16_flops_per_s\" is missing or zero", label);

@@ -20,6 +20,8 @@ struct HardwareSpec {
   double memory_bandwidth = 0;        // bytes/s to device memory (HBM, or DRAM for the CPU)
   double memory_capacity = 0;         // bytes of device memory; 0: unknown (no fit check)
   double interconnect_bandwidth = 0;  // bytes/s per direction per device (NVLink); 0: unknown
+  double kernel_overhead_s = 0;       // fixed seconds each kernel of a step adds (launch, the wait between
+                                      // dependent kernels); 0: not counted
   std::string source;                 // "datasheet", "estimated", "calibrated", "file"
   nlohmann::json measured;            // calibrate's raw figures (an object), null for other sources
 
@@ -38,7 +40,8 @@ HardwareSpec builtin_hardware(const std::string& name);
 std::string hardware_key(const std::string& device_name);
 
 // JSON keys: name, description, peak_bf16_flops_per_s, peak_fp8_flops_per_s, memory_bytes_per_s,
-// memory_capacity_bytes, interconnect_bytes_per_s, source, measured.
+// memory_capacity_bytes, interconnect_bytes_per_s, kernel_overhead_s, source, measured. Datasheets give no
+// kernel overhead (0: not counted); `roofline calibrate --device cuda` measures it.
 nlohmann::json hardware_to_json(const HardwareSpec& hw);
 // Fields absent from `j` keep base's values (or zero without a base); peak_bf16_flops_per_s and
 // memory_bytes_per_s must end up positive. `label` names the source in errors.

@@ -36,6 +36,36 @@ TEST(Estimate, DecodeTimeIsBytesOverBandwidth) {
   EXPECT_EQ(e.comm.time_s, 0);
 }
 
+TEST(Estimate, KernelOverheadCountsTheDecodersLaunches) {
+  const ModelSpec spec = preset_spec("llama-1b");  // 16 layers, gated MLP, no qk-norm
+  HardwareSpec gpu = builtin_hardware("h100");
+  EXPECT_EQ(gpu.kernel_overhead_s, 0);  // datasheets state none: floors only
+  const Estimate floors = estimate(spec, workload(WorkloadKind::Decode, 1, 1, 128), gpu);
+  EXPECT_EQ(floors.overhead_s, 0);
+  gpu.kernel_overhead_s = 2e-6;
+  const Estimate e = estimate(spec, workload(WorkloadKind::Decode, 1, 1, 128), gpu);
+  // Per layer: attn_norm, fused q|k|v, rope (+ KV store), attention partials + reduction, o_proj, mlp_norm,
+  // gate|up with the SwiGLU, down = 9; then embedding, final_norm, lm_head, sampling.
+  EXPECT_EQ(e.kernels, 16 * 9 + 4);
+  EXPECT_NEAR(e.overhead_s, e.kernels * 2e-6, 1e-15);
+  EXPECT_DOUBLE_EQ(e.time_s, e.floor_s + e.overhead_s + e.comm.time_s);
+  EXPECT_DOUBLE_EQ(e.floor_s, floors.floor_s);
+  // Prefill runs every projection and the SwiGLU as kernels of their own, attention as one.
+  const Estimate p = estimate(spec, workload(WorkloadKind::Prefill, 1, 2048), gpu);
+  EXPECT_EQ(p.kernels, 16 * 12 + 4);
+  EXPECT_LT(p.overhead_s, 0.1 * p.time_s);  // big kernels: the fixed cost is a small part
+  // A slow launcher makes the decode step launch-bound, and the levers say so.
+  gpu.kernel_overhead_s = 20e-6;
+  const Estimate slow = estimate(spec, workload(WorkloadKind::Decode, 1, 1, 128), gpu);
+  bool named = false;
+  for (const std::string& lever : levers(spec, slow)) named = named || lever.find("kernel launches") != std::string::npos;
+  EXPECT_TRUE(named);
+  const nlohmann::json j = estimate_to_json(spec, slow);
+  EXPECT_DOUBLE_EQ(j.at("kernel_overhead_s").get<double>(), slow.overhead_s);
+  EXPECT_EQ(j.at("kernels").get<double>(), 16 * 9 + 4);
+  EXPECT_DOUBLE_EQ(j.at("hardware").at("kernel_overhead_s").get<double>(), 20e-6);
+}
+
 TEST(Estimate, PrefillIsComputeBound) {
   const Estimate e = estimate(preset_spec("llama-8b"), workload(WorkloadKind::Prefill, 1, 4096), builtin_hardware("h100"));
   EXPECT_EQ(e.bound, Bound::Compute);

@@ -84,8 +84,10 @@ TEST(Hardware, JsonRoundTripsAndFilesResolve) {
   HardwareSpec h = builtin_hardware("h100");
   h.name = "mygpu";
   h.measured = {{"note", "x"}};
+  h.kernel_overhead_s = 1.7e-6;
   const HardwareSpec back = hardware_from_json(hardware_to_json(h), "test");
   EXPECT_EQ(hardware_to_json(back), hardware_to_json(h));
+  EXPECT_DOUBLE_EQ(back.kernel_overhead_s, 1.7e-6);
   {
     std::ofstream(dir.file("gpu.json")) << R"({"peak_bf16_flops_per_s": 1e15, "memory_bytes_per_s": 2e12})";
   }

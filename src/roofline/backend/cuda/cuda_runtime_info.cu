@@ -48,6 +48,42 @@ std::vector<DeviceInfo> list_devices() {
   return out;
 }
 
+namespace {
+__global__ void empty_kernel() {}
+}  // namespace
+
+double measure_kernel_overhead(int kernels, int repeats) {
+  nvtx3::scoped_range range("cuda::measure_kernel_overhead");
+  ROOFLINE_CHECK(kernels > 0 && repeats > 0, "measure_kernel_overhead: kernels and repeats must be positive");
+  cudaStream_t stream;
+  CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  cudaGraph_t graph;
+  CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+  for (int i = 0; i < kernels; ++i) empty_kernel<<<1, 32, 0, stream>>>();
+  CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
+  cudaGraphExec_t exec;
+  CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+  cudaEvent_t start, stop;
+  CUDA_CHECK(cudaEventCreate(&start));
+  CUDA_CHECK(cudaEventCreate(&stop));
+  for (int i = 0; i < 3; ++i) CUDA_CHECK(cudaGraphLaunch(exec, stream));
+  std::vector<float> ms(static_cast<size_t>(repeats));
+  for (float& t : ms) {
+    CUDA_CHECK(cudaEventRecord(start, stream));
+    CUDA_CHECK(cudaGraphLaunch(exec, stream));
+    CUDA_CHECK(cudaEventRecord(stop, stream));
+    CUDA_CHECK(cudaEventSynchronize(stop));
+    CUDA_CHECK(cudaEventElapsedTime(&t, start, stop));
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  cudaStreamDestroy(stream);
+  std::nth_element(ms.begin(), ms.begin() + repeats / 2, ms.end());
+  return double(ms[size_t(repeats / 2)]) * 1e-3 / kernels;
+}
+
 double measure_copy_bandwidth(size_t bytes, int repeats) {
   nvtx3::scoped_range range("cuda::measure_copy_bandwidth");
   bytes = bytes / sizeof(uint4) * sizeof(uint4);

@@ -22,4 +22,9 @@ std::vector<DeviceInfo> list_devices();
 // `bytes` (median of `repeats` timed copies after warm-up). Throws roofline::Error on a CUDA failure.
 double measure_copy_bandwidth(size_t bytes, int repeats);
 
+// Seconds one kernel adds to a chain of dependent kernels in a CUDA graph when it does no work: launch,
+// scheduling and the wait for the previous one (the fixed cost a decode step pays per kernel). Median of
+// `repeats` replays of a graph of `kernels` empty kernels. Throws roofline::Error on a CUDA failure.
+double measure_kernel_overhead(int kernels, int repeats);
+
 }  // namespace roofline::cuda
