@@ -15,8 +15,10 @@
 #include <nvtx3/nvtx3.hpp>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cmath>
 
+#include "roofline/backend/cuda/chained_launch.cuh"
 #include "roofline/backend/cuda/cuda_check.h"
 #include "roofline/backend/cuda/device/convert.cuh"
 #include "roofline/backend/cuda/device/mma.cuh"
@@ -106,6 +108,7 @@ __global__ void __launch_bounds__(kThreads) paged_decode_split_kernel(PagedAtten
   using S = DecodeShape<D, HEADS>;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   bf16* ring = reinterpret_cast<bf16*>(smem_raw);  // [kStages][2][kTileKeys][D]
+  device::enter_chain();
 
   const int chunk = blockIdx.x % plan.num_chunks, slot_row = blockIdx.x / plan.num_chunks;
   SequenceView seq;
@@ -300,6 +303,7 @@ __global__ void __launch_bounds__(kThreads) paged_decode_combine_kernel(PagedAtt
   __shared__ float weight[kMaxChunks];  // exp2(m_c - M)
   __shared__ float scratch[32];
   __shared__ float warp_sum[kWarps][D];
+  device::enter_chain();
   const int head = blockIdx.x % a.Hq, slot_row = blockIdx.x / a.Hq;
   SequenceView seq;
   const DecodeRow row = decode_row(a, slot_row, seq);
@@ -361,8 +365,7 @@ void launch_split(const PagedAttentionArgs& a, const PagedDecodePlan& plan, void
   ROOFLINE_CUDA_CHECK(cudaFuncSetAttribute(paged_decode_split_kernel<D, HEADS>,
                                            cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   const dim3 grid(unsigned(int64_t(a.num_seqs) * a.max_query_len * plan.num_chunks), unsigned(head_groups(a)));
-  paged_decode_split_kernel<D, HEADS><<<grid, kThreads, smem, stream>>>(a, plan, workspace);
-  ROOFLINE_CUDA_CHECK_LAUNCH();
+  launch_chained(paged_decode_split_kernel<D, HEADS>, grid, kThreads, smem, stream, a, plan, workspace);
 }
 
 // Resident split CTAs per multiprocessor (its register and shared-memory limits): a property of the compiled
@@ -411,8 +414,7 @@ void launch_decode(const PagedAttentionArgs& a, const PagedDecodePlan& plan, voi
   }
   if (plan.num_chunks > 1) {
     const unsigned ctas = unsigned(int64_t(a.num_seqs) * a.max_query_len * a.Hq);
-    paged_decode_combine_kernel<D><<<ctas, kThreads, 0, stream>>>(a, plan, workspace);
-    ROOFLINE_CUDA_CHECK_LAUNCH();
+    launch_chained(paged_decode_combine_kernel<D>, ctas, kThreads, 0, stream, a, plan, workspace);
   }
 }
 
@@ -430,7 +432,9 @@ PagedDecodePlan plan_paged_decode(const PagedAttentionArgs& a, int multiprocesso
   // 87% with 2.7; paged (block_size 16): 80% with 2.7 (the fill rule), 76% with 2; 16 rows of 8k keys: 85% / 77%.
   const int64_t ctas_per_chunk = std::max<int64_t>(1, int64_t(a.num_seqs) * a.max_query_len * head_groups(a));
   const int64_t sms = std::max(1, multiprocessors);
-  const int max_chunks = std::clamp((span + kMinChunk - 1) / kMinChunk, 1, kMaxChunks);
+  const char* min_chunk_knob = std::getenv("ROOFLINE_DECODE_MIN_CHUNK");  // measurement knob
+  const int min_chunk = min_chunk_knob ? std::max(16, std::atoi(min_chunk_knob)) : kMinChunk;
+  const int max_chunks = std::clamp((span + min_chunk - 1) / min_chunk, 1, kMaxChunks);
   int chunks = 1;
   if (a.block_table == nullptr && ctas_per_chunk <= kContiguousCtasPerSm * sms) {
     chunks = int(std::clamp<int64_t>(kContiguousCtasPerSm * sms / ctas_per_chunk, 1, max_chunks));
