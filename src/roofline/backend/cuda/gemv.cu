@@ -6,8 +6,9 @@
 // m16n8k16, x padded to 8 rows), each warp owning 16 rows, so the FMA work stays off the critical path.
 // When N gives too few warps to fill the GPU, kw_count warps of a CTA split one row group's K and combine
 // in shared memory. No allocation, no synchronisation: CUDA-graph capturable.
-// Chained launch (chained_launch.cuh): each CTA asks L2 for its whole weight slice before it waits on the
-// kernel before it, so the weights stream while that kernel drains; only x depends on earlier kernels.
+// Chained launch (chained_launch.cuh): each CTA asks L2 for the first rows of its weight slice before it
+// waits on the kernel before it, so the weights start streaming while that kernel drains; only x depends
+// on earlier kernels.
 // The SwiGLU variant (Gated = true) reads w = [gate; up] ([2F, K]) and writes silu(x.gate^T) * (x.up^T)
 // ([M, F]): a warp's rows are the same output rows of gate and of up, so the product is its epilogue.
 #include <nvtx3/nvtx3.hpp>
@@ -331,10 +332,18 @@ bool gemv_supported(Elem w_type, Elem x_type, int64_t M, int64_t N, int64_t K, c
 }
 
 namespace {
-// Measurement knobs (environment, read at each launch): the defaults are the tuned values.
-int knob(const char* name, int fallback) {
-  const char* v = std::getenv(name);
-  return v ? std::atoi(v) : fallback;
+// Bytes of its weight slice (per part: gate and up each) a CTA asks L2 for before it waits on the kernel
+// before it. Measured on H100, 1B shape (vocab 32000) at batch 1, context 128 (docs/performance.md,
+// 2026-11-22 session 3), tok/s by bytes per CTA: whole slice 851, 32 KB 881, 16 KB 930-939, 8 KB 960,
+// none 909. A small head start covers the wait; whole slices of the large matrices (gate/up 64 MB) run ahead
+// of the demand loads and lose lines from L2 before they are used.
+// ROOFLINE_GEMV_PREFETCH_KB in the environment overrides it (a measurement knob; 0 turns it off).
+int64_t prefetch_bytes_per_cta() {
+  static const int64_t bytes = [] {
+    const char* v = std::getenv("ROOFLINE_GEMV_PREFETCH_KB");
+    return (v ? std::max<int64_t>(0, std::atoll(v)) : int64_t(8)) * 1024;
+  }();
+  return bytes;
 }
 
 // a.N counts out rows (gated: rows of gate, the same number of up).
@@ -349,10 +358,10 @@ void launch_any(const GemvArgs& a, int multiprocessors, cudaStream_t stream) {
   // K steps a warp takes: 32 chunks (simt), blocks of 16 chunks (mma). Split K over up to 8 warps while the
   // row groups alone give too few warps to fill the GPU, keeping >= 2 steps per warp.
   const int64_t steps = mma ? (chunks + 15) / 16 : (chunks + 31) / 32;
-  const int64_t want_warps = int64_t(knob("ROOFLINE_GEMV_WARPS_PER_SM", 16)) * std::max(multiprocessors, 1);
-  // Rows per part (gated: of gate and of up) a CTA prefetches into L2 before its wait (bytes cap / row bytes).
-  const int64_t prefetch_kb = knob("ROOFLINE_GEMV_PREFETCH_KB", 1 << 20);
-  const int prefetch_rows = int(std::min<int64_t>(prefetch_kb * 1024 / (a.K * 2), 1 << 20));
+  const int64_t want_warps = int64_t(16) * std::max(multiprocessors, 1);
+  // Rows per part a CTA prefetches: at least one whenever prefetching is on.
+  const int64_t row_bytes = a.K * 2, prefetch = prefetch_bytes_per_cta();
+  const int prefetch_rows = prefetch == 0 ? 0 : int(std::clamp<int64_t>(prefetch / row_bytes, 1, 1 << 20));
   int kw_count = 1;
   while (kw_count < kWarps && groups * kw_count < want_warps && steps >= int64_t(4) * kw_count) kw_count *= 2;
   const int64_t groups_per_block = kWarps / kw_count;

@@ -15,7 +15,6 @@
 #include <nvtx3/nvtx3.hpp>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cmath>
 
 #include "roofline/backend/cuda/chained_launch.cuh"
@@ -432,9 +431,7 @@ PagedDecodePlan plan_paged_decode(const PagedAttentionArgs& a, int multiprocesso
   // 87% with 2.7; paged (block_size 16): 80% with 2.7 (the fill rule), 76% with 2; 16 rows of 8k keys: 85% / 77%.
   const int64_t ctas_per_chunk = std::max<int64_t>(1, int64_t(a.num_seqs) * a.max_query_len * head_groups(a));
   const int64_t sms = std::max(1, multiprocessors);
-  const char* min_chunk_knob = std::getenv("ROOFLINE_DECODE_MIN_CHUNK");  // measurement knob
-  const int min_chunk = min_chunk_knob ? std::max(16, std::atoi(min_chunk_knob)) : kMinChunk;
-  const int max_chunks = std::clamp((span + min_chunk - 1) / min_chunk, 1, kMaxChunks);
+  const int max_chunks = std::clamp((span + kMinChunk - 1) / kMinChunk, 1, kMaxChunks);
   int chunks = 1;
   if (a.block_table == nullptr && ctas_per_chunk <= kContiguousCtasPerSm * sms) {
     chunks = int(std::clamp<int64_t>(kContiguousCtasPerSm * sms / ctas_per_chunk, 1, max_chunks));
