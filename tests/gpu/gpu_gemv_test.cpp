@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <functional>
 
@@ -30,6 +31,12 @@ std::vector<double> product(int64_t M, int64_t N, int64_t K, const std::vector<d
     }
   }
   return out;
+}
+
+// A view of t's elements from `offset` on, with `shape`.
+Tensor view_at(const Tensor& t, int64_t offset, Shape shape) {
+  char* base = static_cast<char*>(const_cast<void*>(t.data()));
+  return Tensor(t.dtype(), std::move(shape), base + offset * int64_t(dtype_size(t.dtype())), Device::CUDA);
 }
 
 class GpuGemv : public GpuTest, public ::testing::WithParamInterface<GemvShape> {};
@@ -82,6 +89,49 @@ TEST_F(GpuGemvExtra, F16WeightsF32BiasConvertedX) {
   Tensor out = poisoned(gpu(), DType::F16, {M, N});
   gpu().matmul(out, x32.tensor, w.tensor, &bias.tensor);
   expect_close(download_values(gpu(), out), want, tolerance_for(DType::F16), "f16");
+}
+
+// matmul_swiglu: silu(x . gate^T + b) * (x . up^T + b). Adjacent gate and up (one [2F, K] upload, as
+// upload_weights places them) take the fused gemv; separate tensors take the default (matmul_many, silu_mul).
+TEST_F(GpuGemvExtra, SwigluMatchesFloat64Reference) {
+  for (const auto [F, K] : {GemvShape{1, 64}, GemvShape{7, 72}, GemvShape{100, 2048}, GemvShape{2048, 2048},
+                            GemvShape{8192, 2048}, GemvShape{2048, 8192}, GemvShape{333, 4104}}) {
+    const uint32_t seed = uint32_t(F * 7 + K);
+    const DeviceData gate_up = random_device(gpu(), DType::BF16, {2 * F, K}, seed, -0.5f, 0.5f);
+    const DeviceData bias = random_device(gpu(), DType::BF16, {2 * F}, seed + 1);
+    const Tensor gate_w = view_at(gate_up.tensor, 0, Shape{F, K}), up_w = view_at(gate_up.tensor, F * K, Shape{F, K});
+    const Tensor gate_b = view_at(bias.tensor, 0, Shape{F}), up_b = view_at(bias.tensor, F, Shape{F});
+    // The same weights as two separate allocations: not adjacent, so the unfused default runs.
+    const std::vector<float> gate_host(gate_up.values.begin(), gate_up.values.begin() + F * K);
+    const std::vector<float> up_host(gate_up.values.begin() + F * K, gate_up.values.end());
+    const DeviceData gate_apart = upload_values(gpu(), DType::BF16, {F, K}, gate_host);
+    const DeviceData up_apart = upload_values(gpu(), DType::BF16, {F, K}, up_host);
+    for (int64_t M : {1, 2, 3, 5, 8}) {
+      const DeviceData x = random_device(gpu(), DType::BF16, {M, K}, seed + 2 + uint32_t(M));
+      const std::vector<double> both = product(M, 2 * F, K, x.values, gate_up.values);  // [M, 2F]
+      for (bool with_bias : {false, true}) {
+        std::vector<double> want(size_t(M * F));
+        for (int64_t m = 0; m < M; ++m)
+          for (int64_t n = 0; n < F; ++n) {
+            double g = both[size_t(m * 2 * F + n)], u = both[size_t(m * 2 * F + F + n)];
+            if (with_bias) g += bias.values[size_t(n)], u += bias.values[size_t(F + n)];
+            want[size_t(m * F + n)] = g / (1.0 + std::exp(-g)) * u;
+          }
+        for (bool adjacent : {true, false}) {
+          if (!adjacent && with_bias) continue;  // the bias views are adjacent; the unbiased case covers apart
+          const std::string what = fmt::format("M{}_F{}_K{}{}{}", M, F, K, with_bias ? "_bias" : "",
+                                               adjacent ? "_fused" : "_apart");
+          Tensor gate_out = poisoned(gpu(), DType::BF16, {M, F});
+          Tensor up_out = poisoned(gpu(), DType::BF16, {M, F});
+          const Tensor* gb = with_bias ? &gate_b : nullptr;
+          const Tensor* ub = with_bias ? &up_b : nullptr;
+          gpu().matmul_swiglu(x.tensor, {&gate_out, adjacent ? &gate_w : &gate_apart.tensor, gb},
+                              {&up_out, adjacent ? &up_w : &up_apart.tensor, ub});
+          expect_close(download_values(gpu(), up_out), want, tolerance_for(DType::BF16), what);
+        }
+      }
+    }
+  }
 }
 
 }  // namespace

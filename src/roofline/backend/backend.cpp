@@ -83,6 +83,20 @@ void Backend::convert(Tensor& out, const Tensor& in) {
   convert_elements(in.dtype(), in.data(), out.dtype(), out.data(), size_t(in.numel()));
 }
 
+void Backend::matmul_swiglu(const Tensor& x, const MatmulTarget& gate, const MatmulTarget& up) {
+  const MatmulTarget both[] = {gate, up};
+  matmul_many(x, both);
+  silu_mul(*up.out, *gate.out, *up.out);
+}
+
+void Backend::rope_store_kv(Tensor& q, Tensor& k, const Tensor& v, const RotaryStep& r, Tensor& k_pool,
+                            Tensor& v_pool, const Tensor& slots) {
+  ROOFLINE_CHECK(r.positions && r.cos && r.sin, "rope_store_kv: positions, cos and sin are required");
+  rope(q, *r.positions, *r.cos, *r.sin, r.rotary_dim, r.q_norm, r.eps);
+  rope(k, *r.positions, *r.cos, *r.sin, r.rotary_dim, r.k_norm, r.eps);
+  store_kv(k_pool, v_pool, k, v, slots);
+}
+
 void Backend::embedding(Tensor& out, const Tensor& table, const Tensor& ids) {
   check_ids("embedding", ids, "ids");
   embedding(out, table, ids.ptr<int32_t>(), ids.numel());

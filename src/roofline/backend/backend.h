@@ -48,6 +48,18 @@ struct PagedAttentionBatch {
                                         // block_table[b, p / block_size], row p % block_size
 };
 
+// The rotary step of an attention block (Backend::rope_store_kv): tables, positions and the optional
+// per-head norms of q and k (Qwen3's q_norm / k_norm: both or neither).
+struct RotaryStep {
+  const Tensor* positions = nullptr;  // I32 [T] on the backend's device
+  const Tensor* cos = nullptr;        // f32 [max_positions, rotary_dim / 2]
+  const Tensor* sin = nullptr;
+  int rotary_dim = 0;
+  const Tensor* q_norm = nullptr;  // [head_dim] or null
+  const Tensor* k_norm = nullptr;
+  float eps = 1e-6f;
+};
+
 // Token selection on the device (the device side of engine/sampler.h, without penalties).
 struct TokenSampling {
   float temperature = 1.0f;  // <= 0: greedy (argmax)
@@ -103,6 +115,11 @@ class Backend {
   virtual void matmul_many(const Tensor& x, std::span<const MatmulTarget> targets) {
     for (const MatmulTarget& t : targets) matmul(*t.out, x, *t.w, t.bias);
   }
+
+  // The gated MLP's first half (SwiGLU): *up.out = silu(x · gate.w^T (+ bias)) * (x · up.w^T (+ bias)).
+  // *gate.out (gate's output shape) is scratch: the default computes both projections (matmul_many) and
+  // then silu_mul into *up.out; a backend that fuses the product into the projection may leave it unwritten.
+  virtual void matmul_swiglu(const Tensor& x, const MatmulTarget& gate, const MatmulTarget& up);
 
   // out[T, H] = table[ids[t], :] converted to f32.
   virtual void embedding(Tensor& out, const Tensor& table, const int32_t* ids, int64_t count) = 0;
@@ -162,6 +179,10 @@ class Backend {
   // A layer's KV lives in pools k_pool, v_pool: [num_blocks, block_size, Hkv, D] (activation dtype).
   // Writes k[t], v[t] ([T, Hkv, D]) to pool row slots[t] (= block * block_size + offset); slots[t] < 0 skips.
   virtual void store_kv(Tensor& k_pool, Tensor& v_pool, const Tensor& k, const Tensor& v, const Tensor& slots) = 0;
+  // rope (with the head norms) on q [T, Hq, D] and k [T, Hkv, D] in place, then store_kv of k and v: one pass
+  // on the GPU. The default makes the three calls.
+  virtual void rope_store_kv(Tensor& q, Tensor& k, const Tensor& v, const RotaryStep& rotary, Tensor& k_pool,
+                             Tensor& v_pool, const Tensor& slots);
   // Causal attention of every sequence's query rows against its keys in the pools, read through its block
   // table. q, out: [T_total, Hq, D] (out may alias q); query head h reads kv head h / (Hq / Hkv).
   virtual void paged_attention(Tensor& out, const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,

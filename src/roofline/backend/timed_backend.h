@@ -103,6 +103,15 @@ inline OpWork matmul_many(const Tensor& x, std::span<const MatmulTarget> targets
   return r;
 }
 
+// Both projections of one x and silu(gate) * up (5 FLOPs per output); one output written, as when fused.
+inline OpWork matmul_swiglu(const Tensor& x, const MatmulTarget& gate, const MatmulTarget& up) {
+  const MatmulTarget both[] = {gate, up};
+  OpWork r = matmul_many(x, both);
+  r.flops += 5.0 * double(up.out->numel());
+  r.bytes -= bytes_of(*gate.out);
+  return r;
+}
+
 // out[T, H] = table[ids]: rows gathered (read in the table's dtype) and written.
 inline OpWork embedding(const Tensor& out, const Tensor& table, int64_t count) {
   OpWork r;
@@ -276,6 +285,10 @@ class TimedBackend final : public Backend {
     Timer t(this, "matmul", OpCategory::Compute, [&] { return op_work::matmul_many(x, targets); });
     inner_.matmul_many(x, targets);
   }
+  void matmul_swiglu(const Tensor& x, const MatmulTarget& gate, const MatmulTarget& up) override {
+    Timer t(this, "matmul_swiglu", OpCategory::Compute, [&] { return op_work::matmul_swiglu(x, gate, up); });
+    inner_.matmul_swiglu(x, gate, up);
+  }
   void embedding(Tensor& out, const Tensor& table, const int32_t* ids, int64_t count) override {
     Timer t(this, "embedding", OpCategory::Compute, [&] { return op_work::embedding(out, table, count); });
     inner_.embedding(out, table, ids, count);
@@ -382,6 +395,18 @@ class TimedBackend final : public Backend {
                            "T=" + std::to_string(k.dim(0)));
     });
     inner_.store_kv(k_pool, v_pool, k, v, slots);
+  }
+  void rope_store_kv(Tensor& q, Tensor& k, const Tensor& v, const RotaryStep& r, Tensor& k_pool, Tensor& v_pool,
+                     const Tensor& slots) override {
+    Timer t(this, "rope_store_kv", OpCategory::Compute, [&] {
+      // Both ropes, plus k and v written to the pools (k's rows are already read by its rope).
+      OpWork w = op_work::rope(q, r.rotary_dim, r.q_norm);
+      const OpWork wk = op_work::rope(k, r.rotary_dim, r.k_norm);
+      w.flops += wk.flops;
+      w.bytes += wk.bytes + op_work::bytes_of(v) + double(k.numel() + v.numel()) * double(dtype_size(k_pool.dtype()));
+      return w;
+    });
+    inner_.rope_store_kv(q, k, v, r, k_pool, v_pool, slots);
   }
   void paged_attention(Tensor& out, const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
                        const PagedAttentionBatch& batch) override {

@@ -193,12 +193,20 @@ void Decoder::attention_block(const LayerWeights& L, KvPool& pool, int layer, co
                               {&k2, &L.k.weight, L.k.bias_ptr()},
                               {&v2, &L.v.weight, L.v.bias_ptr()}};
   backend_.matmul_many(h, qkv);
-  const Tensor positions = positions_.rows(0, T);
+  const Tensor positions = positions_.rows(0, T), slots = slots_.rows(0, T);
   if (s.position == PositionKind::Rotary) {
-    backend_.rope(q, positions, rope_cos_, rope_sin_, int(s.head_dim), s.qk_norm ? &L.q_norm.weight : nullptr, eps_);
-    backend_.rope(k, positions, rope_cos_, rope_sin_, int(s.head_dim), s.qk_norm ? &L.k_norm.weight : nullptr, eps_);
+    RotaryStep rotary;
+    rotary.positions = &positions;
+    rotary.cos = &rope_cos_;
+    rotary.sin = &rope_sin_;
+    rotary.rotary_dim = int(s.head_dim);
+    rotary.q_norm = s.qk_norm ? &L.q_norm.weight : nullptr;
+    rotary.k_norm = s.qk_norm ? &L.k_norm.weight : nullptr;
+    rotary.eps = eps_;
+    backend_.rope_store_kv(q, k, v, rotary, pool.k[size_t(layer)], pool.v[size_t(layer)], slots);
+  } else {
+    backend_.store_kv(pool.k[size_t(layer)], pool.v[size_t(layer)], k, v, slots);
   }
-  backend_.store_kv(pool.k[size_t(layer)], pool.v[size_t(layer)], k, v, slots_.rows(0, T));
 
   const Tensor query_start = query_start_.rows(0, shape.B + 1);
   const Tensor context_len = context_len_.rows(0, shape.B);
@@ -226,9 +234,7 @@ void Decoder::mlp_block(const LayerWeights& L, int64_t T) {
   if (spec_.mlp == MlpKind::GatedSiLU) {
     Tensor gate = up;
     up = gate_up_.rows(T * F, 2 * T * F).reshape({T, F});
-    const MatmulTarget gate_up[] = {{&gate, &L.gate.weight, L.gate.bias_ptr()}, {&up, &L.up.weight, L.up.bias_ptr()}};
-    backend_.matmul_many(h, gate_up);
-    backend_.silu_mul(up, gate, up);
+    backend_.matmul_swiglu(h, {&gate, &L.gate.weight, L.gate.bias_ptr()}, {&up, &L.up.weight, L.up.bias_ptr()});
   } else {
     backend_.matmul(up, h, L.up.weight, L.up.bias_ptr());
     backend_.gelu_tanh(up);

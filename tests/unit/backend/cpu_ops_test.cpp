@@ -1,5 +1,5 @@
-// Elementwise and row ops (embedding, rms_norm, layer_norm, add, add_row, rope, silu_mul, gelu_tanh) on
-// every ISA level x thread count, weights in every dtype, against float64 references.
+// Elementwise and row ops (embedding, rms_norm, layer_norm, add, add_row, rope, silu_mul, matmul_swiglu,
+// gelu_tanh) on every ISA level x thread count, weights in every dtype, against float64 references.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -179,6 +179,34 @@ TEST(CpuOps, SiluMul) {
       EXPECT_NEAR(out.ptr<float>()[i], ref[i], 1e-6 * (1 + std::fabs(ref[i]))) << i;
     backend->silu_mul(gt, gt, f32_tensor({T, F}, u));  // out aliases gate
     EXPECT_LT(rel_l2(values_of(gt), ref), kTol);
+  }
+}
+
+// The Backend default of matmul_swiglu (matmul_many, then silu_mul) on the CPU, with biases.
+TEST(CpuOps, MatmulSwiglu) {
+  const int64_t T = 2, F = 37, K = 19;
+  const auto x = random_floats(size_t(T * K), 21), gw = random_floats(size_t(F * K), 22);
+  const auto uw = random_floats(size_t(F * K), 23), gb = random_floats(size_t(F), 24), ub = random_floats(size_t(F), 25);
+  std::vector<double> ref(size_t(T * F));
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t n = 0; n < F; ++n) {
+      double g = gb[size_t(n)], u = ub[size_t(n)];
+      for (int64_t k = 0; k < K; ++k) {
+        g += double(x[size_t(t * K + k)]) * gw[size_t(n * K + k)];
+        u += double(x[size_t(t * K + k)]) * uw[size_t(n * K + k)];
+      }
+      ref[size_t(t * F + n)] = g / (1.0 + std::exp(-g)) * u;
+    }
+  for (const auto& config : cpu_configs()) {
+    SCOPED_TRACE(config.name());
+    auto backend = make_backend(config);
+    Tensor gate = Tensor::empty(DType::F32, {T, F}), up = Tensor::empty(DType::F32, {T, F});
+    poison(up);
+    const Tensor gate_w = f32_tensor({F, K}, gw), up_w = f32_tensor({F, K}, uw);
+    const Tensor gate_b = f32_tensor({F}, gb), up_b = f32_tensor({F}, ub);
+    backend->matmul_swiglu(f32_tensor({T, K}, x), {&gate, &gate_w, &gate_b}, {&up, &up_w, &up_b});
+    EXPECT_EQ(count_not_finite(up), 0);
+    EXPECT_LT(rel_l2(values_of(up), ref), 1e-5);
   }
 }
 

@@ -319,6 +319,38 @@ void CudaBackend::matmul(Tensor& out, const Tensor& x, const Tensor& w, const Te
   if (!direct) launch_convert(out.data(), out_elem, product, Elem::F32, M * N, stream_);
 }
 
+void CudaBackend::matmul_swiglu(const Tensor& x, const MatmulTarget& gate, const MatmulTarget& up) {
+  const char* op = "matmul_swiglu";
+  check_on_device(op, x, "x");
+  check_on_device(op, *gate.w, "gate weight");
+  check_on_device(op, *up.out, "up out");
+  const int64_t K = last_dim(x), M = rows_of(x), F = gate.w->rank() == 2 ? gate.w->dim(0) : 0;
+  // The fused gemv reads [gate; up] as one [2F, K] matrix and its bias as one [2F] vector.
+  const bool fusable = x.dtype() == gate.w->dtype() && gate.w->rank() == 2 && gate.w->dim(1) == K &&
+                       up.w->shape() == gate.w->shape() && follows(*up.w, *gate.w) &&
+                       (gate.bias == nullptr) == (up.bias == nullptr) &&
+                       (gate.bias == nullptr || (gate.bias->numel() == F && follows(*up.bias, *gate.bias))) &&
+                       up.out->numel() == M * F && rows_of(*up.out) == M && K > 0 && x.rank() >= 1 &&
+                       (x.dtype() == DType::BF16 || x.dtype() == DType::F16) &&
+                       gemv_supported(float_elem(op, x, "x"), float_elem(op, x, "x"), M, 2 * F, K, x.data(),
+                                      gate.w->data());
+  if (!fusable) return Backend::matmul_swiglu(x, gate, up);
+  check_on_device(op, *up.w, "up weight");
+  GemvArgs args;
+  args.out = up.out->data();
+  args.out_type = float_elem(op, *up.out, "up out");
+  args.x = x.data();
+  args.w = gate.w->data();
+  args.w_type = float_elem(op, *gate.w, "gate weight");
+  if (gate.bias) {
+    check_on_device(op, *gate.bias, "gate bias");
+    args.bias = gate.bias->data();
+    args.bias_type = float_elem(op, *gate.bias, "gate bias");
+  }
+  args.M = M, args.N = F, args.K = K;
+  launch_gemv_swiglu(args, multiprocessors_, stream_);
+}
+
 // ---- embedding, elementwise ----
 
 void CudaBackend::embedding(Tensor& out, const Tensor& table, const int32_t* ids, int64_t count) {

@@ -80,6 +80,9 @@ class CudaBackend final : public Backend {
   // memory, as upload_weights and the decoder arrange them) and x is one row: a decode step's q/k/v and
   // gate/up then cost one launch each. Otherwise one matmul per target.
   void matmul_many(const Tensor& x, std::span<const MatmulTarget> targets) override;
+  // One gemv with SwiGLU as its epilogue when x is a single row and gate, up (and their biases) are adjacent
+  // in memory (upload_weights places them so); otherwise the default (matmul_many, then silu_mul).
+  void matmul_swiglu(const Tensor& x, const MatmulTarget& gate, const MatmulTarget& up) override;
   // ids: HOST int32 [count] (checked, then staged to the device); the table is on the device.
   void embedding(Tensor& out, const Tensor& table, const int32_t* ids, int64_t count) override;
   void rms_norm(Tensor& out, const Tensor& x, const Tensor& weight, float eps) override;
@@ -117,6 +120,8 @@ class CudaBackend final : public Backend {
   // ---- paged KV (Backend::store_kv / paged_attention): bf16 pools [num_blocks, block_size, Hkv, D] ----
   // Pools of any dtype (k, v of the pools' dtype); a slot < 0 or past the pool is skipped.
   void store_kv(Tensor& k_pool, Tensor& v_pool, const Tensor& k, const Tensor& v, const Tensor& slots) override;
+  void rope_store_kv(Tensor& q, Tensor& k, const Tensor& v, const RotaryStep& rotary, Tensor& k_pool, Tensor& v_pool,
+                     const Tensor& slots) override;
   // D in {16, 32, 64, 128}, scale > 0: the split-K decode kernel when max_query_len <= 16, else the varlen flash
   // prefill kernel. Launches depend on the batch's bounds only (CUDA-graph safe); the workspace grows on the
   // first call with new bounds, so make one eager call before recording.

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "roofline/backend/cuda/chained_launch.cuh"
 #include "roofline/backend/cuda/cuda_check.h"
 #include "roofline/backend/cuda/dispatch.cuh"
 #include "roofline/backend/cuda/kernels.h"
@@ -43,6 +44,7 @@ struct GeluTanhOp {  // GPT-2's gelu_new: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.0447
 // out[i] = Op(a[i], b[i]) for i < n; out may alias a or b (each element is read before it is written).
 template <typename Op, typename T>
 __global__ void map_kernel(T* out, const T* a, const T* b, int64_t n, bool vectorized) {
+  device::enter_chain();
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   const int64_t first = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t groups = vectorized ? n / 8 : 0;
@@ -107,9 +109,8 @@ void launch_map(const char* name, void* out, const void* a, const void* b, Elem 
   const bool vectorized = aligned16(out) && aligned16(a) && (b == nullptr || aligned16(b));
   dispatch(type, [&](auto tag) {
     using T = decltype(tag);
-    map_kernel<Op, T><<<grid_for(vectorized ? (n + 7) / 8 : n, kThreads), kThreads, 0, stream>>>(
-        static_cast<T*>(out), static_cast<const T*>(a), static_cast<const T*>(b), n, vectorized);
-    ROOFLINE_CUDA_CHECK_LAUNCH();
+    launch_chained(map_kernel<Op, T>, grid_for(vectorized ? (n + 7) / 8 : n, kThreads), kThreads, 0, stream,
+                   static_cast<T*>(out), static_cast<const T*>(a), static_cast<const T*>(b), n, vectorized);
   });
 }
 

@@ -6,11 +6,18 @@
 // m16n8k16, x padded to 8 rows), each warp owning 16 rows, so the FMA work stays off the critical path.
 // When N gives too few warps to fill the GPU, kw_count warps of a CTA split one row group's K and combine
 // in shared memory. No allocation, no synchronisation: CUDA-graph capturable.
+// Chained launch (chained_launch.cuh): each CTA asks L2 for the first rows of its weight slice before it
+// waits on the kernel before it, so the weights start streaming while that kernel drains; only x depends
+// on earlier kernels.
+// The SwiGLU variant (Gated = true) reads w = [gate; up] ([2F, K]) and writes silu(x.gate^T) * (x.up^T)
+// ([M, F]): a warp's rows are the same output rows of gate and of up, so the product is its epilogue.
 #include <nvtx3/nvtx3.hpp>
 
 #include <algorithm>
+#include <cstdlib>
 #include <type_traits>
 
+#include "roofline/backend/cuda/chained_launch.cuh"
 #include "roofline/backend/cuda/cuda_check.h"
 #include "roofline/backend/cuda/dispatch.cuh"
 #include "roofline/backend/cuda/kernels.h"
@@ -37,6 +44,34 @@ __device__ __forceinline__ uint4 load_stream(const uint4* p) {
       : "l"(p));
   return r;
 }
+
+// Asks L2 for rows [first, first + rows) of w (row pitch `pitch` bytes, 16-byte multiple), in 4 KB pieces
+// over the block's threads. A hint: no registers, no completion to wait for.
+__device__ __forceinline__ void prefetch_rows_l2(const void* w, int64_t first, int64_t rows, int64_t pitch) {
+  constexpr int64_t kPiece = 4096;
+  if (rows <= 0) return;
+  const char* base = static_cast<const char*>(w) + first * pitch;
+  const int64_t bytes = rows * pitch;
+  for (int64_t off = int64_t(threadIdx.x) * kPiece; off < bytes; off += int64_t(blockDim.x) * kPiece) {
+    const uint32_t size = uint32_t(bytes - off < kPiece ? bytes - off : kPiece);
+    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(base + off), "r"(size) : "memory");
+  }
+}
+
+// The weight rows of a CTA (plain: rows_per_cta consecutive rows; gated: the same out rows of gate and up,
+// rows_per_cta / 2 each), clipped to the matrix, prefetched into L2.
+template <bool Gated>
+__device__ __forceinline__ void prefetch_cta_rows(const void* w, int64_t N, int64_t rows_per_cta, int64_t pitch,
+                                                  int64_t max_rows) {
+  const int64_t per_part = Gated ? rows_per_cta / 2 : rows_per_cta;
+  const int64_t first = int64_t(blockIdx.x) * per_part;
+  int64_t rows = (first + per_part < N ? per_part : N - first);
+  rows = rows < max_rows ? rows : max_rows;
+  prefetch_rows_l2(w, first, rows, pitch);
+  if (Gated) prefetch_rows_l2(w, N + first, rows, pitch);
+}
+
+__device__ __forceinline__ float silu(float g) { return g / (1.0f + __expf(-g)); }
 
 template <typename T>
 __device__ __forceinline__ void unpack8(const uint4& raw, float (&out)[8]) {
@@ -65,24 +100,32 @@ __device__ __forceinline__ void store_any(void* p, Elem type, int64_t i, float v
 }
 
 // Warp w of the CTA: row group blockIdx.x * (kWarps / kw_count) + w / kw_count, K slice w % kw_count
-// (16-byte chunks c with (c / 32) % kw_count == slice).
-template <typename T, int M, int kRows = kRowsFor<M>, int kUnroll = kUnrollFor<M>>
+// (16-byte chunks c with (c / 32) % kw_count == slice). A row group is kRows rows of w; gated, it is
+// kRows / 2 out rows, its rows r < kRows / 2 in gate and the rest the same rows of up (w rows N + ...).
+template <typename T, int M, bool Gated, int kRows = kRowsFor<M>, int kUnroll = kUnrollFor<M>>
 __global__ void __launch_bounds__(kThreads) gemv_kernel(const T* __restrict__ x, const T* __restrict__ w,
                                                         void* __restrict__ out, Elem out_type,
                                                         const void* __restrict__ bias, Elem bias_type, int N,
-                                                        int K, int kw_count) {
+                                                        int K, int kw_count, int prefetch_rows) {
+  constexpr int kOutRows = Gated ? kRows / 2 : kRows;  // out rows per row group; N counts out rows
+  static_assert(!Gated || kRows % 2 == 0, "a gated row group pairs gate and up rows");
   __shared__ float partial[kWarps][M * kRows];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int slice = warp % kw_count;
-  const int64_t n0 = (int64_t(blockIdx.x) * (kWarps / kw_count) + warp / kw_count) * kRows;
+  const int64_t n0 = (int64_t(blockIdx.x) * (kWarps / kw_count) + warp / kw_count) * kOutRows;
   const int chunks = K / 8;
+  prefetch_cta_rows<Gated>(w, N, int64_t(kWarps / kw_count) * kRows, int64_t(K) * int64_t(sizeof(T)), prefetch_rows);
+  device::wait_for_prior_kernels();
+  device::allow_next_kernel();
 
   const uint4* wrow[kRows];
   bool row_ok[kRows];
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
-    row_ok[r] = n0 + r < N;
-    wrow[r] = reinterpret_cast<const uint4*>(w) + (row_ok[r] ? n0 + r : 0) * int64_t(chunks);
+    const int64_t out_row = n0 + r % kOutRows;
+    const int64_t w_row = out_row + (r >= kOutRows ? N : 0);  // gated: rows kOutRows.. come from up
+    row_ok[r] = out_row < N;
+    wrow[r] = reinterpret_cast<const uint4*>(w) + (row_ok[r] ? w_row : 0) * int64_t(chunks);
   }
   const uint4* xv = reinterpret_cast<const uint4*>(x);
 
@@ -140,16 +183,17 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(const T* __restrict__ x,
   if (kw_count > 1) {
     if (lane < M * kRows) partial[warp][lane] = mine;
     __syncthreads();
-    if (slice != 0) return;
+    if (slice != 0) return;  // whole warps: the shuffle below has every lane
     for (int j = 1; j < kw_count; ++j) mine += lane < M * kRows ? partial[warp + j][lane] : 0.0f;
   }
-  if (lane < M * kRows) {
-    const int m = lane / kRows, r = lane % kRows;
-    const int64_t n = n0 + r;
-    if (n < N) {
-      if (bias != nullptr) mine += load_any(bias, bias_type, n);
-      store_any(out, out_type, int64_t(m) * N + n, mine);
-    }
+  const int m = lane / kRows, r = lane % kRows;
+  const int64_t n = n0 + r % kOutRows;
+  if (bias != nullptr && lane < M * kRows && n < N) mine += load_any(bias, bias_type, n + (r >= kOutRows ? N : 0));
+  if constexpr (Gated) {
+    const float up = __shfl_down_sync(0xffffffffu, mine, kOutRows);  // lane j + kOutRows: the same row of up
+    if (lane < M * kRows && r < kOutRows && n < N) store_any(out, out_type, int64_t(m) * N + n, silu(mine) * up);
+  } else {
+    if (lane < M * kRows && n < N) store_any(out, out_type, int64_t(m) * N + n, mine);
   }
 }
 
@@ -184,20 +228,28 @@ __device__ __forceinline__ uint32_t word(const uint4& v, int i) {
 }
 
 // Warp w of the CTA: row group blockIdx.x * (kWarps / kw_count) + w / kw_count (16 rows of w), blocks of 16
-// chunks b with b % kw_count == w % kw_count.
-template <typename T>
+// chunks b with b % kw_count == w % kw_count. Gated, a row group is 8 out rows: rows g of gate (the mma's
+// rows g) and rows g of up (its rows g + 8), so a lane holds gate and up of the same outputs.
+template <typename T, bool Gated>
 __global__ void __launch_bounds__(kThreads) gemv_mma_kernel(const T* __restrict__ x, const T* __restrict__ w,
                                                             void* __restrict__ out, Elem out_type,
                                                             const void* __restrict__ bias, Elem bias_type, int M,
-                                                            int N, int K, int kw_count) {
+                                                            int N, int K, int kw_count, int prefetch_rows) {
+  constexpr int kOutRows = Gated ? kMmaRows / 2 : kMmaRows;  // out rows per row group; N counts out rows
   __shared__ float partial[kWarps][4][32];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
   const int slice = warp % kw_count;
-  const int64_t n0 = (int64_t(blockIdx.x) * (kWarps / kw_count) + warp / kw_count) * kMmaRows;
+  const int64_t n0 = (int64_t(blockIdx.x) * (kWarps / kw_count) + warp / kw_count) * kOutRows;
   const int chunks = K / 8, nblocks = (chunks + 15) / 16;
-  const bool ok_a = n0 + g < N, ok_b = n0 + g + 8 < N, ok_x = g < M;
-  const uint4* wa = reinterpret_cast<const uint4*>(w) + (ok_a ? n0 + g : 0) * int64_t(chunks);
-  const uint4* wb = reinterpret_cast<const uint4*>(w) + (ok_b ? n0 + g + 8 : 0) * int64_t(chunks);
+  prefetch_cta_rows<Gated>(w, N, int64_t(kWarps / kw_count) * kMmaRows, int64_t(K) * int64_t(sizeof(T)),
+                           prefetch_rows);
+  device::wait_for_prior_kernels();
+  device::allow_next_kernel();
+  const int64_t row_a = n0 + g, row_b = Gated ? n0 + g : n0 + g + 8;  // out rows of the mma rows g, g + 8
+  const bool ok_a = row_a < N, ok_b = row_b < N, ok_x = g < M;
+  const int64_t w_row_b = Gated ? N + row_b : row_b;
+  const uint4* wa = reinterpret_cast<const uint4*>(w) + (ok_a ? row_a : 0) * int64_t(chunks);
+  const uint4* wb = reinterpret_cast<const uint4*>(w) + (ok_b ? w_row_b : 0) * int64_t(chunks);
   const uint4* xr = reinterpret_cast<const uint4*>(x) + (ok_x ? g : 0) * int64_t(chunks);
   float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
   const uint4 zero = make_uint4(0, 0, 0, 0);
@@ -227,36 +279,40 @@ __global__ void __launch_bounds__(kThreads) gemv_mma_kernel(const T* __restrict_
 #pragma unroll
       for (int i = 0; i < 4; ++i) c[i] += partial[warp + j][i][lane];
   }
+  if (bias != nullptr) {
+    if (ok_a) c[0] += load_any(bias, bias_type, row_a), c[1] += load_any(bias, bias_type, row_a);
+    if (ok_b) c[2] += load_any(bias, bias_type, w_row_b), c[3] += load_any(bias, bias_type, w_row_b);
+  }
+  if constexpr (Gated) {
 #pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const int m = 2 * q + (i & 1);
-    const int64_t n = n0 + g + (i >= 2 ? 8 : 0);
-    if (m < M && n < N) {
-      float v = c[i];
-      if (bias != nullptr) v += load_any(bias, bias_type, n);
-      store_any(out, out_type, int64_t(m) * N + n, v);
+    for (int i = 0; i < 2; ++i) {
+      const int m = 2 * q + i;
+      if (m < M && ok_a) store_any(out, out_type, int64_t(m) * N + row_a, silu(c[i]) * c[i + 2]);
+    }
+  } else {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int m = 2 * q + (i & 1);
+      const int64_t n = i >= 2 ? row_b : row_a;
+      if (m < M && n < N) store_any(out, out_type, int64_t(m) * N + n, c[i]);
     }
   }
 }
 
-template <typename T>
-void launch_typed(const GemvArgs& a, unsigned blocks, int kw_count, cudaStream_t stream) {
+template <typename T, bool Gated>
+void launch_simt(const GemvArgs& a, unsigned blocks, int kw_count, int prefetch_rows, cudaStream_t stream) {
   const T* x = static_cast<const T*>(a.x);
   const T* w = static_cast<const T*>(a.w);
   const int N = int(a.N), K = int(a.K);
-#define ROOFLINE_GEMV_CASE(MM)                                                                                 \
-  case MM:                                                                                                     \
-    gemv_kernel<T, MM><<<blocks, kThreads, 0, stream>>>(x, w, a.out, a.out_type, a.bias, a.bias_type, N, K, \
-                                                        kw_count);                                             \
-    break;
   switch (a.M) {
-    ROOFLINE_GEMV_CASE(1)
-    ROOFLINE_GEMV_CASE(2)
-    ROOFLINE_GEMV_CASE(3)
+    case 1: launch_chained(gemv_kernel<T, 1, Gated>, blocks, kThreads, 0, stream, x, w, a.out, a.out_type, a.bias,
+                           a.bias_type, N, K, kw_count, prefetch_rows); break;
+    case 2: launch_chained(gemv_kernel<T, 2, Gated>, blocks, kThreads, 0, stream, x, w, a.out, a.out_type, a.bias,
+                           a.bias_type, N, K, kw_count, prefetch_rows); break;
+    case 3: launch_chained(gemv_kernel<T, 3, Gated>, blocks, kThreads, 0, stream, x, w, a.out, a.out_type, a.bias,
+                           a.bias_type, N, K, kw_count, prefetch_rows); break;
     default: break;
   }
-#undef ROOFLINE_GEMV_CASE
-  ROOFLINE_CUDA_CHECK_LAUNCH();
 }
 
 template <typename F>
@@ -275,32 +331,61 @@ bool gemv_supported(Elem w_type, Elem x_type, int64_t M, int64_t N, int64_t K, c
          aligned16(w);
 }
 
-void launch_gemv(const GemvArgs& a, int multiprocessors, cudaStream_t stream) {
-  nvtx3::scoped_range range("cuda::gemv");
+namespace {
+// Bytes of its weight slice (per part: gate and up each) a CTA asks L2 for before it waits on the kernel
+// before it. Measured on H100, 1B shape (vocab 32000) at batch 1, context 128 (docs/performance.md,
+// 2026-11-22 session 3), tok/s by bytes per CTA: whole slice 851, 32 KB 881, 16 KB 930-939, 8 KB 960,
+// none 909. A small head start covers the wait; whole slices of the large matrices (gate/up 64 MB) run ahead
+// of the demand loads and lose lines from L2 before they are used.
+// ROOFLINE_GEMV_PREFETCH_KB in the environment overrides it (a measurement knob; 0 turns it off).
+int64_t prefetch_bytes_per_cta() {
+  static const int64_t bytes = [] {
+    const char* v = std::getenv("ROOFLINE_GEMV_PREFETCH_KB");
+    return (v ? std::max<int64_t>(0, std::atoll(v)) : int64_t(8)) * 1024;
+  }();
+  return bytes;
+}
+
+// a.N counts out rows (gated: rows of gate, the same number of up).
+template <bool Gated>
+void launch_any(const GemvArgs& a, int multiprocessors, cudaStream_t stream) {
   if (a.M <= 0 || a.N <= 0) return;
   const bool mma = a.M >= kGemvMmaMinM;
   const int rows = mma ? kMmaRows : a.M >= 4 ? kRowsFor<4> : kRowsFor<1>;
-  const int64_t groups = (a.N + rows - 1) / rows;
+  const int out_rows = Gated ? rows / 2 : rows;
+  const int64_t groups = (a.N + out_rows - 1) / out_rows;
   const int64_t chunks = a.K / 8;
   // K steps a warp takes: 32 chunks (simt), blocks of 16 chunks (mma). Split K over up to 8 warps while the
   // row groups alone give too few warps to fill the GPU, keeping >= 2 steps per warp.
   const int64_t steps = mma ? (chunks + 15) / 16 : (chunks + 31) / 32;
   const int64_t want_warps = int64_t(16) * std::max(multiprocessors, 1);
+  // Rows per part a CTA prefetches: at least one whenever prefetching is on.
+  const int64_t row_bytes = a.K * 2, prefetch = prefetch_bytes_per_cta();
+  const int prefetch_rows = prefetch == 0 ? 0 : int(std::clamp<int64_t>(prefetch / row_bytes, 1, 1 << 20));
   int kw_count = 1;
   while (kw_count < kWarps && groups * kw_count < want_warps && steps >= int64_t(4) * kw_count) kw_count *= 2;
   const int64_t groups_per_block = kWarps / kw_count;
   const auto blocks = unsigned((groups + groups_per_block - 1) / groups_per_block);
-  if (mma) {
-    dispatch_w(a.w_type, [&](auto tag) {
-      using T = decltype(tag);
-      gemv_mma_kernel<T><<<blocks, kThreads, 0, stream>>>(static_cast<const T*>(a.x), static_cast<const T*>(a.w),
-                                                         a.out, a.out_type, a.bias, a.bias_type, int(a.M),
-                                                         int(a.N), int(a.K), kw_count);
-      ROOFLINE_CUDA_CHECK_LAUNCH();
-    });
-    return;
-  }
-  dispatch_w(a.w_type, [&](auto tag) { launch_typed<decltype(tag)>(a, blocks, kw_count, stream); });
+  dispatch_w(a.w_type, [&](auto tag) {
+    using T = decltype(tag);
+    if (mma)
+      launch_chained(gemv_mma_kernel<T, Gated>, blocks, kThreads, 0, stream, static_cast<const T*>(a.x),
+                     static_cast<const T*>(a.w), a.out, a.out_type, a.bias, a.bias_type, int(a.M), int(a.N),
+                     int(a.K), kw_count, prefetch_rows);
+    else
+      launch_simt<T, Gated>(a, blocks, kw_count, prefetch_rows, stream);
+  });
+}
+}  // namespace
+
+void launch_gemv(const GemvArgs& a, int multiprocessors, cudaStream_t stream) {
+  nvtx3::scoped_range range("cuda::gemv");
+  launch_any<false>(a, multiprocessors, stream);
+}
+
+void launch_gemv_swiglu(const GemvArgs& a, int multiprocessors, cudaStream_t stream) {
+  nvtx3::scoped_range range("cuda::gemv_swiglu");
+  launch_any<true>(a, multiprocessors, stream);
 }
 
 }  // namespace roofline::cuda

@@ -77,6 +77,21 @@ struct RopeArgs {
 };
 int64_t rope_max_head_dim();
 void launch_rope(const RopeArgs& args, cudaStream_t stream);
+// Backend::rope_store_kv: rope (and head norm) on q[T, Hq, D] and k[T, Hkv, D] in place, k's rotated rows
+// and v[T, Hkv, D] also written to pool row slots[t] (k_pool, v_pool: [pool_rows, Hkv, D], the activation
+// type); a slot outside [0, pool_rows) skips the pool writes. One launch for what rope, rope and store_kv do.
+struct RopeStoreKvArgs {
+  RopeArgs q;                    // q's tensor and head norm; positions, tables, T, head_dim, rotary_dim shared
+  void* k = nullptr;             // [T, kv_heads, head_dim]
+  const void* k_norm = nullptr;  // [head_dim], of q.norm_type; set exactly when q.norm_weight is
+  const void* v = nullptr;       // [T, kv_heads, head_dim]
+  int64_t kv_heads = 0;
+  void* k_pool = nullptr;
+  void* v_pool = nullptr;
+  int64_t pool_rows = 0;
+  const int32_t* slots = nullptr;  // device [T]
+};
+void launch_rope_store_kv(const RopeStoreKvArgs& args, cudaStream_t stream);
 
 // ---- paged_attention_decode.cu / paged_attention_prefill.cu ----------------------------------------------
 // Causal attention of a batch of sequences against paged bf16 KV pools (Backend::paged_attention):
@@ -152,6 +167,10 @@ struct GemvArgs {
 };
 bool gemv_supported(Elem w_type, Elem x_type, int64_t M, int64_t N, int64_t K, const void* x, const void* w);
 void launch_gemv(const GemvArgs& args, int multiprocessors, cudaStream_t stream);
+// The gate/up projection with SwiGLU as its epilogue: w = [gate; up] ([2N, K], gate rows first), bias
+// optional [2N]; out[M, N] = silu(x . gate^T + b_gate) * (x . up^T + b_up). Same requirements as launch_gemv
+// (gemv_supported with 2N rows).
+void launch_gemv_swiglu(const GemvArgs& args, int multiprocessors, cudaStream_t stream);
 
 // ---- sampling.cu ---------------------------------------------------------------------------------------
 // ids[r] = argmax_v logits[r, v] (the lowest index among equal maxima) for r < rows; logits f32/bf16/f16.

@@ -6,6 +6,7 @@
 // kept in f32) and the statistics are taken over that rounded value.
 #include <nvtx3/nvtx3.hpp>
 
+#include "roofline/backend/cuda/chained_launch.cuh"
 #include "roofline/backend/cuda/cuda_check.h"
 #include "roofline/backend/cuda/device/reduce.cuh"
 #include "roofline/backend/cuda/dispatch.cuh"
@@ -27,6 +28,7 @@ static_assert(kMaxThreads % 32 == 0 && kMaxThreads <= 1024, "a block reduction n
 template <typename Act, typename W, typename Res, typename Out>
 __global__ void __launch_bounds__(kMaxThreads) norm_kernel(NormArgs a) {
   __shared__ float scratch[32];
+  device::enter_chain();
   const int64_t row = blockIdx.x;
   const int64_t chunks = a.width / 8;
   const Act* x = static_cast<const Act*>(a.x) + row * a.width;                         // [width]
@@ -101,15 +103,14 @@ void launch_norm(const NormArgs& a, cudaStream_t stream) {
     dispatch(a.weight_type, [&](auto weight_tag) {
       using Act = decltype(act_tag);
       using W = decltype(weight_tag);
+      auto kernel = norm_kernel<Act, W, Act, Act>;
       if (a.act == Elem::F32 && a.out_type == Elem::BF16)
-        norm_kernel<float, W, float, device::bf16><<<unsigned(a.rows), threads, 0, stream>>>(a);
+        kernel = norm_kernel<float, W, float, device::bf16>;
       else if (a.act == Elem::F32 && a.out_type == Elem::F16)
-        norm_kernel<float, W, float, device::f16><<<unsigned(a.rows), threads, 0, stream>>>(a);
+        kernel = norm_kernel<float, W, float, device::f16>;
       else if (a.residual && a.residual_type == Elem::F32 && a.act != Elem::F32)
-        norm_kernel<Act, W, float, Act><<<unsigned(a.rows), threads, 0, stream>>>(a);
-      else
-        norm_kernel<Act, W, Act, Act><<<unsigned(a.rows), threads, 0, stream>>>(a);
-      ROOFLINE_CUDA_CHECK_LAUNCH();
+        kernel = norm_kernel<Act, W, float, Act>;
+      launch_chained(kernel, unsigned(a.rows), threads, 0, stream, a);
     });
   });
 }

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <utility>
 
 #include "roofline/backend/cuda/cuda_backend.h"
 #include "roofline/backend/cuda/kernels.h"
@@ -106,6 +107,70 @@ void CudaBackend::store_kv(Tensor& k_pool, Tensor& v_pool, const Tensor& k, cons
                  op, shape_to_string(k.shape()), shape_to_string(v.shape()), T, k_pool.dim(2), k_pool.dim(3));
   launch_store_kv(k_pool.data(), v_pool.data(), k_pool.dim(0) * k_pool.dim(1), k.data(), v.data(),
                   slots.ptr<int32_t>(), T, row * int64_t(dtype_size(k_pool.dtype())), stream_);
+}
+
+void CudaBackend::rope_store_kv(Tensor& q, Tensor& k, const Tensor& v, const RotaryStep& r, Tensor& k_pool,
+                                Tensor& v_pool, const Tensor& slots) {
+  const char* op = "rope_store_kv";
+  ROOFLINE_CHECK(r.positions && r.cos && r.sin, "{}: positions, cos and sin are required", op);
+  for (const auto& [t, what] : {std::pair<const Tensor*, const char*>{&q, "q"}, {&k, "k"}, {&v, "v"}, {&k_pool, "k_pool"},
+                                {&v_pool, "v_pool"}, {&slots, "slots"}, {r.positions, "positions"}, {r.cos, "cos"},
+                                {r.sin, "sin"}})
+    check_on_device(op, *t, what);
+  check_dtype(op, slots, DType::I32, "slots");
+  check_dtype(op, *r.positions, DType::I32, "positions");
+  check_dtype(op, *r.cos, DType::F32, "cos");
+  check_dtype(op, *r.sin, DType::F32, "sin");
+  ROOFLINE_CHECK(k_pool.rank() == 4 && v_pool.shape() == k_pool.shape() && v_pool.dtype() == k_pool.dtype(),
+                 "{}: k_pool {} and v_pool {} must both be [num_blocks, block_size, Hkv, D] of one dtype", op,
+                 shape_to_string(k_pool.shape()), shape_to_string(v_pool.shape()));
+  const int64_t Hkv = k_pool.dim(2), D = k_pool.dim(3), T = slots.numel();
+  ROOFLINE_CHECK(q.rank() == 3 && q.dim(0) == T && q.dim(2) == D, "{}: q {} must be [{}, Hq, {}]", op,
+                 shape_to_string(q.shape()), T, D);
+  ROOFLINE_CHECK(k.shape() == Shape({T, Hkv, D}) && v.shape() == k.shape(), "{}: k {} and v {} must be [{}, {}, {}]", op,
+                 shape_to_string(k.shape()), shape_to_string(v.shape()), T, Hkv, D);
+  for (const auto& [t, what] : {std::pair<const Tensor*, const char*>{&q, "q"}, {&k, "k"}, {&v, "v"}})
+    check_dtype(op, *t, k_pool.dtype(), what);
+  ROOFLINE_CHECK(r.positions->numel() == T, "{}: {} positions for {} rows", op, r.positions->numel(), T);
+  ROOFLINE_CHECK(r.rotary_dim > 0 && r.rotary_dim % 2 == 0 && r.rotary_dim <= D && D <= rope_max_head_dim(),
+                 "{}: rotary_dim {} must be even, positive and <= head_dim {} (at most {})", op, r.rotary_dim, D,
+                 rope_max_head_dim());
+  ROOFLINE_CHECK(r.cos->rank() == 2 && r.cos->dim(1) == r.rotary_dim / 2 && r.sin->shape() == r.cos->shape(),
+                 "{}: cos {} and sin {} must both be [max_positions, {}]", op, shape_to_string(r.cos->shape()),
+                 shape_to_string(r.sin->shape()), r.rotary_dim / 2);
+  ROOFLINE_CHECK((r.q_norm == nullptr) == (r.k_norm == nullptr), "{}: q_norm and k_norm come together or not at all",
+                 op);
+  RopeStoreKvArgs a;
+  a.q.x = q.data();
+  a.q.act = float_elem(op, q, "q");
+  a.q.positions = r.positions->ptr<int32_t>();
+  a.q.cos = r.cos->ptr<float>();
+  a.q.sin = r.sin->ptr<float>();
+  a.q.table_rows = r.cos->dim(0);
+  a.q.T = T;
+  a.q.heads = q.dim(1);
+  a.q.head_dim = D;
+  a.q.rotary_dim = r.rotary_dim;
+  if (r.q_norm) {
+    check_on_device(op, *r.q_norm, "q_norm");
+    check_on_device(op, *r.k_norm, "k_norm");
+    ROOFLINE_CHECK(r.q_norm->shape() == Shape({D}) && r.k_norm->shape() == Shape({D}) &&
+                       r.k_norm->dtype() == r.q_norm->dtype(),
+                   "{}: q_norm {} and k_norm {} must both be [{}] of one dtype", op, shape_to_string(r.q_norm->shape()),
+                   shape_to_string(r.k_norm->shape()), D);
+    a.q.norm_weight = r.q_norm->data();
+    a.q.norm_type = float_elem(op, *r.q_norm, "q_norm");
+    a.q.eps = r.eps;
+    a.k_norm = r.k_norm->data();
+  }
+  a.k = k.data();
+  a.v = v.data();
+  a.kv_heads = Hkv;
+  a.k_pool = k_pool.data();
+  a.v_pool = v_pool.data();
+  a.pool_rows = k_pool.dim(0) * k_pool.dim(1);
+  a.slots = slots.ptr<int32_t>();
+  launch_rope_store_kv(a, stream_);
 }
 
 void CudaBackend::gather_rows(Tensor& out, const Tensor& x, const Tensor& rows) {

@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "roofline/backend/cuda/chained_launch.cuh"
 #include "roofline/backend/cuda/cuda_check.h"
 #include "roofline/backend/cuda/device/convert.cuh"
 #include "roofline/backend/cuda/device/mma.cuh"
@@ -106,6 +107,7 @@ __global__ void __launch_bounds__(kThreads) paged_decode_split_kernel(PagedAtten
   using S = DecodeShape<D, HEADS>;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   bf16* ring = reinterpret_cast<bf16*>(smem_raw);  // [kStages][2][kTileKeys][D]
+  device::enter_chain();
 
   const int chunk = blockIdx.x % plan.num_chunks, slot_row = blockIdx.x / plan.num_chunks;
   SequenceView seq;
@@ -300,6 +302,7 @@ __global__ void __launch_bounds__(kThreads) paged_decode_combine_kernel(PagedAtt
   __shared__ float weight[kMaxChunks];  // exp2(m_c - M)
   __shared__ float scratch[32];
   __shared__ float warp_sum[kWarps][D];
+  device::enter_chain();
   const int head = blockIdx.x % a.Hq, slot_row = blockIdx.x / a.Hq;
   SequenceView seq;
   const DecodeRow row = decode_row(a, slot_row, seq);
@@ -361,8 +364,7 @@ void launch_split(const PagedAttentionArgs& a, const PagedDecodePlan& plan, void
   ROOFLINE_CUDA_CHECK(cudaFuncSetAttribute(paged_decode_split_kernel<D, HEADS>,
                                            cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   const dim3 grid(unsigned(int64_t(a.num_seqs) * a.max_query_len * plan.num_chunks), unsigned(head_groups(a)));
-  paged_decode_split_kernel<D, HEADS><<<grid, kThreads, smem, stream>>>(a, plan, workspace);
-  ROOFLINE_CUDA_CHECK_LAUNCH();
+  launch_chained(paged_decode_split_kernel<D, HEADS>, grid, kThreads, smem, stream, a, plan, workspace);
 }
 
 // Resident split CTAs per multiprocessor (its register and shared-memory limits): a property of the compiled
@@ -411,8 +413,7 @@ void launch_decode(const PagedAttentionArgs& a, const PagedDecodePlan& plan, voi
   }
   if (plan.num_chunks > 1) {
     const unsigned ctas = unsigned(int64_t(a.num_seqs) * a.max_query_len * a.Hq);
-    paged_decode_combine_kernel<D><<<ctas, kThreads, 0, stream>>>(a, plan, workspace);
-    ROOFLINE_CUDA_CHECK_LAUNCH();
+    launch_chained(paged_decode_combine_kernel<D>, ctas, kThreads, 0, stream, a, plan, workspace);
   }
 }
 

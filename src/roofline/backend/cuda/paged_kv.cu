@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "roofline/backend/cuda/chained_launch.cuh"
 #include "roofline/backend/cuda/cuda_check.h"
 #include "roofline/backend/cuda/kernels.h"
 
@@ -20,6 +21,7 @@ template <typename Unit>
 __global__ void __launch_bounds__(kThreads) store_kv_kernel(Unit* k_pool, Unit* v_pool, int64_t pool_rows,
                                                             const Unit* k, const Unit* v, const int32_t* slots,
                                                             int64_t T, int64_t units) {
+  device::enter_chain();
   for (int64_t t = blockIdx.x; t < T; t += gridDim.x) {
     const int32_t slot = __ldg(slots + t);
     if (slot < 0 || slot >= pool_rows) continue;
@@ -33,6 +35,7 @@ __global__ void __launch_bounds__(kThreads) store_kv_kernel(Unit* k_pool, Unit* 
 template <typename Unit>
 __global__ void __launch_bounds__(kThreads) gather_rows_kernel(Unit* out, const Unit* x, int64_t x_rows,
                                                                const int32_t* rows, int64_t count, int64_t units) {
+  device::enter_chain();
   for (int64_t i = blockIdx.x; i < count; i += gridDim.x) {
     const int32_t r = __ldg(rows + i);
     const bool valid = r >= 0 && r < x_rows;
@@ -73,11 +76,10 @@ void launch_store_kv(void* k_pool, void* v_pool, int64_t pool_rows, const void* 
   const int unit = unit_bytes(row_bytes, {k_pool, v_pool, k, v});
   with_unit(unit, [&](auto tag) {
     using Unit = decltype(tag);
-    store_kv_kernel<Unit><<<grid_rows(T), kThreads, 0, stream>>>(
-        static_cast<Unit*>(k_pool), static_cast<Unit*>(v_pool), pool_rows, static_cast<const Unit*>(k),
-        static_cast<const Unit*>(v), slots, T, row_bytes / unit);
+    launch_chained(store_kv_kernel<Unit>, grid_rows(T), kThreads, 0, stream, static_cast<Unit*>(k_pool),
+                   static_cast<Unit*>(v_pool), pool_rows, static_cast<const Unit*>(k), static_cast<const Unit*>(v),
+                   slots, T, row_bytes / unit);
   });
-  ROOFLINE_CUDA_CHECK_LAUNCH();
 }
 
 void launch_gather_rows(void* out, const void* x, int64_t x_rows, const int32_t* rows, int64_t count,
@@ -87,10 +89,9 @@ void launch_gather_rows(void* out, const void* x, int64_t x_rows, const int32_t*
   const int unit = unit_bytes(row_bytes, {out, x});
   with_unit(unit, [&](auto tag) {
     using Unit = decltype(tag);
-    gather_rows_kernel<Unit><<<grid_rows(count), kThreads, 0, stream>>>(
-        static_cast<Unit*>(out), static_cast<const Unit*>(x), x_rows, rows, count, row_bytes / unit);
+    launch_chained(gather_rows_kernel<Unit>, grid_rows(count), kThreads, 0, stream, static_cast<Unit*>(out),
+                   static_cast<const Unit*>(x), x_rows, rows, count, row_bytes / unit);
   });
-  ROOFLINE_CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace roofline::cuda

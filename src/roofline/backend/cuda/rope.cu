@@ -10,6 +10,7 @@
 
 #include <cmath>
 
+#include "roofline/backend/cuda/chained_launch.cuh"
 #include "roofline/backend/cuda/cuda_check.h"
 #include "roofline/backend/cuda/device/reduce.cuh"
 #include "roofline/backend/cuda/dispatch.cuh"
@@ -27,25 +28,20 @@ constexpr int kWarps = 4;            // head rows per block
 constexpr int kMaxHeadDim = 512;     // shared-memory row of one warp
 static_assert(kMaxHeadDim % 32 == 0, "a head row is spread over whole warps");
 
+// One head row x[head_dim] of token t, by one warp through its shared-memory row: optional RMSNorm, then
+// the rotation, written back in place and, when copy_to is set, also to copy_to (a KV pool row).
 template <typename Act, typename W>
-__global__ void __launch_bounds__(kWarps * 32) rope_kernel(RopeArgs a) {
-  __shared__ float rows[kWarps][kMaxHeadDim];
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int64_t head_row = int64_t(blockIdx.x) * kWarps + warp;  // t * heads + h
-  if (head_row >= a.T * a.heads) return;                         // whole warps leave together
-  const int64_t t = head_row / a.heads;
+__device__ void rope_head_row(const RopeArgs& a, Act* x, Act* copy_to, const void* norm_weight, int64_t t,
+                              float* row, int lane) {
   const int D = int(a.head_dim), half = int(a.rotary_dim / 2);
-  Act* x = static_cast<Act*>(a.x) + head_row * D;  // [head_dim]
-  float* row = rows[warp];
-
   float sum_sq = 0.0f;
   for (int i = lane; i < D; i += 32) {
     row[i] = to_float(x[i]);
     sum_sq += row[i] * row[i];
   }
-  if (a.norm_weight) {
+  if (norm_weight) {
     const float rstd = rsqrtf(device::warp_sum(sum_sq) / float(D) + a.eps);
-    const W* w = static_cast<const W*>(a.norm_weight);
+    const W* w = static_cast<const W*>(norm_weight);
     for (int i = lane; i < D; i += 32) row[i] = row[i] * rstd * to_float(w[i]);
   }
   __syncwarp();
@@ -56,11 +52,55 @@ __global__ void __launch_bounds__(kWarps * 32) rope_kernel(RopeArgs a) {
   const float* sin_row = a.sin + (valid ? pos : 0) * half;  // [half]
   for (int i = lane; i < half; i += 32) {
     const float x1 = row[i], x2 = row[i + half], c = cos_row[i], s = sin_row[i];
-    x[i] = from_float<Act>(valid ? x1 * c - x2 * s : NAN);
-    x[i + half] = from_float<Act>(valid ? x2 * c + x1 * s : NAN);
+    row[i] = valid ? x1 * c - x2 * s : NAN;
+    row[i + half] = valid ? x2 * c + x1 * s : NAN;
   }
-  if (a.norm_weight)
-    for (int i = 2 * half + lane; i < D; i += 32) x[i] = from_float<Act>(row[i]);
+  __syncwarp();
+  // Elements past the rotary part keep their (normalised) values; every element is written back, rounded.
+  for (int i = lane; i < D; i += 32) {
+    const Act y = from_float<Act>(row[i]);
+    x[i] = y;
+    if (copy_to) copy_to[i] = y;
+  }
+}
+
+template <typename Act, typename W>
+__global__ void __launch_bounds__(kWarps * 32) rope_kernel(RopeArgs a) {
+  __shared__ float rows[kWarps][kMaxHeadDim];
+  device::enter_chain();
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int64_t head_row = int64_t(blockIdx.x) * kWarps + warp;  // t * heads + h
+  if (head_row >= a.T * a.heads) return;                         // whole warps leave together
+  Act* x = static_cast<Act*>(a.x) + head_row * a.head_dim;       // [head_dim]
+  rope_head_row<Act, W>(a, x, nullptr, a.norm_weight, head_row / a.heads, rows[warp], lane);
+}
+
+// Head rows of token t, in order: Hq of q, Hkv of k, Hkv of v. q and k rows are rotated in place (k's also
+// written to the pool); v rows are copied to the pool. A slot outside [0, pool_rows) is skipped.
+template <typename Act, typename W>
+__global__ void __launch_bounds__(kWarps * 32) rope_store_kv_kernel(RopeStoreKvArgs a) {
+  __shared__ float rows[kWarps][kMaxHeadDim];
+  device::enter_chain();
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int64_t Hq = a.q.heads, Hkv = a.kv_heads, D = a.q.head_dim, per_token = Hq + 2 * Hkv;
+  const int64_t head_row = int64_t(blockIdx.x) * kWarps + warp;
+  if (head_row >= a.q.T * per_token) return;  // whole warps leave together
+  const int64_t t = head_row / per_token, h = head_row % per_token;
+  const int32_t slot = a.slots[t];
+  const bool store = slot >= 0 && slot < a.pool_rows;
+  if (h < Hq) {
+    rope_head_row<Act, W>(a.q, static_cast<Act*>(a.q.x) + (t * Hq + h) * D, nullptr, a.q.norm_weight, t, rows[warp],
+                          lane);
+  } else if (h < Hq + Hkv) {
+    const int64_t kh = h - Hq;
+    Act* pool_row = store ? static_cast<Act*>(a.k_pool) + (int64_t(slot) * Hkv + kh) * D : nullptr;
+    rope_head_row<Act, W>(a.q, static_cast<Act*>(a.k) + (t * Hkv + kh) * D, pool_row, a.k_norm, t, rows[warp], lane);
+  } else if (store) {
+    const int64_t vh = h - Hq - Hkv;
+    const Act* v = static_cast<const Act*>(a.v) + (t * Hkv + vh) * D;
+    Act* pool_row = static_cast<Act*>(a.v_pool) + (int64_t(slot) * Hkv + vh) * D;
+    for (int64_t i = lane; i < D; i += 32) pool_row[i] = v[i];
+  }
 }
 
 }  // namespace
@@ -80,8 +120,28 @@ void launch_rope(const RopeArgs& a, cudaStream_t stream) {
     dispatch(a.norm_weight ? a.norm_type : a.act, [&](auto weight_tag) {
       using Act = decltype(act_tag);
       using W = decltype(weight_tag);
-      rope_kernel<Act, W><<<blocks, kWarps * 32, 0, stream>>>(a);
-      ROOFLINE_CUDA_CHECK_LAUNCH();
+      launch_chained(rope_kernel<Act, W>, blocks, kWarps * 32, 0, stream, a);
+    });
+  });
+}
+
+void launch_rope_store_kv(const RopeStoreKvArgs& a, cudaStream_t stream) {
+  nvtx3::scoped_range range("cuda::rope_store_kv");
+  ROOFLINE_CHECK(a.q.head_dim > 0 && a.q.head_dim <= kMaxHeadDim, "rope_store_kv: head_dim {} must be in [1, {}]",
+                 a.q.head_dim, kMaxHeadDim);
+  ROOFLINE_CHECK(a.q.rotary_dim > 0 && a.q.rotary_dim % 2 == 0 && a.q.rotary_dim <= a.q.head_dim,
+                 "rope_store_kv: rotary_dim {} must be even, positive and <= head_dim {}", a.q.rotary_dim,
+                 a.q.head_dim);
+  ROOFLINE_CHECK((a.q.norm_weight == nullptr) == (a.k_norm == nullptr),
+                 "rope_store_kv: q and k head norms come together or not at all");
+  const int64_t head_rows = a.q.T * (a.q.heads + 2 * a.kv_heads);
+  if (head_rows <= 0) return;
+  const unsigned blocks = unsigned((head_rows + kWarps - 1) / kWarps);
+  dispatch(a.q.act, [&](auto act_tag) {
+    dispatch(a.q.norm_weight ? a.q.norm_type : a.q.act, [&](auto weight_tag) {
+      using Act = decltype(act_tag);
+      using W = decltype(weight_tag);
+      launch_chained(rope_store_kv_kernel<Act, W>, blocks, kWarps * 32, 0, stream, a);
     });
   });
 }
