@@ -189,7 +189,9 @@ TEST_P(GpuTrainModel, AdamWStepsFollowTheCpuTrajectory) {
       m.clip_and_step(*pair.second, norm, 1.0, 3e-3);
       losses[i++] = r.loss_sum / double(r.count);
     }
-    EXPECT_NEAR(losses[1], losses[0], 2e-2) << "step " << step;
+    // Relative: this better-conditioned tiny model starts near loss 28, and bf16 activations put the
+    // loss about 1e-3 off in relative terms (measured: 1.06e-3 at step 2).
+    EXPECT_NEAR(losses[1], losses[0], 3e-3 * losses[0]) << "step " << step;
   }
   EXPECT_EQ(opt_gpu.step(), 5);
   const int64_t n = cpu->layout().total;
