@@ -60,6 +60,7 @@ perf::HardwareSpec calibrate_cuda(int64_t n) {
                 {"copy_bytes_per_s", copy_bandwidth},
                 {"gemm_bf16_flops_per_s", gemm_flops},
                 {"kernel_overhead_s", ceilings.kernel_overhead_s},
+                {"empty_kernel_s", ceilings.empty_kernel_s},
                 {"gemm_shape", fmt::format("{0}x{0}x{0} bf16", n)}};
   if (known) {
     h.measured["datasheet_peak_bf16_flops_per_s"] = sheet.peak_bf16_flops;

@@ -20,8 +20,8 @@ struct HardwareSpec {
   double memory_bandwidth = 0;        // bytes/s to device memory (HBM, or DRAM for the CPU)
   double memory_capacity = 0;         // bytes of device memory; 0: unknown (no fit check)
   double interconnect_bandwidth = 0;  // bytes/s per direction per device (NVLink); 0: unknown
-  double kernel_overhead_s = 0;       // fixed seconds each kernel of a step adds (launch, the wait between
-                                      // dependent kernels); 0: not counted
+  double kernel_overhead_s = 0;       // fixed seconds each kernel of a step adds (launch, the wait for the
+                                      // previous kernel, the latency before its reads stream); 0: not counted
   std::string source;                 // "datasheet", "estimated", "calibrated", "file"
   nlohmann::json measured;            // calibrate's raw figures (an object), null for other sources
 

@@ -15,7 +15,9 @@ GpuCeilings measure_gpu_ceilings(CudaBackend& backend, int64_t n) {
   GpuCeilings c;
   c.gemm_n = n;
   c.copy_bytes_per_s = measure_copy_bandwidth(size_t(1) << 30, 20);
-  c.kernel_overhead_s = measure_kernel_overhead(256, 20);
+  const KernelOverhead overhead = measure_kernel_overhead();
+  c.kernel_overhead_s = overhead.fixed_s;
+  c.empty_kernel_s = overhead.empty_s;
   Tensor host = Tensor::empty(DType::F32, {n, n});
   uint64_t state = 0x9e3779b97f4a7c15ull;  // xorshift: fast random values in [-1, 1), never all zeros
   auto fill = [&] {

@@ -12,7 +12,8 @@ struct GpuCeilings {
   double copy_bytes_per_s = 0;
   double gemm_bf16_flops_per_s = 0;
   int64_t gemm_n = 0;
-  double kernel_overhead_s = 0;  // per kernel of a graph (cuda_runtime_info.h: measure_kernel_overhead)
+  double kernel_overhead_s = 0;  // fixed cost per memory-bound kernel of a graph (cuda_runtime_info.h)
+  double empty_kernel_s = 0;     // an empty kernel's cost in the same kind of chain
 };
 
 // Median of timed runs after warm-up, timed with events on the backend's stream.

@@ -22,9 +22,16 @@ std::vector<DeviceInfo> list_devices();
 // `bytes` (median of `repeats` timed copies after warm-up). Throws roofline::Error on a CUDA failure.
 double measure_copy_bandwidth(size_t bytes, int repeats);
 
-// Seconds one kernel adds to a chain of dependent kernels in a CUDA graph when it does no work: launch,
-// scheduling and the wait for the previous one (the fixed cost a decode step pays per kernel). Median of
-// `repeats` replays of a graph of `kernels` empty kernels. Throws roofline::Error on a CUDA failure.
-double measure_kernel_overhead(int kernels, int repeats);
+// The fixed cost of one memory-bound kernel in a chain of dependent kernels replayed as a CUDA graph:
+// launch, the wait for the previous kernel, and the latency before its reads stream at full rate (what a
+// decode step of many small kernels pays beyond its bytes). Measured as the intercept of a straight-line
+// fit of time against bytes over read kernels of 256 KiB to 64 MiB (each chain reads more than L2 holds,
+// so every byte comes from memory). `empty_s` is the cost of an empty kernel in the same kind of chain.
+struct KernelOverhead {
+  double fixed_s = 0;         // the fit's intercept: seconds per kernel
+  double read_bytes_per_s = 0;  // the fit's slope, as a bandwidth (bytes read only)
+  double empty_s = 0;
+};
+KernelOverhead measure_kernel_overhead();
 
 }  // namespace roofline::cuda
