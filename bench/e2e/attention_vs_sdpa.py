@@ -16,33 +16,13 @@ still counts the unrepeated bytes, like ours). Timing: CUDA events, warm-up, med
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cuda_timing import time_ms  # noqa: E402
+
 HQ, HKV = 32, 8
-
-
-def time_ms(fn, warmup=3, samples=11, min_ms=5.0):
-    import torch
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    fn()
-    stop.record()
-    stop.synchronize()
-    reps = max(1, int(min_ms / max(start.elapsed_time(stop), 1e-3)))
-    times = []
-    for _ in range(samples):
-        start.record()
-        for _ in range(reps):
-            fn()
-        stop.record()
-        stop.synchronize()
-        times.append(start.elapsed_time(stop) / reps)
-    return statistics.median(times)
 
 
 def sdpa_call(q, k, v, causal):

@@ -15,34 +15,14 @@ Timing: CUDA events, warm-up, median of 11 samples.
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cuda_timing import time_ms  # noqa: E402
+
 HEADS = [(64, 12, 12), (128, 32, 8)]  # (D, Hq, Hkv)
 TOKENS = 16384
-
-
-def time_ms(fn, warmup=3, samples=11, min_ms=20.0):
-    import torch
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    fn()
-    stop.record()
-    stop.synchronize()
-    reps = max(1, int(min_ms / max(start.elapsed_time(stop), 1e-3)))
-    times = []
-    for _ in range(samples):
-        start.record()
-        for _ in range(reps):
-            fn()
-        stop.record()
-        stop.synchronize()
-        times.append(start.elapsed_time(stop) / reps)
-    return statistics.median(times)
 
 
 def sdpa_pair(B, T, D, Hq, Hkv):
@@ -105,7 +85,7 @@ def main():
         for T in lengths:
             B = TOKENS // T
             forward, backward, gqa = sdpa_pair(B, T, D, Hq, Hkv)
-            fwd_ms, bwd_ms = time_ms(forward), time_ms(backward)
+            fwd_ms, bwd_ms = time_ms(forward, min_ms=20.0), time_ms(backward, min_ms=20.0)
             fwd_flops = 4.0 * B * Hq * T * T * D / 2.0
             row = {"D": D, "Hq": Hq, "Hkv": Hkv, "B": B, "T": T, "gqa": gqa,
                    "sdpa_fwd_us": fwd_ms * 1e3, "sdpa_bwd_us": bwd_ms * 1e3,
