@@ -62,12 +62,12 @@ TEST_F(GpuTrainKernels, LayerNormAndRmsNormForwardBackward) {
                db0 = random_floats(static_cast<size_t>(dim), 7);
     auto dx_ = to_device(x), dw_ = to_device(w), db_ = to_device(b), ddy = to_device(dy);
     auto ddx = to_device(dres0), ddw = to_device(dw0), ddb = to_device(db0);
-    DeviceArray<bf16> y(size_t(rows * dim));
+    DeviceArray<bf16> y(size_t(rows * dim)), dx_bf16(size_t(rows * dim));
     DeviceArray<float> mean(static_cast<size_t>(rows)), rstd(static_cast<size_t>(rows)), partials(norm_partials_floats(rows, dim));
     if (layernorm) layernorm_forward(dx_.get(), dw_.get(), db_.get(), y.get(), mean.get(), rstd.get(), rows, dim, 1e-5f, nullptr);
     else rmsnorm_forward(dx_.get(), dw_.get(), y.get(), rstd.get(), rows, dim, 1e-5f, nullptr);
     norm_backward(ddy.get(), dx_.get(), dw_.get(), layernorm ? mean.get() : nullptr, rstd.get(), ddx.get(), true,
-                  ddw.get(), layernorm ? ddb.get() : nullptr, partials.get(), rows, dim, nullptr);
+                  dx_bf16.get(), ddw.get(), layernorm ? ddb.get() : nullptr, partials.get(), rows, dim, nullptr);
     std::vector<double> ry(size_t(rows * dim)), rdx(size_t(rows * dim)), rdw(dw0.begin(), dw0.end()),
         rdb(db0.begin(), db0.end());
     for (int64_t r = 0; r < rows; ++r) {
@@ -94,8 +94,30 @@ TEST_F(GpuTrainKernels, LayerNormAndRmsNormForwardBackward) {
     }
     EXPECT_LT(relative_l2(download(y), ry), 5e-3) << layernorm;
     EXPECT_LT(relative_l2(download(ddx), rdx), 1e-5) << layernorm;
+    const std::vector<double> dx_f32 = download(ddx), dx_b16 = download(dx_bf16);
+    for (size_t k = 0; k < dx_f32.size(); ++k)  // the bf16 copy is the f32 result rounded
+      ASSERT_EQ(dx_b16[k], round_bf16(float(dx_f32[k]))) << k;
     EXPECT_LT(relative_l2(download(ddw), rdw), 1e-5) << layernorm;
     if (layernorm) EXPECT_LT(relative_l2(download(ddb), rdb), 1e-5);
+  }
+}
+
+TEST_F(GpuTrainKernels, BiasGradAddsColumnSums) {
+  for (auto [rows, cols] : {std::pair<int64_t, int64_t>{200, 77}, {64, 300}, {1000, 3}}) {  // partial chunks too
+    std::vector<double> exact;
+    const auto dy = random_floats(size_t(rows * cols), 11, -2, 2), db0 = random_floats(size_t(cols), 12);
+    auto ddy = to_device_bf16(dy, &exact);
+    auto ddb = to_device(db0);
+    DeviceArray<float> partials(bias_grad_partials_floats(rows, cols));
+    bias_grad(ddy.get(), rows, cols, partials.get(), ddb.get(), nullptr);
+    std::vector<double> ref(db0.begin(), db0.end());
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c) ref[size_t(c)] += exact[size_t(r * cols + c)];
+    const std::vector<double> got = download(ddb);
+    EXPECT_LT(relative_l2(got, ref), 1e-5) << rows << " x " << cols;
+    auto ddb2 = to_device(db0);  // a second run gives the same bits
+    bias_grad(ddy.get(), rows, cols, partials.get(), ddb2.get(), nullptr);
+    EXPECT_EQ(download(ddb2), got);
   }
 }
 

@@ -59,9 +59,16 @@ TrainGemm::Plan& TrainGemm::plan_for(const Key& key) {
     //                       stored row-major [N, K] (transposed)     = column-major [K, N]: op T.
     set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSA, cublasOperation_t(key.tb ? CUBLAS_OP_T : CUBLAS_OP_N));
     set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSB, cublasOperation_t(key.ta ? CUBLAS_OP_T : CUBLAS_OP_N));
-    if (key.bias) {
-      set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, cublasLtEpilogue_t(CUBLASLT_EPILOGUE_BIAS));
-      set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, cudaDataType(key.bias_type));
+    const auto gelu = GemmGelu::Kind(key.gelu);
+    ROOFLINE_CHECK(gelu != GemmGelu::Kind::Backward || !key.bias, "train gemm: no bias with the GELU backward");
+    cublasLtEpilogue_t epilogue = key.bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+    if (gelu == GemmGelu::Kind::Forward) epilogue = key.bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX;
+    if (gelu == GemmGelu::Kind::Backward) epilogue = CUBLASLT_EPILOGUE_DGELU;
+    if (epilogue != CUBLASLT_EPILOGUE_DEFAULT) set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, epilogue);
+    if (key.bias) set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, cudaDataType(key.bias_type));
+    if (gelu != GemmGelu::Kind::None) {
+      set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, key.aux_ld);
+      set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_DATA_TYPE, int32_t(CUDA_R_16BF));
     }
     const uint64_t M = uint64_t(key.M), N = uint64_t(key.N), K = uint64_t(key.K);
     TRAIN_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.a, CUDA_R_16BF, key.tb ? K : N, key.tb ? N : K, key.ldb));
@@ -97,18 +104,25 @@ TrainGemm::Plan& TrainGemm::plan_for(const Key& key) {
 }
 
 void TrainGemm::run(int64_t M, int64_t N, int64_t K, GemmOperand a, GemmOperand b, void* c, cudaDataType c_type,
-                    int64_t ldc, float beta, const void* c_in, const void* bias, cudaDataType bias_type) {
+                    int64_t ldc, float beta, const void* c_in, const void* bias, cudaDataType bias_type,
+                    GemmGelu gelu) {
   if (M == 0 || N == 0) return;
   if (!c_in) c_in = c;
   const size_t c_size = c_type == CUDA_R_32F ? 4 : 2;
   // The alignment every operand meets (pointers and row strides), which the plan may assume.
   uint32_t align = std::min({alignment_of(a.data), alignment_of(b.data), alignment_of(c), alignment_of(c_in)});
+  if (gelu.kind != GemmGelu::Kind::None) {
+    ROOFLINE_CHECK(gelu.aux && gelu.ld % 8 == 0 && gelu.ld >= N, "train gemm: GELU aux stride {} (N {})", gelu.ld, N);
+    align = std::min(align, alignment_of(gelu.aux));
+  }
   for (uint64_t stride_bytes : {uint64_t(a.ld) * 2, uint64_t(b.ld) * 2, uint64_t(ldc) * c_size})
     while (align > 1 && stride_bytes % align != 0) align /= 2;
+  const int64_t aux_ld = gelu.kind == GemmGelu::Kind::None ? 0 : gelu.ld;
   const Key key{M, N, K, a.ld, b.ld, ldc, a.transposed, b.transposed, bias != nullptr, int(c_type), int(bias_type),
-                align};
+                align, int(gelu.kind), aux_ld};
   Plan& plan = plan_for(key);
   if (bias) set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, bias);
+  if (gelu.kind != GemmGelu::Kind::None) set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, gelu.aux);
   const float alpha = 1.0f;
   TRAIN_CUBLAS_CHECK(cublasLtMatmul(handle_, plan.desc, &alpha, b.data, plan.a, a.data, plan.b, &beta, c_in, plan.c, c,
                                     plan.c, &plan.algo, workspace_, workspace_bytes_, stream_));

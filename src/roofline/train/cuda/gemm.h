@@ -7,6 +7,9 @@
 // and the heuristic's algorithm) are cached per shape, types, strides and alignment, as the inference
 // backend's CublasLtGemm does for its one form; the workspace is allocated once. Deterministic for a given
 // GPU and plan (no split-K atomics are requested). One instance per stream.
+// A GELU (tanh form, as GPT-2's) can ride in the epilogue (GemmGelu): forward C = gelu(product + bias) with the
+// pre-activation stored to aux; backward C = product * gelu'(aux). That saves the separate element-wise pass
+// and the round trip of its input through memory.
 #pragma once
 #include <cublasLt.h>
 #include <cuda_runtime_api.h>
@@ -23,6 +26,13 @@ struct GemmOperand {
   bool transposed = false;
 };
 
+struct GemmGelu {
+  enum class Kind { None, Forward, Backward };
+  Kind kind = Kind::None;
+  const void* aux = nullptr;  // bf16, row-major, row stride ld (a multiple of 8): written forward, read backward
+  int64_t ld = 0;
+};
+
 class TrainGemm {
  public:
   TrainGemm(cudaStream_t stream, size_t workspace_bytes);
@@ -31,10 +41,10 @@ class TrainGemm {
   TrainGemm& operator=(const TrainGemm&) = delete;
 
   // C (type c_type, row stride ldc) = op(A) . op(B) (+ bias, of type bias_type) + beta * C_in (C_in defaults
-  // to C itself; same type and stride as C).
+  // to C itself; same type and stride as C). Throws where cuBLASLt has no algorithm for the form.
   void run(int64_t M, int64_t N, int64_t K, GemmOperand a, GemmOperand b, void* c, cudaDataType c_type, int64_t ldc,
            float beta = 0.0f, const void* c_in = nullptr, const void* bias = nullptr,
-           cudaDataType bias_type = CUDA_R_32F);
+           cudaDataType bias_type = CUDA_R_32F, GemmGelu gelu = {});
 
  private:
   struct Key {
@@ -42,7 +52,9 @@ class TrainGemm {
     bool ta, tb, bias;
     int c_type, bias_type;
     uint32_t align;
-    auto tie() const { return std::tie(M, N, K, lda, ldb, ldc, ta, tb, bias, c_type, bias_type, align); }
+    int gelu;
+    int64_t aux_ld;
+    auto tie() const { return std::tie(M, N, K, lda, ldb, ldc, ta, tb, bias, c_type, bias_type, align, gelu, aux_ld); }
     bool operator<(const Key& o) const { return tie() < o.tie(); }
   };
   struct Plan {

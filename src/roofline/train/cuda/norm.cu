@@ -40,8 +40,8 @@ __global__ void norm_forward_kernel(const float* x, const float* w, const float*
 //                                         dx = rstd * (g - xhat * mean(g * xhat))            (RMSNorm)
 // partials [gridDim.x, 2 * dim]: this block's sum of dy * xhat, then of dy.
 __global__ void norm_backward_kernel(const float* dy, const float* x, const float* w, const float* mean,
-                                     const float* rstd, float* dx, bool accumulate, float* partials, int64_t rows,
-                                     int64_t dim) {
+                                     const float* rstd, float* dx, bool accumulate, bf16* dx_bf16, float* partials,
+                                     int64_t rows, int64_t dim) {
   extern __shared__ float column_sums[];  // [2 * dim], column i owned by thread i % blockDim.x
   __shared__ float scratch[32];
   for (int64_t i = threadIdx.x; i < 2 * dim; i += blockDim.x) column_sums[i] = 0.0f;
@@ -64,23 +64,13 @@ __global__ void norm_backward_kernel(const float* dy, const float* x, const floa
     for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
       const float xhat = (xr[i] - mu) * rs;
       const float v = rs * (dyr[i] * w[i] - mg - xhat * mgx);
-      dxr[i] = accumulate ? dxr[i] + v : v;
+      const float out = accumulate ? dxr[i] + v : v;
+      dxr[i] = out;
+      if (dx_bf16) dx_bf16[r * dim + i] = __float2bfloat16(out);
     }
   }
   float* out = partials + int64_t(blockIdx.x) * 2 * dim;
   for (int64_t i = threadIdx.x; i < 2 * dim; i += blockDim.x) out[i] = column_sums[i];
-}
-
-__global__ void reduce_partials_kernel(const float* partials, int64_t blocks, int64_t dim, float* dw, float* db) {
-  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= dim) return;
-  float sw = 0.0f, sb = 0.0f;
-  for (int64_t k = 0; k < blocks; ++k) {
-    sw += partials[k * 2 * dim + i];
-    sb += partials[k * 2 * dim + dim + i];
-  }
-  dw[i] += sw;
-  if (db) db[i] += sb;
 }
 
 int64_t backward_blocks(int64_t rows) { return (rows + kRowsPerBlock - 1) / kRowsPerBlock; }
@@ -102,19 +92,19 @@ void rmsnorm_forward(const float* x, const float* w, bf16* y, float* rstd, int64
 size_t norm_partials_floats(int64_t rows, int64_t dim) { return size_t(backward_blocks(rows) * 2 * dim); }
 
 void norm_backward(const float* dy, const float* x, const float* w, const float* mean, const float* rstd, float* dx,
-                   bool accumulate_dx, float* dw, float* db, float* partials, int64_t rows, int64_t dim,
-                   cudaStream_t stream) {
+                   bool accumulate_dx, bf16* dx_bf16, float* dw, float* db, float* partials, int64_t rows,
+                   int64_t dim, cudaStream_t stream) {
   ROOFLINE_CHECK(mean || !db, "norm_backward: RMSNorm has no bias");
   const size_t smem = size_t(2 * dim) * sizeof(float);
   if (smem > 48 * 1024)
     ROOFLINE_CUDA_CHECK(cudaFuncSetAttribute(norm_backward_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                              int(smem)));
   const int64_t blocks = backward_blocks(rows);
-  norm_backward_kernel<<<unsigned(blocks), kThreads, smem, stream>>>(dy, x, w, mean, rstd, dx, accumulate_dx, partials,
-                                                                     rows, dim);
+  norm_backward_kernel<<<unsigned(blocks), kThreads, smem, stream>>>(dy, x, w, mean, rstd, dx, accumulate_dx, dx_bf16,
+                                                                     partials, rows, dim);
   ROOFLINE_CUDA_CHECK_LAUNCH();
-  reduce_partials_kernel<<<grid_for(dim, 256), 256, 0, stream>>>(partials, blocks, dim, dw, db);
-  ROOFLINE_CUDA_CHECK_LAUNCH();
+  add_column_partials(partials, blocks, dim, 2 * dim, dw, stream);
+  if (db) add_column_partials(partials + dim, blocks, dim, 2 * dim, db, stream);
 }
 
 }  // namespace roofline::train::cuda
