@@ -91,8 +91,10 @@ class CudaTrainModel final : public Trainable {
 
   // Building blocks over parameter offsets (-1: absent).
   void norm_forward(const float* x, int64_t w, int64_t b, bf16* y, float* mean, float* rstd);
+  // next_bias: the bias (-1: none) of the linear layer whose output gradient the resulting dres is; its
+  // gradient comes out of the norm's partial sums.
   void norm_backward(const float* dy, const float* x, int64_t w, int64_t b, const float* mean, const float* rstd,
-                     bool accumulate);
+                     bool accumulate, int64_t next_bias);
   void linear(const char* op, const bf16* x, int64_t w, int64_t b, bf16* y, int64_t in, int64_t out);
   void linear_residual(const char* op, const bf16* x, int64_t w, int64_t b, const float* residual, float* y,
                        int64_t in, int64_t out);
@@ -174,6 +176,7 @@ CudaTrainModel::CudaTrainModel(ModelSpec spec, bool checkpoint, const float* par
   ROOFLINE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   gemm_ = std::make_unique<TrainGemm>(stream_, kGemmWorkspaceBytes);
   profile_ = std::make_unique<OpProfile>(stream_);
+  if (profile_->enabled()) gemm_->enable_survey();
   const char* gelu_env = std::getenv("ROOFLINE_TRAIN_GELU_EPILOGUE");
   gelu_forward_epilogue_ = gelu_backward_epilogue_ =
       s.mlp == MlpKind::GeluTanh && !(gelu_env && std::strcmp(gelu_env, "0") == 0);
@@ -205,7 +208,7 @@ CudaTrainModel::CudaTrainModel(ModelSpec spec, bool checkpoint, const float* par
 CudaTrainModel::~CudaTrainModel() {
   if (stream_) {
     cudaStreamSynchronize(stream_);
-    if (profile_) std::fputs(profile_->table().c_str(), stderr);
+    if (profile_) std::fputs((profile_->table() + gemm_->survey()).c_str(), stderr);
     profile_.reset();
     gemm_.reset();
     cudaStreamDestroy(stream_);
@@ -349,10 +352,11 @@ void CudaTrainModel::norm_forward(const float* x, int64_t w, int64_t b, bf16* y,
 }
 
 void CudaTrainModel::norm_backward(const float* dy, const float* x, int64_t w, int64_t b, const float* mean,
-                                   const float* rstd, bool accumulate) {
+                                   const float* rstd, bool accumulate, int64_t next_bias) {
   const bool layernorm = spec_.norm == NormKind::LayerNorm;
   cuda::norm_backward(dy, x, P(w), layernorm ? mean : nullptr, rstd, dres_.get(), accumulate, dres_bf16_.get(), G(w),
-                      layernorm && b >= 0 ? G(b) : nullptr, norm_partials_.get(), M_, spec_.hidden_size, stream_);
+                      layernorm && b >= 0 ? G(b) : nullptr, next_bias >= 0 ? G(next_bias) : nullptr,
+                      norm_partials_.get(), M_, spec_.hidden_size, stream_);
 }
 
 void CudaTrainModel::linear(const char* op, const bf16* x, int64_t w, int64_t b, bf16* y, int64_t in, int64_t out) {
@@ -409,7 +413,8 @@ void CudaTrainModel::mlp_in_forward(LayerActs& a, const LayerSlots& w) {
   profile_->mark("activation fwd");
 }
 
-// From dres (the MLP output's gradient) to d_ffn_in (the gradient of the activation's input).
+// From dres (the MLP output's gradient) to d_ffn_in (the gradient of the activation's input). The output
+// projection's bias gradient is not here: the norm backward that produced dres added it.
 void CudaTrainModel::mlp_out_backward(LayerActs& a, const LayerSlots& w) {
   const int64_t H = spec_.hidden_size;
   if (gelu_backward_epilogue_) {
@@ -424,11 +429,11 @@ void CudaTrainModel::mlp_out_backward(LayerActs& a, const LayerSlots& w) {
       gelu_backward_epilogue_ = fused = false;
     }
     if (fused) {
-      linear_param_grads("mlp out dW", "mlp out db", dres_bf16_.get(), a.ffn_h.get(), w.down_w, w.down_b, F_, H);
+      linear_param_grads("mlp out dW", "", dres_bf16_.get(), a.ffn_h.get(), w.down_w, -1, F_, H);
       return;
     }
   }
-  linear_backward({"mlp out dW", "mlp out db", "mlp out dX"}, dres_bf16_.get(), a.ffn_h.get(), w.down_w, w.down_b,
+  linear_backward({"mlp out dW", "", "mlp out dX"}, dres_bf16_.get(), a.ffn_h.get(), w.down_w, -1,
                   d_ffn_h_.get(), CUDA_R_16BF, F_, H);
   if (spec_.mlp == MlpKind::GatedSiLU) swiglu_backward(d_ffn_h_.get(), a.ffn_in.get(), d_ffn_in_.get(), M_, F_, stream_);
   else gelu_backward(d_ffn_h_.get(), a.ffn_in.get(), d_ffn_in_.get(), M_ * F_, stream_);
@@ -478,11 +483,12 @@ void CudaTrainModel::layer_backward(int64_t l, const float* x, LayerActs& a) {
   mlp_out_backward(a, w);
   linear_backward({"mlp in dW", "mlp in db", "mlp in dX"}, d_ffn_in_.get(), a.ln2.get(), gated ? w.gate_w : w.up_w,
                   gated ? w.gate_b : w.up_b, d_hidden_.get(), CUDA_R_32F, H, F2_);
-  norm_backward(d_hidden_.get(), a.x_mid.get(), w.mlp_norm_w, w.mlp_norm_b, a.ln2_mean.get(), a.ln2_rstd.get(), true);
+  norm_backward(d_hidden_.get(), a.x_mid.get(), w.mlp_norm_w, w.mlp_norm_b, a.ln2_mean.get(), a.ln2_rstd.get(), true,
+                w.o_b);
   profile_->mark("norm bwd");
 
-  // Attention branch: x_mid = x + o(attention(...)).
-  linear_backward({"attn out dW", "attn out db", "attn out dX"}, dres_bf16_.get(), a.attn.get(), w.o_w, w.o_b,
+  // Attention branch: x_mid = x + o(attention(...)); o's bias gradient came out of the norm backward above.
+  linear_backward({"attn out dW", "", "attn out dX"}, dres_bf16_.get(), a.attn.get(), w.o_w, -1,
                   d_attn_.get(), CUDA_R_16BF, QD_, H);
   const bf16* q = a.qkv.get();
   bf16* dq = dqkv_.get();
@@ -495,7 +501,8 @@ void CudaTrainModel::layer_backward(int64_t l, const float* x, LayerActs& a) {
     profile_->mark("rope bwd");
   }
   linear_backward({"qkv dW", "qkv db", "qkv dX"}, dq, a.ln1.get(), w.q_w, w.q_b, d_hidden_.get(), CUDA_R_32F, H, QKV_);
-  norm_backward(d_hidden_.get(), x, w.attn_norm_w, w.attn_norm_b, a.ln1_mean.get(), a.ln1_rstd.get(), true);
+  norm_backward(d_hidden_.get(), x, w.attn_norm_w, w.attn_norm_b, a.ln1_mean.get(), a.ln1_rstd.get(), true,
+                l > 0 ? layout_.layers[size_t(l - 1)].down_b : -1);
   profile_->mark("norm bwd");
 }
 
@@ -539,7 +546,7 @@ CrossEntropyResult CudaTrainModel::run(const int32_t* windows, int64_t B, int64_
 
   if (backward) {
     norm_backward(d_hidden_.get(), last, layout_.final_norm_w, layout_.final_norm_b, final_mean_.get(),
-                  final_rstd_.get(), false);
+                  final_rstd_.get(), false, L > 0 ? layout_.layers[size_t(L - 1)].down_b : -1);
     profile_->mark("norm bwd");
     for (int64_t l = L - 1; l >= 0; --l) {
       // With checkpointing, recompute this layer from its saved input (the output it rewrites is identical).

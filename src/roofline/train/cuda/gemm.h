@@ -16,7 +16,9 @@
 
 #include <cstdint>
 #include <map>
+#include <string>
 #include <tuple>
+#include <vector>
 
 namespace roofline::train::cuda {
 
@@ -38,6 +40,12 @@ class TrainGemm {
   TrainGemm(cudaStream_t stream, size_t workspace_bytes);
   ~TrainGemm();
   TrainGemm(const TrainGemm&) = delete;
+  // For the profile: the first run of each plan first times cuBLASLt's other candidate algorithms (into a
+  // scratch output, so nothing the model reads changes) and survey() reports chosen vs fastest. The choice
+  // itself stays the heuristic's first (a timing-based choice could differ between runs and break bit-exact
+  // resume).
+  void enable_survey() { survey_enabled_ = true; }
+  std::string survey() const;
   TrainGemm& operator=(const TrainGemm&) = delete;
 
   // C (type c_type, row stride ldc) = op(A) . op(B) (+ bias, of type bias_type) + beta * C_in (C_in defaults
@@ -63,6 +71,7 @@ class TrainGemm {
     cublasLtMatmulAlgo_t algo{};
   };
   Plan& plan_for(const Key& key);
+  void survey_plan(const Key& key, const Plan& plan, const void* a, const void* b, const void* c_in, float beta);
   static void destroy(Plan& plan);
 
   cudaStream_t stream_;
@@ -70,6 +79,8 @@ class TrainGemm {
   void* workspace_ = nullptr;
   size_t workspace_bytes_ = 0;
   std::map<Key, Plan> plans_;
+  bool survey_enabled_ = false;
+  std::vector<std::string> survey_lines_;
 };
 
 }  // namespace roofline::train::cuda

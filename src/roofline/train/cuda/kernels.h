@@ -36,11 +36,12 @@ void rmsnorm_forward(const float* x, const float* w, bf16* y, float* rstd, int64
                      cudaStream_t stream);
 // dy [rows, dim] f32. dx (+)= the input gradient, and dx_bf16 (if not null) = that result in bf16 (the
 // operand of the next backward GEMMs); dw (+ db) += via per-block partials in `partials`
-// (norm_partials_floats(rows, dim) floats). mean == nullptr: RMSNorm (db must be null).
+// (norm_partials_floats(rows, dim) floats); dx_column_sums (if not null) += the column sums of bf16(dx) (the
+// bias gradient of the layer that produced the residual). mean == nullptr: RMSNorm (db must be null).
 size_t norm_partials_floats(int64_t rows, int64_t dim);
 void norm_backward(const float* dy, const float* x, const float* w, const float* mean, const float* rstd, float* dx,
-                   bool accumulate_dx, bf16* dx_bf16, float* dw, float* db, float* partials, int64_t rows,
-                   int64_t dim, cudaStream_t stream);
+                   bool accumulate_dx, bf16* dx_bf16, float* dw, float* db, float* dx_column_sums,
+                   float* partials, int64_t rows, int64_t dim, cudaStream_t stream);
 
 // ---- column_sums.cu
 // db[cols] += column sums of dy [rows, cols] bf16, through bias_grad_partials_floats(rows, cols) floats of
