@@ -54,20 +54,23 @@ std::vector<double> download(const DeviceArray<bf16>& d) {
 class GpuTrainKernels : public test::GpuTest {};
 
 TEST_F(GpuTrainKernels, LayerNormAndRmsNormForwardBackward) {
-  const int64_t rows = 75, dim = 200;  // 75 rows: three backward blocks, the last one partial
+  const int64_t rows = 75;  // 75 rows: five backward blocks of 16, the last one partial
+  for (int64_t dim : {200, 202})  // float4 rows, and rows of an odd number of float pairs
   for (bool layernorm : {true, false}) {
     const auto x = random_floats(size_t(rows * dim), 1, -2, 3), w = random_floats(static_cast<size_t>(dim), 2, 0.5, 1.5),
                b = random_floats(static_cast<size_t>(dim), 3), dy = random_floats(size_t(rows * dim), 4);
     const auto dres0 = random_floats(size_t(rows * dim), 5), dw0 = random_floats(static_cast<size_t>(dim), 6),
                db0 = random_floats(static_cast<size_t>(dim), 7);
     auto dx_ = to_device(x), dw_ = to_device(w), db_ = to_device(b), ddy = to_device(dy);
-    auto ddx = to_device(dres0), ddw = to_device(dw0), ddb = to_device(db0);
-    DeviceArray<bf16> y(size_t(rows * dim));
+    const auto dsum0 = random_floats(static_cast<size_t>(dim), 8);
+    auto ddx = to_device(dres0), ddw = to_device(dw0), ddb = to_device(db0), ddsum = to_device(dsum0);
+    DeviceArray<bf16> y(size_t(rows * dim)), dx_bf16(size_t(rows * dim));
     DeviceArray<float> mean(static_cast<size_t>(rows)), rstd(static_cast<size_t>(rows)), partials(norm_partials_floats(rows, dim));
     if (layernorm) layernorm_forward(dx_.get(), dw_.get(), db_.get(), y.get(), mean.get(), rstd.get(), rows, dim, 1e-5f, nullptr);
     else rmsnorm_forward(dx_.get(), dw_.get(), y.get(), rstd.get(), rows, dim, 1e-5f, nullptr);
     norm_backward(ddy.get(), dx_.get(), dw_.get(), layernorm ? mean.get() : nullptr, rstd.get(), ddx.get(), true,
-                  ddw.get(), layernorm ? ddb.get() : nullptr, partials.get(), rows, dim, nullptr);
+                  dx_bf16.get(), ddw.get(), layernorm ? ddb.get() : nullptr, ddsum.get(), partials.get(), rows, dim,
+                  nullptr);
     std::vector<double> ry(size_t(rows * dim)), rdx(size_t(rows * dim)), rdw(dw0.begin(), dw0.end()),
         rdb(db0.begin(), db0.end());
     for (int64_t r = 0; r < rows; ++r) {
@@ -92,10 +95,37 @@ TEST_F(GpuTrainKernels, LayerNormAndRmsNormForwardBackward) {
         rdx[k] = dres0[k] + rs * (double(dy[k]) * w[static_cast<size_t>(i)] - (layernorm ? mg : 0.0) - xhat * mgx);
       }
     }
-    EXPECT_LT(relative_l2(download(y), ry), 5e-3) << layernorm;
-    EXPECT_LT(relative_l2(download(ddx), rdx), 1e-5) << layernorm;
-    EXPECT_LT(relative_l2(download(ddw), rdw), 1e-5) << layernorm;
+    EXPECT_LT(relative_l2(download(y), ry), 5e-3) << layernorm << " dim " << dim;
+    EXPECT_LT(relative_l2(download(ddx), rdx), 1e-5) << layernorm << " dim " << dim;
+    const std::vector<double> dx_f32 = download(ddx), dx_b16 = download(dx_bf16);
+    for (size_t k = 0; k < dx_f32.size(); ++k)  // the bf16 copy is the f32 result rounded
+      ASSERT_EQ(dx_b16[k], round_bf16(float(dx_f32[k]))) << k;
+    std::vector<double> rsum(dsum0.begin(), dsum0.end());  // plus the column sums of that bf16 copy
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t i = 0; i < dim; ++i) rsum[size_t(i)] += dx_b16[size_t(r * dim + i)];
+    EXPECT_LT(relative_l2(download(ddsum), rsum), 1e-5) << layernorm << " dim " << dim;
+    EXPECT_LT(relative_l2(download(ddw), rdw), 1e-5) << layernorm << " dim " << dim;
     if (layernorm) EXPECT_LT(relative_l2(download(ddb), rdb), 1e-5);
+  }
+}
+
+TEST_F(GpuTrainKernels, BiasGradAddsColumnSums) {
+  // Odd widths (one column per thread) and multiples of 8 (16-byte rows); partial row chunks too.
+  for (auto [rows, cols] : {std::pair<int64_t, int64_t>{200, 77}, {64, 300}, {1000, 3}, {130, 200}, {67, 2064}}) {
+    std::vector<double> exact;
+    const auto dy = random_floats(size_t(rows * cols), 11, -2, 2), db0 = random_floats(size_t(cols), 12);
+    auto ddy = to_device_bf16(dy, &exact);
+    auto ddb = to_device(db0);
+    DeviceArray<float> partials(bias_grad_partials_floats(rows, cols));
+    bias_grad(ddy.get(), rows, cols, partials.get(), ddb.get(), nullptr);
+    std::vector<double> ref(db0.begin(), db0.end());
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c) ref[size_t(c)] += exact[size_t(r * cols + c)];
+    const std::vector<double> got = download(ddb);
+    EXPECT_LT(relative_l2(got, ref), 1e-5) << rows << " x " << cols;
+    auto ddb2 = to_device(db0);  // a second run gives the same bits
+    bias_grad(ddy.get(), rows, cols, partials.get(), ddb2.get(), nullptr);
+    EXPECT_EQ(download(ddb2), got);
   }
 }
 
@@ -164,10 +194,13 @@ TEST_F(GpuTrainKernels, RopeRotatesStridedHeadsAndBackwardInverts) {
 }
 
 TEST_F(GpuTrainKernels, CrossEntropyRowsLossAndGradient) {
-  const int64_t rows = 7, V = 1003;
+  // 1003: the two-pass kernel; 1008 and GPT-2's 50304 (a multiple of 8): the row cached in shared memory.
+  for (int64_t V : {1003, 1008, 50304}) {
+  SCOPED_TRACE(V);
+  const int64_t rows = 7;
   std::vector<double> logits;
   auto d = to_device_bf16(random_floats(size_t(rows * V), 13, -4, 4), &logits);
-  std::vector<int32_t> targets = {5, 1002, -1, 0, 77, 500, 3};
+  std::vector<int32_t> targets = {5, 1002, -1, 0, 77, 500, int32_t(V - 1)};
   DeviceArray<int32_t> dt(targets.size());
   ASSERT_EQ(cudaMemcpy(dt.get(), targets.data(), dt.bytes(), cudaMemcpyHostToDevice), cudaSuccess);
   DeviceArray<float> losses(static_cast<size_t>(rows));
@@ -193,6 +226,7 @@ TEST_F(GpuTrainKernels, CrossEntropyRowsLossAndGradient) {
   double got = 0;
   ASSERT_EQ(cudaMemcpy(&got, sum.get(), sizeof(double), cudaMemcpyDeviceToHost), cudaSuccess);
   EXPECT_NEAR(got, rsum, 1e-5 * rsum);
+  }
 }
 
 TEST_F(GpuTrainKernels, EmbeddingForwardAndDeterministicBackward) {

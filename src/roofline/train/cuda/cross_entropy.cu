@@ -1,6 +1,7 @@
 // The row kernel of the fused LM-head cross-entropy (the model runs the two GEMMs around it, chunk by
 // chunk, so logits exist for one chunk of rows at a time, in bf16): per row an online max / sum of
-// exponentials in one pass over the logits, then the loss and, in place, dlogits in a second pass.
+// exponentials in one pass over the logits, then the loss and, in place, dlogits in a second pass. Where a row
+// fits in shared memory (GPT-2: yes; Llama 3's 128k vocabulary: no), it is read from memory only once.
 #include "roofline/backend/cuda/cuda_check.h"
 #include "roofline/train/cuda/block_reduce.cuh"
 #include "roofline/train/cuda/kernels.h"
@@ -39,6 +40,52 @@ __global__ void cross_entropy_kernel(bf16* logits, const int32_t* targets, float
   }
 }
 
+// The same row kernel with the row held in shared memory (V * 2 bytes, 98 KiB for GPT-2's vocabulary) between
+// its passes: the logits are read from memory once instead of twice, in 16-byte vectors (V % 8 == 0).
+__global__ void cross_entropy_cached_kernel(bf16* logits, const int32_t* targets, float* losses, int64_t V,
+                                            float grad_scale, bool write_grad) {
+  extern __shared__ uint4 cached[];  // [V / 8]: 8 logits each
+  __shared__ float scratch[32];
+  const int64_t r = blockIdx.x, vectors = V / 8;
+  uint4* row = reinterpret_cast<uint4*>(logits + r * V);
+  const int32_t target = targets[r];
+#pragma unroll 4
+  for (int64_t i = threadIdx.x; i < vectors; i += blockDim.x) cached[i] = row[i];
+  float m = -INFINITY, s = 0.0f;
+  for (int64_t i = threadIdx.x; i < vectors; i += blockDim.x) {
+    const uint4 packed = cached[i];
+    const bf16* e = reinterpret_cast<const bf16*>(&packed);
+    float x[8], local_max = -INFINITY;
+    for (int k = 0; k < 8; ++k) {
+      x[k] = __bfloat162float(e[k]);
+      local_max = fmaxf(local_max, x[k]);
+    }
+    if (local_max > m) {
+      s *= __expf(m - local_max);  // m = -inf: s is 0 and stays 0
+      m = local_max;
+    }
+    for (int k = 0; k < 8; ++k) s += __expf(x[k] - m);
+  }
+  const float row_max = block_max(m, scratch);  // its barriers also make every thread's cached writes visible
+  const float total = block_sum(m == -INFINITY ? 0.0f : s * __expf(m - row_max), scratch);
+  const float lse = row_max + logf(total);
+  const bf16* cached_logits = reinterpret_cast<const bf16*>(cached);
+  if (threadIdx.x == 0) losses[r] = target >= 0 ? lse - __bfloat162float(cached_logits[target]) : 0.0f;
+  if (!write_grad) return;
+  const float scale = target >= 0 ? grad_scale : 0.0f;
+  for (int64_t i = threadIdx.x; i < vectors; i += blockDim.x) {
+    const uint4 packed = cached[i];
+    const bf16* e = reinterpret_cast<const bf16*>(&packed);
+    uint4 out;
+    bf16* o = reinterpret_cast<bf16*>(&out);
+    for (int k = 0; k < 8; ++k) {
+      const float p = __expf(__bfloat162float(e[k]) - lse);
+      o[k] = __float2bfloat16((p - (i * 8 + k == target ? 1.0f : 0.0f)) * scale);
+    }
+    row[i] = out;
+  }
+}
+
 __global__ void sum_in_order_kernel(const float* values, int64_t n, double* out) {
   __shared__ double scratch[32];
   double s = 0.0;
@@ -52,7 +99,20 @@ __global__ void sum_in_order_kernel(const float* values, int64_t n, double* out)
 void cross_entropy_rows(bf16* logits, const int32_t* targets, float* losses, int64_t rows, int64_t V,
                         float grad_scale, bool write_grad, cudaStream_t stream) {
   if (rows == 0) return;
-  cross_entropy_kernel<<<unsigned(rows), kThreads, 0, stream>>>(logits, targets, losses, V, grad_scale, write_grad);
+  const size_t row_bytes = size_t(V) * sizeof(bf16);
+  int device = 0, max_smem = 0;
+  ROOFLINE_CUDA_CHECK(cudaGetDevice(&device));
+  ROOFLINE_CUDA_CHECK(cudaDeviceGetAttribute(&max_smem, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  // Rows must be 16-byte vectors, and leave room for two blocks per multiprocessor (1 KiB each reserved).
+  if (V % 8 == 0 && reinterpret_cast<uintptr_t>(logits) % 16 == 0 && row_bytes + 1024 <= size_t(max_smem) / 2) {
+    if (row_bytes > 48 * 1024)
+      ROOFLINE_CUDA_CHECK(cudaFuncSetAttribute(cross_entropy_cached_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                               int(row_bytes)));
+    cross_entropy_cached_kernel<<<unsigned(rows), kThreads, row_bytes, stream>>>(logits, targets, losses, V,
+                                                                                  grad_scale, write_grad);
+  } else {
+    cross_entropy_kernel<<<unsigned(rows), kThreads, 0, stream>>>(logits, targets, losses, V, grad_scale, write_grad);
+  }
   ROOFLINE_CUDA_CHECK_LAUNCH();
 }
 

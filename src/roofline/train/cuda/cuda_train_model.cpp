@@ -1,6 +1,9 @@
 #include "roofline/train/cuda/cuda_train_model.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <cmath>
 #include <numeric>
 #include <vector>
@@ -12,6 +15,7 @@
 #include "roofline/train/cuda/flash_attention.h"
 #include "roofline/train/cuda/gemm.h"
 #include "roofline/train/cuda/kernels.h"
+#include "roofline/train/cuda/op_profile.h"
 #include "roofline/train/model.h"
 #include "roofline/train/ops/rope.h"
 
@@ -19,7 +23,9 @@ namespace roofline::train::cuda {
 namespace {
 
 constexpr size_t kGemmWorkspaceBytes = size_t(32) << 20;
-constexpr size_t kLogitsChunkBytes = size_t(256) << 20;  // bf16 logits of one cross-entropy chunk
+// bf16 logits of one cross-entropy chunk at most. Few chunks matter: each chunk's LM-head weight-gradient GEMM
+// reads and writes the whole f32 dW [V, H] once more (GPT-2: 2 chunks of 8,192 rows instead of 7 of 2,670).
+constexpr size_t kLogitsChunkBytes = size_t(1) << 30;
 
 // What one layer's backward needs from its forward. M = B*T rows; QKV = (Hq + 2 Hkv) * D; F2 = F (GELU) or
 // 2F (SwiGLU: gate | up per row).
@@ -74,21 +80,32 @@ class CudaTrainModel final : public Trainable {
  private:
   void prepare(int64_t B, int64_t T);
   void copy_async(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind);
-  int64_t upload_batch(const int32_t* windows, int64_t B, int64_t T);
+  int64_t upload_tokens(const int32_t* windows, int64_t B, int64_t T);
+  void upload_token_groups();
   CrossEntropyResult run(const int32_t* windows, int64_t B, int64_t T, float grad_scale, bool backward);
   void layer_forward(int64_t l, const float* x, LayerActs& a, float* x_out);
   void layer_backward(int64_t l, const float* x, LayerActs& a);
   LayerActs& acts(int64_t l) { return *acts_[checkpoint_ ? 0 : size_t(l)]; }
   FlashAttentionShape attention_shape() const;
+  double attention_forward_flops() const;
 
   // Building blocks over parameter offsets (-1: absent).
   void norm_forward(const float* x, int64_t w, int64_t b, bf16* y, float* mean, float* rstd);
+  // next_bias: the bias (-1: none) of the linear layer whose output gradient the resulting dres is; its
+  // gradient comes out of the norm's partial sums.
   void norm_backward(const float* dy, const float* x, int64_t w, int64_t b, const float* mean, const float* rstd,
-                     bool accumulate);
-  void linear(const bf16* x, int64_t w, int64_t b, bf16* y, int64_t in, int64_t out);
-  void linear_residual(const bf16* x, int64_t w, int64_t b, const float* residual, float* y, int64_t in, int64_t out);
-  void linear_backward(const bf16* dy, const bf16* x, int64_t w, int64_t b, void* dx, cudaDataType dx_type,
+                     bool accumulate, int64_t next_bias);
+  void linear(const char* op, const bf16* x, int64_t w, int64_t b, bf16* y, int64_t in, int64_t out);
+  void linear_residual(const char* op, const bf16* x, int64_t w, int64_t b, const float* residual, float* y,
                        int64_t in, int64_t out);
+  // op names the three products for the profile: {dW, db, dX}.
+  void linear_backward(const char* const (&op)[3], const bf16* dy, const bf16* x, int64_t w, int64_t b, void* dx,
+                       cudaDataType dx_type, int64_t in, int64_t out);
+  void linear_param_grads(const char* dw_op, const char* db_op, const bf16* dy, const bf16* x, int64_t w, int64_t b,
+                          int64_t in, int64_t out);
+  void mlp_in_forward(LayerActs& a, const LayerSlots& w);
+  void mlp_out_backward(LayerActs& a, const LayerSlots& w);
+  double gemm_flops(int64_t M, int64_t N, int64_t K) const { return 2.0 * double(M) * double(N) * double(K); }
   float* P(int64_t offset) const { return params_.get() + offset; }
   float* G(int64_t offset) const { return grads_.get() + offset; }
   bf16* W(int64_t offset) const { return weights_bf16_.get() + offset; }
@@ -99,6 +116,10 @@ class CudaTrainModel final : public Trainable {
   OptimizerConfig optimizer_config_;
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<TrainGemm> gemm_;
+  std::unique_ptr<OpProfile> profile_;
+  // GPT-2's GELU in the GEMM epilogues (forward: the MLP-in product; backward: the MLP-out dX product). On
+  // unless ROOFLINE_TRAIN_GELU_EPILOGUE=0; each turns itself off if cuBLASLt has no algorithm for it.
+  bool gelu_forward_epilogue_ = false, gelu_backward_epilogue_ = false;
   int64_t QD_, KD_, QKV_, F_, F2_;
 
   DeviceArray<float> params_, grads_, m_, v_;  // [total] each, the ParamLayout
@@ -117,8 +138,7 @@ class CudaTrainModel final : public Trainable {
   DeviceArray<float> final_mean_, final_rstd_;
   DeviceArray<float> dres_, d_hidden_;         // [M, H] f32
   DeviceArray<bf16> dres_bf16_, d_ffn_h_, d_ffn_in_, d_attn_, dqkv_;  // [M,H], [M,F], [M,F2], [M,QD], [M,QKV]
-  DeviceArray<bf16> ones_;                     // [M] ones: bias gradients as a GEMM
-  DeviceArray<float> norm_partials_;
+  DeviceArray<float> norm_partials_, bias_partials_;
   DeviceArray<unsigned char> attention_workspace_;
   DeviceArray<bf16> logits_;                   // [ce_rows, V]
   DeviceArray<float> losses_;                  // [M]
@@ -155,6 +175,11 @@ CudaTrainModel::CudaTrainModel(ModelSpec spec, bool checkpoint, const float* par
     fail("--device cuda: no CUDA GPU is visible");
   ROOFLINE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   gemm_ = std::make_unique<TrainGemm>(stream_, kGemmWorkspaceBytes);
+  profile_ = std::make_unique<OpProfile>(stream_);
+  if (profile_->enabled()) gemm_->enable_survey();
+  const char* gelu_env = std::getenv("ROOFLINE_TRAIN_GELU_EPILOGUE");
+  gelu_forward_epilogue_ = gelu_backward_epilogue_ =
+      s.mlp == MlpKind::GeluTanh && !(gelu_env && std::strcmp(gelu_env, "0") == 0);
 
   const size_t n = size_t(layout_.total);
   params_.resize(n);
@@ -183,6 +208,8 @@ CudaTrainModel::CudaTrainModel(ModelSpec spec, bool checkpoint, const float* par
 CudaTrainModel::~CudaTrainModel() {
   if (stream_) {
     cudaStreamSynchronize(stream_);
+    if (profile_) std::fputs((profile_->table() + gemm_->survey()).c_str(), stderr);
+    profile_.reset();
     gemm_.reset();
     cudaStreamDestroy(stream_);
   }
@@ -232,12 +259,13 @@ void CudaTrainModel::prepare(int64_t B, int64_t T) {
   d_ffn_in_.resize(M * size_t(F2_));
   d_attn_.resize(M * size_t(QD_));
   dqkv_.resize(M * size_t(QKV_));
-  std::vector<bf16> ones(M, __float2bfloat16(1.0f));
-  ones_.resize(M);
-  ROOFLINE_CUDA_CHECK(cudaMemcpy(ones_.get(), ones.data(), M * sizeof(bf16), cudaMemcpyHostToDevice));
   norm_partials_.resize(norm_partials_floats(M_, spec_.hidden_size));
+  bias_partials_.resize(bias_grad_partials_floats(M_, std::max({int64_t(H), QKV_, F2_})));
   attention_workspace_.resize(std::max<size_t>(1, flash_attention_backward_workspace(attention_shape())));
-  ce_rows_ = std::clamp<int64_t>(int64_t(kLogitsChunkBytes / (V * sizeof(bf16))), 1, M_);
+  // Chunks of equal size (the last one may be shorter by a few rows), as few as the byte budget allows.
+  const int64_t max_rows = std::clamp<int64_t>(int64_t(kLogitsChunkBytes / (V * sizeof(bf16))), 1, M_);
+  const int64_t chunks = (M_ + max_rows - 1) / max_rows;
+  ce_rows_ = (M_ + chunks - 1) / chunks;
   logits_.resize(size_t(ce_rows_) * V);
   losses_.resize(M);
   if (spec_.position == PositionKind::Rotary) {
@@ -268,9 +296,9 @@ void CudaTrainModel::copy_async(void* dst, const void* src, size_t bytes, cudaMe
   ROOFLINE_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, kind, stream_));
 }
 
-// Inputs and targets, and the rows grouped by token for the embedding gradient, staged in pinned memory and
-// copied on the compute stream. Returns the number of targets (rows with a loss).
-int64_t CudaTrainModel::upload_batch(const int32_t* windows, int64_t B, int64_t T) {
+// Inputs and targets, staged in pinned memory and copied on the compute stream. Returns the number of targets
+// (rows with a loss).
+int64_t CudaTrainModel::upload_tokens(const int32_t* windows, int64_t B, int64_t T) {
   const int64_t M = B * T, V = spec_.vocab_size;
   int32_t* inputs = batch_host_.get();
   int32_t* targets = inputs + M;
@@ -285,6 +313,16 @@ int64_t CudaTrainModel::upload_batch(const int32_t* windows, int64_t B, int64_t 
       targets[b * T + t] = target;
       count += target >= 0;
     }
+  copy_async(batch_.get(), inputs, size_t(2 * M) * sizeof(int32_t), cudaMemcpyHostToDevice);
+  return count;
+}
+
+// The rows grouped by token for the embedding gradient, built on the host while the GPU runs the forward
+// pass (the run launches it first), then copied behind it on the stream.
+void CudaTrainModel::upload_token_groups() {
+  const int64_t M = M_;
+  const int32_t* inputs = batch_host_.get();
+  int32_t* targets = batch_host_.get() + M;
   // rows_by_token: row indices stably sorted by token; unique tokens and their start offsets.
   std::vector<int32_t> order(static_cast<size_t>(M));
   std::iota(order.begin(), order.end(), 0);
@@ -301,9 +339,8 @@ int64_t CudaTrainModel::upload_batch(const int32_t* windows, int64_t B, int64_t 
   std::copy(unique.begin(), unique.end(), csr);
   std::copy(starts.begin(), starts.end(), csr + unique_tokens_);
   std::copy(order.begin(), order.end(), csr + 2 * unique_tokens_ + 1);
-  const size_t used = size_t(3 * M + 2 * unique_tokens_ + 1);
-  copy_async(batch_.get(), inputs, used * sizeof(int32_t), cudaMemcpyHostToDevice);
-  return count;
+  const size_t used = size_t(M + 2 * unique_tokens_ + 1);
+  copy_async(batch_.get() + 2 * M, csr, used * sizeof(int32_t), cudaMemcpyHostToDevice);
 }
 
 void CudaTrainModel::norm_forward(const float* x, int64_t w, int64_t b, bf16* y, float* mean, float* rstd) {
@@ -315,29 +352,100 @@ void CudaTrainModel::norm_forward(const float* x, int64_t w, int64_t b, bf16* y,
 }
 
 void CudaTrainModel::norm_backward(const float* dy, const float* x, int64_t w, int64_t b, const float* mean,
-                                   const float* rstd, bool accumulate) {
+                                   const float* rstd, bool accumulate, int64_t next_bias) {
   const bool layernorm = spec_.norm == NormKind::LayerNorm;
-  cuda::norm_backward(dy, x, P(w), layernorm ? mean : nullptr, rstd, dres_.get(), accumulate, G(w),
-                      layernorm && b >= 0 ? G(b) : nullptr, norm_partials_.get(), M_, spec_.hidden_size, stream_);
+  cuda::norm_backward(dy, x, P(w), layernorm ? mean : nullptr, rstd, dres_.get(), accumulate, dres_bf16_.get(), G(w),
+                      layernorm && b >= 0 ? G(b) : nullptr, next_bias >= 0 ? G(next_bias) : nullptr,
+                      norm_partials_.get(), M_, spec_.hidden_size, stream_);
 }
 
-void CudaTrainModel::linear(const bf16* x, int64_t w, int64_t b, bf16* y, int64_t in, int64_t out) {
+void CudaTrainModel::linear(const char* op, const bf16* x, int64_t w, int64_t b, bf16* y, int64_t in, int64_t out) {
   gemm_->run(M_, out, in, {x, in, false}, {W(w), in, true}, y, CUDA_R_16BF, out, 0.0f, nullptr,
              b >= 0 ? W(b) : nullptr, CUDA_R_16BF);
+  profile_->mark(op, gemm_flops(M_, out, in));
 }
 
-void CudaTrainModel::linear_residual(const bf16* x, int64_t w, int64_t b, const float* residual, float* y,
-                                     int64_t in, int64_t out) {
+void CudaTrainModel::linear_residual(const char* op, const bf16* x, int64_t w, int64_t b, const float* residual,
+                                     float* y, int64_t in, int64_t out) {
   gemm_->run(M_, out, in, {x, in, false}, {W(w), in, true}, y, CUDA_R_32F, out, 1.0f, residual,
              b >= 0 ? P(b) : nullptr, CUDA_R_32F);
+  profile_->mark(op, gemm_flops(M_, out, in));
 }
 
-// dW[out, in] += dy^T . x;  db[out] += ones^T . dy;  dx[M, in] = dy . W.
-void CudaTrainModel::linear_backward(const bf16* dy, const bf16* x, int64_t w, int64_t b, void* dx,
-                                     cudaDataType dx_type, int64_t in, int64_t out) {
+// dW[out, in] += dy^T . x;  db[out] += column sums of dy.
+void CudaTrainModel::linear_param_grads(const char* dw_op, const char* db_op, const bf16* dy, const bf16* x, int64_t w,
+                                        int64_t b, int64_t in, int64_t out) {
   gemm_->run(out, in, M_, {dy, out, true}, {x, in, false}, G(w), CUDA_R_32F, in, 1.0f);
-  if (b >= 0) gemm_->run(1, out, M_, {ones_.get(), M_, false}, {dy, out, false}, G(b), CUDA_R_32F, out, 1.0f);
+  profile_->mark(dw_op, gemm_flops(out, in, M_));
+  if (b >= 0) {
+    bias_grad(dy, M_, out, bias_partials_.get(), G(b), stream_);
+    profile_->mark(db_op);
+  }
+}
+
+// The parameter gradients, then dx[M, in] = dy . W.
+void CudaTrainModel::linear_backward(const char* const (&op)[3], const bf16* dy, const bf16* x, int64_t w, int64_t b,
+                                     void* dx, cudaDataType dx_type, int64_t in, int64_t out) {
+  linear_param_grads(op[0], op[1], dy, x, w, b, in, out);
   gemm_->run(M_, in, out, {dy, out, false}, {W(w), in, false}, dx, dx_type, in);
+  profile_->mark(op[2], gemm_flops(M_, in, out));
+}
+
+// ffn_in = ln2 . W_in^T + b_in, then the activation into ffn_h.
+void CudaTrainModel::mlp_in_forward(LayerActs& a, const LayerSlots& w) {
+  const int64_t H = spec_.hidden_size;
+  if (gelu_forward_epilogue_) {
+    try {
+      gemm_->run(M_, F_, H, {a.ln2.get(), H, false}, {W(w.up_w), H, true}, a.ffn_h.get(), CUDA_R_16BF, F_, 0.0f,
+                 nullptr, w.up_b >= 0 ? W(w.up_b) : nullptr, CUDA_R_16BF,
+                 {GemmGelu::Kind::Forward, a.ffn_in.get(), F_});
+      profile_->mark("mlp in fwd + gelu", gemm_flops(M_, F_, H));
+      return;
+    } catch (const Error& e) {  // no algorithm for the fused form here: the separate pass below
+      std::fprintf(stderr, "cuda train: GELU forward epilogue unavailable (%s); using the separate kernel\n", e.what());
+      gelu_forward_epilogue_ = false;
+    }
+  }
+  const bool gated = spec_.mlp == MlpKind::GatedSiLU;
+  linear("mlp in fwd", a.ln2.get(), gated ? w.gate_w : w.up_w, gated ? w.gate_b : w.up_b, a.ffn_in.get(), H, F2_);
+  if (gated) swiglu_forward(a.ffn_in.get(), a.ffn_h.get(), M_, F_, stream_);
+  else gelu_forward(a.ffn_in.get(), a.ffn_h.get(), M_ * F_, stream_);
+  profile_->mark("activation fwd");
+}
+
+// From dres (the MLP output's gradient) to d_ffn_in (the gradient of the activation's input). The output
+// projection's bias gradient is not here: the norm backward that produced dres added it.
+void CudaTrainModel::mlp_out_backward(LayerActs& a, const LayerSlots& w) {
+  const int64_t H = spec_.hidden_size;
+  if (gelu_backward_epilogue_) {
+    bool fused = true;
+    try {  // the dX product first: if it throws, nothing has been accumulated yet
+      gemm_->run(M_, F_, H, {dres_bf16_.get(), H, false}, {W(w.down_w), F_, false}, d_ffn_in_.get(), CUDA_R_16BF, F_,
+                 0.0f, nullptr, nullptr, CUDA_R_32F, {GemmGelu::Kind::Backward, a.ffn_in.get(), F_});
+      profile_->mark("mlp out dX + dgelu", gemm_flops(M_, F_, H));
+    } catch (const Error& e) {
+      std::fprintf(stderr, "cuda train: GELU backward epilogue unavailable (%s); using the separate kernel\n",
+                   e.what());
+      gelu_backward_epilogue_ = fused = false;
+    }
+    if (fused) {
+      linear_param_grads("mlp out dW", "", dres_bf16_.get(), a.ffn_h.get(), w.down_w, -1, F_, H);
+      return;
+    }
+  }
+  linear_backward({"mlp out dW", "", "mlp out dX"}, dres_bf16_.get(), a.ffn_h.get(), w.down_w, -1,
+                  d_ffn_h_.get(), CUDA_R_16BF, F_, H);
+  if (spec_.mlp == MlpKind::GatedSiLU) swiglu_backward(d_ffn_h_.get(), a.ffn_in.get(), d_ffn_in_.get(), M_, F_, stream_);
+  else gelu_backward(d_ffn_h_.get(), a.ffn_in.get(), d_ffn_in_.get(), M_ * F_, stream_);
+  profile_->mark("activation bwd");
+}
+
+// Multiply-adds of causal attention's two forward products (backward: five products, 2.5x).
+double CudaTrainModel::attention_forward_flops() const {
+  const int64_t W = spec_.sliding_window;
+  double pairs = 0;  // (query, key) pairs attended, per sequence
+  for (int64_t t = 0; t < T_; ++t) pairs += double(W > 0 ? std::min(t + 1, W) : t + 1);
+  return 2.0 * 2.0 * double(B_) * double(spec_.num_heads) * double(spec_.head_dim) * pairs;
 }
 
 void CudaTrainModel::layer_forward(int64_t l, const float* x, LayerActs& a, float* x_out) {
@@ -345,24 +453,26 @@ void CudaTrainModel::layer_forward(int64_t l, const float* x, LayerActs& a, floa
   const LayerSlots& w = layout_.layers[size_t(l)];
   const int64_t H = s.hidden_size, D = s.head_dim;
   norm_forward(x, w.attn_norm_w, w.attn_norm_b, a.ln1.get(), a.ln1_mean.get(), a.ln1_rstd.get());
-  linear(a.ln1.get(), w.q_w, w.q_b, a.qkv.get(), H, QKV_);
+  profile_->mark("norm fwd");
+  linear("qkv fwd", a.ln1.get(), w.q_w, w.q_b, a.qkv.get(), H, QKV_);
   bf16* q = a.qkv.get();
   if (s.position == PositionKind::Rotary) {
     rope_rotate(q, QKV_, rope_cos_.get(), rope_sin_.get(), B_, T_, s.num_heads, D, 1.0f, stream_);
     rope_rotate(q + QD_, QKV_, rope_cos_.get(), rope_sin_.get(), B_, T_, s.num_kv_heads, D, 1.0f, stream_);
+    profile_->mark("rope fwd");
   }
   flash_attention_forward(attention_shape(), q, q + QD_, q + QD_ + KD_, a.attn.get(), a.lse.get(), stream_);
-  linear_residual(a.attn.get(), w.o_w, w.o_b, x, a.x_mid.get(), QD_, H);
+  profile_->mark("attention fwd", attention_forward_flops());
+  linear_residual("attn out fwd", a.attn.get(), w.o_w, w.o_b, x, a.x_mid.get(), QD_, H);
 
   norm_forward(a.x_mid.get(), w.mlp_norm_w, w.mlp_norm_b, a.ln2.get(), a.ln2_mean.get(), a.ln2_rstd.get());
-  const bool gated = s.mlp == MlpKind::GatedSiLU;
-  linear(a.ln2.get(), gated ? w.gate_w : w.up_w, gated ? w.gate_b : w.up_b, a.ffn_in.get(), H, F2_);
-  if (gated) swiglu_forward(a.ffn_in.get(), a.ffn_h.get(), M_, F_, stream_);
-  else gelu_forward(a.ffn_in.get(), a.ffn_h.get(), M_ * F_, stream_);
-  linear_residual(a.ffn_h.get(), w.down_w, w.down_b, a.x_mid.get(), x_out, F_, H);
+  profile_->mark("norm fwd");
+  mlp_in_forward(a, w);
+  linear_residual("mlp out fwd", a.ffn_h.get(), w.down_w, w.down_b, a.x_mid.get(), x_out, F_, H);
 }
 
-// dres_ holds d(loss)/d(layer output) on entry and d(loss)/d(layer input) on return.
+// dres_ holds d(loss)/d(layer output) on entry and d(loss)/d(layer input) on return, dres_bf16_ its bf16 copy
+// (written by the norm backward that produced it).
 void CudaTrainModel::layer_backward(int64_t l, const float* x, LayerActs& a) {
   const ModelSpec& s = spec_;
   const LayerSlots& w = layout_.layers[size_t(l)];
@@ -370,27 +480,30 @@ void CudaTrainModel::layer_backward(int64_t l, const float* x, LayerActs& a) {
   const bool gated = s.mlp == MlpKind::GatedSiLU;
 
   // MLP branch: x_out = x_mid + down(act(ffn_in)); the residual passes dres through.
-  f32_to_bf16(dres_.get(), dres_bf16_.get(), M_ * H, stream_);
-  linear_backward(dres_bf16_.get(), a.ffn_h.get(), w.down_w, w.down_b, d_ffn_h_.get(), CUDA_R_16BF, F_, H);
-  if (gated) swiglu_backward(d_ffn_h_.get(), a.ffn_in.get(), d_ffn_in_.get(), M_, F_, stream_);
-  else gelu_backward(d_ffn_h_.get(), a.ffn_in.get(), d_ffn_in_.get(), M_ * F_, stream_);
-  linear_backward(d_ffn_in_.get(), a.ln2.get(), gated ? w.gate_w : w.up_w, gated ? w.gate_b : w.up_b, d_hidden_.get(),
-                  CUDA_R_32F, H, F2_);
-  norm_backward(d_hidden_.get(), a.x_mid.get(), w.mlp_norm_w, w.mlp_norm_b, a.ln2_mean.get(), a.ln2_rstd.get(), true);
+  mlp_out_backward(a, w);
+  linear_backward({"mlp in dW", "mlp in db", "mlp in dX"}, d_ffn_in_.get(), a.ln2.get(), gated ? w.gate_w : w.up_w,
+                  gated ? w.gate_b : w.up_b, d_hidden_.get(), CUDA_R_32F, H, F2_);
+  norm_backward(d_hidden_.get(), a.x_mid.get(), w.mlp_norm_w, w.mlp_norm_b, a.ln2_mean.get(), a.ln2_rstd.get(), true,
+                w.o_b);
+  profile_->mark("norm bwd");
 
-  // Attention branch: x_mid = x + o(attention(...)).
-  f32_to_bf16(dres_.get(), dres_bf16_.get(), M_ * H, stream_);
-  linear_backward(dres_bf16_.get(), a.attn.get(), w.o_w, w.o_b, d_attn_.get(), CUDA_R_16BF, QD_, H);
+  // Attention branch: x_mid = x + o(attention(...)); o's bias gradient came out of the norm backward above.
+  linear_backward({"attn out dW", "", "attn out dX"}, dres_bf16_.get(), a.attn.get(), w.o_w, -1,
+                  d_attn_.get(), CUDA_R_16BF, QD_, H);
   const bf16* q = a.qkv.get();
   bf16* dq = dqkv_.get();
   flash_attention_backward(attention_shape(), q, q + QD_, q + QD_ + KD_, a.attn.get(), a.lse.get(), d_attn_.get(), dq,
                            dq + QD_, dq + QD_ + KD_, attention_workspace_.get(), stream_);
+  profile_->mark("attention bwd", 2.5 * attention_forward_flops());
   if (s.position == PositionKind::Rotary) {
     rope_rotate(dq, QKV_, rope_cos_.get(), rope_sin_.get(), B_, T_, s.num_heads, D, -1.0f, stream_);
     rope_rotate(dq + QD_, QKV_, rope_cos_.get(), rope_sin_.get(), B_, T_, s.num_kv_heads, D, -1.0f, stream_);
+    profile_->mark("rope bwd");
   }
-  linear_backward(dq, a.ln1.get(), w.q_w, w.q_b, d_hidden_.get(), CUDA_R_32F, H, QKV_);
-  norm_backward(d_hidden_.get(), x, w.attn_norm_w, w.attn_norm_b, a.ln1_mean.get(), a.ln1_rstd.get(), true);
+  linear_backward({"qkv dW", "qkv db", "qkv dX"}, dq, a.ln1.get(), w.q_w, w.q_b, d_hidden_.get(), CUDA_R_32F, H, QKV_);
+  norm_backward(d_hidden_.get(), x, w.attn_norm_w, w.attn_norm_b, a.ln1_mean.get(), a.ln1_rstd.get(), true,
+                l > 0 ? layout_.layers[size_t(l - 1)].down_b : -1);
+  profile_->mark("norm bwd");
 }
 
 CrossEntropyResult CudaTrainModel::run(const int32_t* windows, int64_t B, int64_t T, float grad_scale, bool backward) {
@@ -398,33 +511,43 @@ CrossEntropyResult CudaTrainModel::run(const int32_t* windows, int64_t B, int64_
   const ModelSpec& s = spec_;
   const int64_t M = M_, H = s.hidden_size, V = s.vocab_size, L = s.num_layers;
   CrossEntropyResult result;
-  result.count = upload_batch(windows, B, T);
+  profile_->start();
+  result.count = upload_tokens(windows, B, T);
   const int32_t* inputs = batch_.get();
   const int32_t* targets = inputs + M;
 
   embedding_forward(inputs, P(layout_.wte), layout_.wpe >= 0 ? P(layout_.wpe) : nullptr, residual_[0].get(), B, T, H,
                     stream_);
+  profile_->mark("embedding fwd");
   for (int64_t l = 0; l < L; ++l) layer_forward(l, residual_[size_t(l)].get(), acts(l), residual_[size_t(l + 1)].get());
+  if (backward) upload_token_groups();  // host work while the GPU runs the layers launched above
   const float* last = residual_[size_t(L)].get();
   norm_forward(last, layout_.final_norm_w, layout_.final_norm_b, final_out_.get(), final_mean_.get(), final_rstd_.get());
+  profile_->mark("norm fwd");
 
   // The LM head and cross-entropy, chunk by chunk: bf16 logits [rows, V] -> dlogits in place -> dh, dW.
   for (int64_t r0 = 0; r0 < M; r0 += ce_rows_) {
     const int64_t rows = std::min(ce_rows_, M - r0);
     const bf16* h = final_out_.get() + r0 * H;
     gemm_->run(rows, V, H, {h, H, false}, {W(layout_.lm_head), H, true}, logits_.get(), CUDA_R_16BF, V);
+    profile_->mark("lm head fwd", gemm_flops(rows, V, H));
     cross_entropy_rows(logits_.get(), targets + r0, losses_.get() + r0, rows, V, grad_scale, backward, stream_);
+    profile_->mark("cross entropy");
     if (!backward) continue;
     gemm_->run(rows, H, V, {logits_.get(), V, false}, {W(layout_.lm_head), H, false}, d_hidden_.get() + r0 * H,
                CUDA_R_32F, H);
+    profile_->mark("lm head dX", gemm_flops(rows, H, V));
     gemm_->run(V, H, rows, {logits_.get(), V, true}, {h, H, false}, G(layout_.lm_head), CUDA_R_32F, H, 1.0f);
+    profile_->mark("lm head dW", gemm_flops(V, H, rows));
   }
   sum_in_order(losses_.get(), M, scalar_.get(), stream_);
   copy_async(scalar_host_.get(), scalar_.get(), sizeof(double), cudaMemcpyDeviceToHost);
+  profile_->mark("loss sum");
 
   if (backward) {
     norm_backward(d_hidden_.get(), last, layout_.final_norm_w, layout_.final_norm_b, final_mean_.get(),
-                  final_rstd_.get(), false);
+                  final_rstd_.get(), false, L > 0 ? layout_.layers[size_t(L - 1)].down_b : -1);
+    profile_->mark("norm bwd");
     for (int64_t l = L - 1; l >= 0; --l) {
       // With checkpointing, recompute this layer from its saved input (the output it rewrites is identical).
       if (checkpoint_) layer_forward(l, residual_[size_t(l)].get(), acts(l), residual_[size_t(l + 1)].get());
@@ -433,9 +556,12 @@ CrossEntropyResult CudaTrainModel::run(const int32_t* windows, int64_t B, int64_
     const int32_t* csr = targets + M;
     embedding_backward(dres_.get(), csr, csr + unique_tokens_, csr + 2 * unique_tokens_ + 1, unique_tokens_,
                        G(layout_.wte), layout_.wpe >= 0 ? G(layout_.wpe) : nullptr, B, T, H, stream_);
+    profile_->mark("embedding bwd");
   }
   // The pinned batch buffer and the loss are free / ready once the stream is done with this micro-batch.
   ROOFLINE_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  profile_->flush();
+  profile_->end_micro_batch();
   result.loss_sum = *scalar_host_.get();
   return result;
 }
@@ -448,9 +574,12 @@ size_t CudaTrainModel::activation_bytes() const {
 }
 
 double CudaTrainModel::grad_norm() {
+  profile_->start();
   sum_squares(grads_.get(), int64_t(grads_.size()), reduce_partials_.get(), scalar_.get(), stream_);
   copy_async(scalar_host_.get(), scalar_.get(), sizeof(double), cudaMemcpyDeviceToHost);
+  profile_->mark("grad norm");
   ROOFLINE_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  profile_->flush();
   return std::sqrt(*scalar_host_.get());
 }
 
@@ -462,9 +591,11 @@ void CudaTrainModel::clip_and_step(Optimizer& optimizer, double norm, double max
   const OptimizerConfig& c = optimizer_config_;
   const int64_t n = int64_t(params_.size());
   const float decay_step = float(lr * c.weight_decay);
+  profile_->start();
   if (c.kind == OptimizerKind::SGD) {
     sgd_update(params_.get(), weights_bf16_.get(), grads_.get(), decay_mask_.get(), n, float(lr), decay_step, coef,
                stream_);
+    profile_->mark("optimizer");
     return;
   }
   const double bc1 = 1.0 - std::pow(c.beta1, double(step)), bc2 = 1.0 - std::pow(c.beta2, double(step));
@@ -477,6 +608,7 @@ void CudaTrainModel::clip_and_step(Optimizer& optimizer, double norm, double max
   s.bias2_sqrt = float(std::sqrt(bc2));
   s.grad_coef = coef;
   adamw_update(params_.get(), weights_bf16_.get(), grads_.get(), m_.get(), v_.get(), decay_mask_.get(), n, s, stream_);
+  profile_->mark("optimizer");
 }
 
 const float* CudaTrainModel::host_params() {

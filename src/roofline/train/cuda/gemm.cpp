@@ -1,6 +1,9 @@
 #include "roofline/train/cuda/gemm.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <vector>
 
 #include "roofline/backend/cuda/cuda_check.h"
 #include "roofline/core/error.h"
@@ -59,9 +62,16 @@ TrainGemm::Plan& TrainGemm::plan_for(const Key& key) {
     //                       stored row-major [N, K] (transposed)     = column-major [K, N]: op T.
     set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSA, cublasOperation_t(key.tb ? CUBLAS_OP_T : CUBLAS_OP_N));
     set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSB, cublasOperation_t(key.ta ? CUBLAS_OP_T : CUBLAS_OP_N));
-    if (key.bias) {
-      set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, cublasLtEpilogue_t(CUBLASLT_EPILOGUE_BIAS));
-      set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, cudaDataType(key.bias_type));
+    const auto gelu = GemmGelu::Kind(key.gelu);
+    ROOFLINE_CHECK(gelu != GemmGelu::Kind::Backward || !key.bias, "train gemm: no bias with the GELU backward");
+    cublasLtEpilogue_t epilogue = key.bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+    if (gelu == GemmGelu::Kind::Forward) epilogue = key.bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX;
+    if (gelu == GemmGelu::Kind::Backward) epilogue = CUBLASLT_EPILOGUE_DGELU;
+    if (epilogue != CUBLASLT_EPILOGUE_DEFAULT) set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, epilogue);
+    if (key.bias) set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, cudaDataType(key.bias_type));
+    if (gelu != GemmGelu::Kind::None) {
+      set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, key.aux_ld);
+      set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_DATA_TYPE, int32_t(CUDA_R_16BF));
     }
     const uint64_t M = uint64_t(key.M), N = uint64_t(key.N), K = uint64_t(key.K);
     TRAIN_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.a, CUDA_R_16BF, key.tb ? K : N, key.tb ? N : K, key.ldb));
@@ -96,19 +106,94 @@ TrainGemm::Plan& TrainGemm::plan_for(const Key& key) {
   return plans_.emplace(key, plan).first->second;
 }
 
+// Times up to 8 heuristic candidates (median of 5 after one warm-up) writing D to a scratch buffer.
+void TrainGemm::survey_plan(const Key& key, const Plan& plan, const void* a, const void* b, const void* c_in,
+                            float beta) {
+  cublasLtMatmulPreference_t preference = nullptr;
+  TRAIN_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&preference));
+  const uint64_t bytes = workspace_bytes_;
+  TRAIN_CUBLAS_CHECK(
+      cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &bytes, sizeof(bytes)));
+  for (auto attribute : {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+                         CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
+    TRAIN_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(preference, attribute, &key.align, sizeof(key.align)));
+  cublasLtMatmulHeuristicResult_t results[8] = {};
+  int found = 0;
+  TRAIN_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(handle_, plan.desc, plan.a, plan.b, plan.c, plan.c, preference, 8,
+                                                     results, &found));
+  cublasLtMatmulPreferenceDestroy(preference);
+  void* scratch = nullptr;
+  const size_t c_bytes = size_t(key.M) * size_t(key.ldc) * (key.c_type == CUDA_R_32F ? 4 : 2);
+  ROOFLINE_CUDA_CHECK(cudaMalloc(&scratch, c_bytes));
+  cudaEvent_t start = nullptr, stop = nullptr;
+  ROOFLINE_CUDA_CHECK(cudaEventCreate(&start));
+  ROOFLINE_CUDA_CHECK(cudaEventCreate(&stop));
+  const float alpha = 1.0f;
+  std::vector<double> ms_of(size_t(found), -1.0);
+  for (int i = 0; i < found; ++i) {
+    std::vector<float> times;
+    for (int rep = 0; rep < 6; ++rep) {
+      ROOFLINE_CUDA_CHECK(cudaEventRecord(start, stream_));
+      const cublasStatus_t status =
+          cublasLtMatmul(handle_, plan.desc, &alpha, b, plan.a, a, plan.b, &beta, c_in, plan.c, scratch, plan.c,
+                         &results[i].algo, workspace_, workspace_bytes_, stream_);
+      ROOFLINE_CUDA_CHECK(cudaEventRecord(stop, stream_));
+      ROOFLINE_CUDA_CHECK(cudaEventSynchronize(stop));
+      if (status != CUBLAS_STATUS_SUCCESS) break;
+      float ms = 0;
+      ROOFLINE_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+      if (rep > 0) times.push_back(ms);
+    }
+    if (times.size() == 5) {
+      std::sort(times.begin(), times.end());
+      ms_of[size_t(i)] = times[2];
+    }
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  cudaFree(scratch);
+  int best = -1;
+  for (int i = 0; i < found; ++i)
+    if (ms_of[size_t(i)] > 0 && (best < 0 || ms_of[size_t(i)] < ms_of[size_t(best)])) best = i;
+  if (best < 0) return;
+  const double flops = 2.0 * double(key.M) * double(key.N) * double(key.K);
+  survey_lines_.push_back(fmt::format(
+      "{:>6} {:>6} {:>6} {}{} {:<4} {:>2} cand. | heuristic #0 {:>7.3f} ms {:>5.0f} TFLOP/s | best #{} {:>7.3f} ms "
+      "{:>5.0f} TFLOP/s",
+      key.M, key.N, key.K, key.ta ? "T" : "N", key.tb ? "T" : "N", key.c_type == CUDA_R_32F ? "f32" : "bf16", found,
+      ms_of[0], ms_of[0] > 0 ? flops / (ms_of[0] * 1e-3) / 1e12 : 0.0, best, ms_of[size_t(best)],
+      flops / (ms_of[size_t(best)] * 1e-3) / 1e12));
+}
+
+std::string TrainGemm::survey() const {
+  if (survey_lines_.empty()) return {};
+  std::string out = "cuBLASLt candidates per GEMM form (M N K, transposes of A B, C type; median of 5):\n";
+  for (const std::string& line : survey_lines_) out += line + "\n";
+  return out;
+}
+
 void TrainGemm::run(int64_t M, int64_t N, int64_t K, GemmOperand a, GemmOperand b, void* c, cudaDataType c_type,
-                    int64_t ldc, float beta, const void* c_in, const void* bias, cudaDataType bias_type) {
+                    int64_t ldc, float beta, const void* c_in, const void* bias, cudaDataType bias_type,
+                    GemmGelu gelu) {
   if (M == 0 || N == 0) return;
   if (!c_in) c_in = c;
   const size_t c_size = c_type == CUDA_R_32F ? 4 : 2;
   // The alignment every operand meets (pointers and row strides), which the plan may assume.
   uint32_t align = std::min({alignment_of(a.data), alignment_of(b.data), alignment_of(c), alignment_of(c_in)});
+  if (gelu.kind != GemmGelu::Kind::None) {
+    ROOFLINE_CHECK(gelu.aux && gelu.ld % 8 == 0 && gelu.ld >= N, "train gemm: GELU aux stride {} (N {})", gelu.ld, N);
+    align = std::min(align, alignment_of(gelu.aux));
+  }
   for (uint64_t stride_bytes : {uint64_t(a.ld) * 2, uint64_t(b.ld) * 2, uint64_t(ldc) * c_size})
     while (align > 1 && stride_bytes % align != 0) align /= 2;
+  const int64_t aux_ld = gelu.kind == GemmGelu::Kind::None ? 0 : gelu.ld;
   const Key key{M, N, K, a.ld, b.ld, ldc, a.transposed, b.transposed, bias != nullptr, int(c_type), int(bias_type),
-                align};
+                align, int(gelu.kind), aux_ld};
+  const bool first_use = plans_.find(key) == plans_.end();
   Plan& plan = plan_for(key);
   if (bias) set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, bias);
+  if (gelu.kind != GemmGelu::Kind::None) set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, gelu.aux);
+  if (first_use && survey_enabled_) survey_plan(key, plan, a.data, b.data, c_in, beta);  // the pointers set above
   const float alpha = 1.0f;
   TRAIN_CUBLAS_CHECK(cublasLtMatmul(handle_, plan.desc, &alpha, b.data, plan.a, a.data, plan.b, &beta, c_in, plan.c, c,
                                     plan.c, &plan.algo, workspace_, workspace_bytes_, stream_));

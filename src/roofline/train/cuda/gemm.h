@@ -7,13 +7,18 @@
 // and the heuristic's algorithm) are cached per shape, types, strides and alignment, as the inference
 // backend's CublasLtGemm does for its one form; the workspace is allocated once. Deterministic for a given
 // GPU and plan (no split-K atomics are requested). One instance per stream.
+// A GELU (tanh form, as GPT-2's) can ride in the epilogue (GemmGelu): forward C = gelu(product + bias) with the
+// pre-activation stored to aux; backward C = product * gelu'(aux). That saves the separate element-wise pass
+// and the round trip of its input through memory.
 #pragma once
 #include <cublasLt.h>
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
 #include <map>
+#include <string>
 #include <tuple>
+#include <vector>
 
 namespace roofline::train::cuda {
 
@@ -23,18 +28,31 @@ struct GemmOperand {
   bool transposed = false;
 };
 
+struct GemmGelu {
+  enum class Kind { None, Forward, Backward };
+  Kind kind = Kind::None;
+  const void* aux = nullptr;  // bf16, row-major, row stride ld (a multiple of 8): written forward, read backward
+  int64_t ld = 0;
+};
+
 class TrainGemm {
  public:
   TrainGemm(cudaStream_t stream, size_t workspace_bytes);
   ~TrainGemm();
   TrainGemm(const TrainGemm&) = delete;
+  // For the profile: the first run of each plan first times cuBLASLt's other candidate algorithms (into a
+  // scratch output, so nothing the model reads changes) and survey() reports chosen vs fastest. The choice
+  // itself stays the heuristic's first (a timing-based choice could differ between runs and break bit-exact
+  // resume).
+  void enable_survey() { survey_enabled_ = true; }
+  std::string survey() const;
   TrainGemm& operator=(const TrainGemm&) = delete;
 
   // C (type c_type, row stride ldc) = op(A) . op(B) (+ bias, of type bias_type) + beta * C_in (C_in defaults
-  // to C itself; same type and stride as C).
+  // to C itself; same type and stride as C). Throws where cuBLASLt has no algorithm for the form.
   void run(int64_t M, int64_t N, int64_t K, GemmOperand a, GemmOperand b, void* c, cudaDataType c_type, int64_t ldc,
            float beta = 0.0f, const void* c_in = nullptr, const void* bias = nullptr,
-           cudaDataType bias_type = CUDA_R_32F);
+           cudaDataType bias_type = CUDA_R_32F, GemmGelu gelu = {});
 
  private:
   struct Key {
@@ -42,7 +60,9 @@ class TrainGemm {
     bool ta, tb, bias;
     int c_type, bias_type;
     uint32_t align;
-    auto tie() const { return std::tie(M, N, K, lda, ldb, ldc, ta, tb, bias, c_type, bias_type, align); }
+    int gelu;
+    int64_t aux_ld;
+    auto tie() const { return std::tie(M, N, K, lda, ldb, ldc, ta, tb, bias, c_type, bias_type, align, gelu, aux_ld); }
     bool operator<(const Key& o) const { return tie() < o.tie(); }
   };
   struct Plan {
@@ -51,6 +71,7 @@ class TrainGemm {
     cublasLtMatmulAlgo_t algo{};
   };
   Plan& plan_for(const Key& key);
+  void survey_plan(const Key& key, const Plan& plan, const void* a, const void* b, const void* c_in, float beta);
   static void destroy(Plan& plan);
 
   cudaStream_t stream_;
@@ -58,6 +79,8 @@ class TrainGemm {
   void* workspace_ = nullptr;
   size_t workspace_bytes_ = 0;
   std::map<Key, Plan> plans_;
+  bool survey_enabled_ = false;
+  std::vector<std::string> survey_lines_;
 };
 
 }  // namespace roofline::train::cuda

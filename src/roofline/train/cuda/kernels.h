@@ -34,12 +34,23 @@ void layernorm_forward(const float* x, const float* w, const float* b, bf16* y, 
                        int64_t rows, int64_t dim, float eps, cudaStream_t stream);
 void rmsnorm_forward(const float* x, const float* w, bf16* y, float* rstd, int64_t rows, int64_t dim, float eps,
                      cudaStream_t stream);
-// dy [rows, dim] f32. dx (+)= the input gradient; dw (+ db) += via per-block partials in `partials`
-// (norm_partials_floats(rows, dim) floats). mean == nullptr: RMSNorm (db must be null).
+// dy [rows, dim] f32. dx (+)= the input gradient, and dx_bf16 (if not null) = that result in bf16 (the
+// operand of the next backward GEMMs); dw (+ db) += via per-block partials in `partials`
+// (norm_partials_floats(rows, dim) floats); dx_column_sums (if not null) += the column sums of bf16(dx) (the
+// bias gradient of the layer that produced the residual). mean == nullptr: RMSNorm (db must be null).
 size_t norm_partials_floats(int64_t rows, int64_t dim);
 void norm_backward(const float* dy, const float* x, const float* w, const float* mean, const float* rstd, float* dx,
-                   bool accumulate_dx, float* dw, float* db, float* partials, int64_t rows, int64_t dim,
-                   cudaStream_t stream);
+                   bool accumulate_dx, bf16* dx_bf16, float* dw, float* db, float* dx_column_sums,
+                   float* partials, int64_t rows, int64_t dim, cudaStream_t stream);
+
+// ---- column_sums.cu
+// db[cols] += column sums of dy [rows, cols] bf16, through bias_grad_partials_floats(rows, cols) floats of
+// partials (row chunks summed in order, then the chunks in order: no atomics).
+size_t bias_grad_partials_floats(int64_t rows, int64_t cols);
+void bias_grad(const bf16* dy, int64_t rows, int64_t cols, float* partials, float* db, cudaStream_t stream);
+// out[c] += sum over k < chunks of partials[k * ld + c], in a fixed order (the second stage of per-block partials).
+void add_column_partials(const float* partials, int64_t chunks, int64_t cols, int64_t ld, float* out,
+                         cudaStream_t stream);
 
 // ---- activations.cu
 // GELU (tanh form): y = gelu(x) over n elements; backward dx = dy * gelu'(x) (dx may alias dy).

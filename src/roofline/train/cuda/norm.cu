@@ -1,6 +1,14 @@
 // LayerNorm and RMSNorm, forward and backward: f32 residual in, bf16 out (it feeds a GEMM), statistics kept
-// per row for backward. Backward adds dx into the f32 residual gradient and accumulates dweight (and dbias)
-// through per-block partial sums that one more kernel adds up in block order (no atomics).
+// per row for backward. Backward adds dx into the f32 residual gradient (and writes its bf16 copy) and
+// accumulates dweight (and dbias) through per-block partial sums that one more kernel adds up in block order
+// (no atomics). The same partials also give the column sums of the bf16 dx: the bias gradient of the linear
+// layer whose output gradient dx is (the residual stream's next consumer in backward), for free.
+// One warp per row: a row (768 floats for GPT-2) is 6 float4 per lane, so the row statistics need only warp
+// shuffles, never a block barrier; the row's re-reads in later passes hit L1. kVec = 4 (float4 accesses)
+// where dim % 4 == 0, else 1.
+#include <cstdint>
+#include <initializer_list>
+
 #include "roofline/backend/cuda/cuda_check.h"
 #include "roofline/core/error.h"
 #include "roofline/train/cuda/block_reduce.cuh"
@@ -9,28 +17,74 @@
 namespace roofline::train::cuda {
 namespace {
 
-constexpr int kThreads = 256;
-constexpr int64_t kRowsPerBlock = 32;  // backward: rows whose dweight contributions one block sums
+constexpr int kForwardWarps = 8;        // rows per forward block
+constexpr int kBackwardWarps = 4;
+constexpr int64_t kRowsPerBlock = 16;   // backward: rows whose dweight contributions one block sums
 
-// One block per row. mean == nullptr: RMSNorm.
+template <int kVec>
+struct Vec {
+  float v[kVec];
+  __device__ static Vec load(const float* p) {
+    Vec r;
+    if constexpr (kVec == 4) {
+      const float4 f = *reinterpret_cast<const float4*>(p);
+      r.v[0] = f.x, r.v[1] = f.y, r.v[2] = f.z, r.v[3] = f.w;
+    } else {
+      for (int k = 0; k < kVec; ++k) r.v[k] = p[k];
+    }
+    return r;
+  }
+  __device__ void store(float* p) const {
+    if constexpr (kVec == 4) *reinterpret_cast<float4*>(p) = make_float4(v[0], v[1], v[2], v[3]);
+    else
+      for (int k = 0; k < kVec; ++k) p[k] = v[k];
+  }
+  __device__ void store_bf16(bf16* p) const {
+    if constexpr (kVec == 4) {
+      const __nv_bfloat162 lo = __floats2bfloat162_rn(v[0], v[1]), hi = __floats2bfloat162_rn(v[2], v[3]);
+      uint2 packed;
+      packed.x = *reinterpret_cast<const uint32_t*>(&lo);
+      packed.y = *reinterpret_cast<const uint32_t*>(&hi);
+      *reinterpret_cast<uint2*>(p) = packed;
+    } else {
+      for (int k = 0; k < kVec; ++k) p[k] = __float2bfloat16(v[k]);
+    }
+  }
+};
+
+// Warp w of the block normalises row blockIdx.x * kForwardWarps + w. mean_out == nullptr: RMSNorm.
+template <int kVec>
 __global__ void norm_forward_kernel(const float* x, const float* w, const float* b, bf16* y, float* mean_out,
-                                    float* rstd_out, int64_t dim, float eps) {
-  __shared__ float scratch[32];
-  const int64_t r = blockIdx.x;
+                                    float* rstd_out, int64_t rows, int64_t dim, float eps) {
+  const int lane = threadIdx.x % 32;
+  const int64_t r = int64_t(blockIdx.x) * kForwardWarps + threadIdx.x / 32;
+  if (r >= rows) return;
   const float* xr = x + r * dim;
   float mu = 0.0f;
   if (mean_out) {
     float s = 0.0f;
-    for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) s += xr[i];
-    mu = block_sum(s, scratch) / float(dim);
+    for (int64_t i = lane * kVec; i < dim; i += 32 * kVec) {
+      const auto xv = Vec<kVec>::load(xr + i);
+      for (int k = 0; k < kVec; ++k) s += xv.v[k];
+    }
+    mu = warp_sum(s) / float(dim);
   }
   float ss = 0.0f;
-  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) ss += (xr[i] - mu) * (xr[i] - mu);
-  const float rs = rsqrtf(block_sum(ss, scratch) / float(dim) + eps);
+  for (int64_t i = lane * kVec; i < dim; i += 32 * kVec) {
+    const auto xv = Vec<kVec>::load(xr + i);
+    for (int k = 0; k < kVec; ++k) ss += (xv.v[k] - mu) * (xv.v[k] - mu);
+  }
+  const float rs = rsqrtf(warp_sum(ss) / float(dim) + eps);
   bf16* yr = y + r * dim;
-  for (int64_t i = threadIdx.x; i < dim; i += blockDim.x)
-    yr[i] = __float2bfloat16((xr[i] - mu) * rs * w[i] + (b ? b[i] : 0.0f));
-  if (threadIdx.x == 0) {
+  for (int64_t i = lane * kVec; i < dim; i += 32 * kVec) {
+    auto xv = Vec<kVec>::load(xr + i);
+    const auto wv = Vec<kVec>::load(w + i);
+    Vec<kVec> bv{};
+    if (b) bv = Vec<kVec>::load(b + i);
+    for (int k = 0; k < kVec; ++k) xv.v[k] = (xv.v[k] - mu) * rs * wv.v[k] + bv.v[k];
+    xv.store_bf16(yr + i);
+  }
+  if (lane == 0) {
     if (mean_out) mean_out[r] = mu;
     rstd_out[r] = rs;
   }
@@ -38,83 +92,120 @@ __global__ void norm_forward_kernel(const float* x, const float* w, const float*
 
 // xhat = (x - mean) * rstd, g = dy * w:  dx = rstd * (g - mean(g) - xhat * mean(g * xhat))  (LayerNorm)
 //                                         dx = rstd * (g - xhat * mean(g * xhat))            (RMSNorm)
-// partials [gridDim.x, 2 * dim]: this block's sum of dy * xhat, then of dy.
+// Each warp takes rows r0 + w, r0 + w + kBackwardWarps, ... of the block's kRowsPerBlock, summing its dy * xhat,
+// dy and bf16(dx) columns in its own shared-memory row (a lane owns its columns: no races); the warps' rows are
+// then added in warp order into partials [gridDim.x, 3 * dim]: this block's sums of dy * xhat, dy, bf16(dx).
+template <int kVec>
 __global__ void norm_backward_kernel(const float* dy, const float* x, const float* w, const float* mean,
-                                     const float* rstd, float* dx, bool accumulate, float* partials, int64_t rows,
-                                     int64_t dim) {
-  extern __shared__ float column_sums[];  // [2 * dim], column i owned by thread i % blockDim.x
-  __shared__ float scratch[32];
-  for (int64_t i = threadIdx.x; i < 2 * dim; i += blockDim.x) column_sums[i] = 0.0f;
+                                     const float* rstd, float* dx, bool accumulate, bf16* dx_bf16, float* partials,
+                                     int64_t rows, int64_t dim) {
+  extern __shared__ float warp_sums[];  // [kBackwardWarps][3 * dim]
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  float* sums = warp_sums + int64_t(warp) * 3 * dim;
+  for (int64_t i = lane; i < 3 * dim; i += 32) sums[i] = 0.0f;
+  __syncwarp();  // the zeroing lanes are not the lanes that own those columns below
   const int64_t r0 = blockIdx.x * kRowsPerBlock, r1 = min(rows, r0 + kRowsPerBlock);
-  for (int64_t r = r0; r < r1; ++r) {
+  for (int64_t r = r0 + warp; r < r1; r += kBackwardWarps) {
     const float* xr = x + r * dim;
     const float* dyr = dy + r * dim;
     const float mu = mean ? mean[r] : 0.0f, rs = rstd[r];
     float sg = 0.0f, sgx = 0.0f;
-    for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
-      const float xhat = (xr[i] - mu) * rs, g = dyr[i] * w[i];
-      sg += g;
-      sgx += g * xhat;
-      column_sums[i] += dyr[i] * xhat;
-      column_sums[dim + i] += dyr[i];
+    for (int64_t i = lane * kVec; i < dim; i += 32 * kVec) {
+      const auto xv = Vec<kVec>::load(xr + i), dyv = Vec<kVec>::load(dyr + i), wv = Vec<kVec>::load(w + i);
+      auto sum_w = Vec<kVec>::load(sums + i), sum_b = Vec<kVec>::load(sums + dim + i);
+      for (int k = 0; k < kVec; ++k) {
+        const float xhat = (xv.v[k] - mu) * rs, g = dyv.v[k] * wv.v[k];
+        sg += g;
+        sgx += g * xhat;
+        sum_w.v[k] += dyv.v[k] * xhat;
+        sum_b.v[k] += dyv.v[k];
+      }
+      sum_w.store(sums + i);
+      sum_b.store(sums + dim + i);
     }
-    const float mg = mean ? block_sum(sg, scratch) / float(dim) : 0.0f;
-    const float mgx = block_sum(sgx, scratch) / float(dim);
+    const float mg = mean ? warp_sum(sg) / float(dim) : 0.0f;
+    const float mgx = warp_sum(sgx) / float(dim);
     float* dxr = dx + r * dim;
-    for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) {
-      const float xhat = (xr[i] - mu) * rs;
-      const float v = rs * (dyr[i] * w[i] - mg - xhat * mgx);
-      dxr[i] = accumulate ? dxr[i] + v : v;
+    for (int64_t i = lane * kVec; i < dim; i += 32 * kVec) {
+      const auto xv = Vec<kVec>::load(xr + i), dyv = Vec<kVec>::load(dyr + i), wv = Vec<kVec>::load(w + i);
+      Vec<kVec> out = accumulate ? Vec<kVec>::load(dxr + i) : Vec<kVec>{};
+      auto sum_dx = Vec<kVec>::load(sums + 2 * dim + i);
+      for (int k = 0; k < kVec; ++k) {
+        const float xhat = (xv.v[k] - mu) * rs;
+        out.v[k] += rs * (dyv.v[k] * wv.v[k] - mg - xhat * mgx);
+        sum_dx.v[k] += __bfloat162float(__float2bfloat16(out.v[k]));
+      }
+      sum_dx.store(sums + 2 * dim + i);
+      out.store(dxr + i);
+      if (dx_bf16) out.store_bf16(dx_bf16 + r * dim + i);
     }
   }
-  float* out = partials + int64_t(blockIdx.x) * 2 * dim;
-  for (int64_t i = threadIdx.x; i < 2 * dim; i += blockDim.x) out[i] = column_sums[i];
+  __syncthreads();
+  float* out = partials + int64_t(blockIdx.x) * 3 * dim;
+  for (int64_t i = threadIdx.x; i < 3 * dim; i += blockDim.x) {
+    float s = 0.0f;
+    for (int k = 0; k < kBackwardWarps; ++k) s += warp_sums[int64_t(k) * 3 * dim + i];
+    out[i] = s;
+  }
 }
 
-__global__ void reduce_partials_kernel(const float* partials, int64_t blocks, int64_t dim, float* dw, float* db) {
-  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= dim) return;
-  float sw = 0.0f, sb = 0.0f;
-  for (int64_t k = 0; k < blocks; ++k) {
-    sw += partials[k * 2 * dim + i];
-    sb += partials[k * 2 * dim + dim + i];
-  }
-  dw[i] += sw;
-  if (db) db[i] += sb;
+// float4 rows need dim % 4 == 0 and every base pointer 16-byte aligned (parameter slices need not be).
+bool vectorizable(int64_t dim, std::initializer_list<const void*> pointers) {
+  if (dim % 4 != 0) return false;
+  for (const void* p : pointers)
+    if (reinterpret_cast<uintptr_t>(p) % 16 != 0) return false;
+  return true;
 }
 
 int64_t backward_blocks(int64_t rows) { return (rows + kRowsPerBlock - 1) / kRowsPerBlock; }
+
+void launch_forward(const float* x, const float* w, const float* b, bf16* y, float* mean, float* rstd, int64_t rows,
+                    int64_t dim, float eps, cudaStream_t stream) {
+  const unsigned blocks = grid_for(rows, kForwardWarps);
+  if (vectorizable(dim, {x, w, b, y}))
+    norm_forward_kernel<4><<<blocks, 32 * kForwardWarps, 0, stream>>>(x, w, b, y, mean, rstd, rows, dim, eps);
+  else
+    norm_forward_kernel<1><<<blocks, 32 * kForwardWarps, 0, stream>>>(x, w, b, y, mean, rstd, rows, dim, eps);
+  ROOFLINE_CUDA_CHECK_LAUNCH();
+}
+
+template <int kVec>
+void launch_backward(const float* dy, const float* x, const float* w, const float* mean, const float* rstd, float* dx,
+                     bool accumulate_dx, bf16* dx_bf16, float* partials, int64_t rows, int64_t dim,
+                     cudaStream_t stream) {
+  const size_t smem = size_t(kBackwardWarps) * size_t(3 * dim) * sizeof(float);
+  if (smem > 48 * 1024)
+    ROOFLINE_CUDA_CHECK(cudaFuncSetAttribute(norm_backward_kernel<kVec>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                             int(smem)));
+  norm_backward_kernel<kVec><<<unsigned(backward_blocks(rows)), 32 * kBackwardWarps, smem, stream>>>(
+      dy, x, w, mean, rstd, dx, accumulate_dx, dx_bf16, partials, rows, dim);
+  ROOFLINE_CUDA_CHECK_LAUNCH();
+}
 
 }  // namespace
 
 void layernorm_forward(const float* x, const float* w, const float* b, bf16* y, float* mean, float* rstd,
                        int64_t rows, int64_t dim, float eps, cudaStream_t stream) {
-  norm_forward_kernel<<<unsigned(rows), kThreads, 0, stream>>>(x, w, b, y, mean, rstd, dim, eps);
-  ROOFLINE_CUDA_CHECK_LAUNCH();
+  launch_forward(x, w, b, y, mean, rstd, rows, dim, eps, stream);
 }
 
 void rmsnorm_forward(const float* x, const float* w, bf16* y, float* rstd, int64_t rows, int64_t dim, float eps,
                      cudaStream_t stream) {
-  norm_forward_kernel<<<unsigned(rows), kThreads, 0, stream>>>(x, w, nullptr, y, nullptr, rstd, dim, eps);
-  ROOFLINE_CUDA_CHECK_LAUNCH();
+  launch_forward(x, w, nullptr, y, nullptr, rstd, rows, dim, eps, stream);
 }
 
-size_t norm_partials_floats(int64_t rows, int64_t dim) { return size_t(backward_blocks(rows) * 2 * dim); }
+size_t norm_partials_floats(int64_t rows, int64_t dim) { return size_t(backward_blocks(rows) * 3 * dim); }
 
 void norm_backward(const float* dy, const float* x, const float* w, const float* mean, const float* rstd, float* dx,
-                   bool accumulate_dx, float* dw, float* db, float* partials, int64_t rows, int64_t dim,
-                   cudaStream_t stream) {
+                   bool accumulate_dx, bf16* dx_bf16, float* dw, float* db, float* dx_column_sums,
+                   float* partials, int64_t rows, int64_t dim, cudaStream_t stream) {
   ROOFLINE_CHECK(mean || !db, "norm_backward: RMSNorm has no bias");
-  const size_t smem = size_t(2 * dim) * sizeof(float);
-  if (smem > 48 * 1024)
-    ROOFLINE_CUDA_CHECK(cudaFuncSetAttribute(norm_backward_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                             int(smem)));
+  if (vectorizable(dim, {dy, x, w, dx, dx_bf16})) launch_backward<4>(dy, x, w, mean, rstd, dx, accumulate_dx, dx_bf16, partials, rows, dim, stream);
+  else launch_backward<1>(dy, x, w, mean, rstd, dx, accumulate_dx, dx_bf16, partials, rows, dim, stream);
   const int64_t blocks = backward_blocks(rows);
-  norm_backward_kernel<<<unsigned(blocks), kThreads, smem, stream>>>(dy, x, w, mean, rstd, dx, accumulate_dx, partials,
-                                                                     rows, dim);
-  ROOFLINE_CUDA_CHECK_LAUNCH();
-  reduce_partials_kernel<<<grid_for(dim, 256), 256, 0, stream>>>(partials, blocks, dim, dw, db);
-  ROOFLINE_CUDA_CHECK_LAUNCH();
+  add_column_partials(partials, blocks, dim, 3 * dim, dw, stream);
+  if (db) add_column_partials(partials + dim, blocks, dim, 3 * dim, db, stream);
+  if (dx_column_sums) add_column_partials(partials + 2 * dim, blocks, dim, 3 * dim, dx_column_sums, stream);
 }
 
 }  // namespace roofline::train::cuda
