@@ -10,11 +10,15 @@
 #include "gpu_test_util.h"
 #include "roofline/train/cuda/device_array.h"
 #include "roofline/train/cuda/flash_attention.h"
-#include "roofline/train/cuda/gemm.h"
+#include "roofline/backend/cuda/lt_gemm.h"
 #include "roofline/train/cuda/kernels.h"
 
 namespace roofline::train::cuda {
 namespace {
+
+using ::roofline::cuda::GemmGelu;  // the cuBLASLt wrapper of backend/cuda
+using ::roofline::cuda::GemmOperand;
+using ::roofline::cuda::LtGemm;
 
 using test::random_floats;
 using test::relative_l2;
@@ -279,7 +283,7 @@ TEST_F(GpuTrainKernels, GemmFormsOfALinearLayer) {
              g0 = random_floats(size_t(N * K), 24);
   auto dbias = to_device(bias), dres = to_device(resid), dg = to_device(g0);
   DeviceArray<float> y(size_t(M * N)), dx(size_t(M * K));
-  TrainGemm gemm(nullptr, 1 << 20);
+  LtGemm gemm(nullptr, 1 << 20);
   gemm.run(M, N, K, {dxx.get(), K, false}, {dww.get(), K, true}, y.get(), CUDA_R_32F, N, 1.0f, dres.get(), dbias.get(),
            CUDA_R_32F);                                                                         // y = x W^T + b + r
   gemm.run(M, K, N, {ddy.get(), N, false}, {dww.get(), K, false}, dx.get(), CUDA_R_32F, K);      // dx = dy W

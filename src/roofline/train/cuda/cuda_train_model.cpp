@@ -13,7 +13,7 @@
 #include "roofline/core/error.h"
 #include "roofline/train/cuda/device_array.h"
 #include "roofline/train/cuda/flash_attention.h"
-#include "roofline/train/cuda/gemm.h"
+#include "roofline/backend/cuda/lt_gemm.h"
 #include "roofline/train/cuda/kernels.h"
 #include "roofline/train/cuda/op_profile.h"
 #include "roofline/train/model.h"
@@ -21,6 +21,10 @@
 
 namespace roofline::train::cuda {
 namespace {
+
+using ::roofline::cuda::GemmGelu;  // the cuBLASLt wrapper of backend/cuda
+using ::roofline::cuda::GemmOperand;
+using ::roofline::cuda::LtGemm;
 
 constexpr size_t kGemmWorkspaceBytes = size_t(32) << 20;
 // bf16 logits of one cross-entropy chunk at most. Few chunks matter: each chunk's LM-head weight-gradient GEMM
@@ -115,7 +119,7 @@ class CudaTrainModel final : public Trainable {
   ParamLayout layout_;
   OptimizerConfig optimizer_config_;
   cudaStream_t stream_ = nullptr;
-  std::unique_ptr<TrainGemm> gemm_;
+  std::unique_ptr<LtGemm> gemm_;
   std::unique_ptr<OpProfile> profile_;
   // GPT-2's GELU in the GEMM epilogues (forward: the MLP-in product; backward: the MLP-out dX product). On
   // unless ROOFLINE_TRAIN_GELU_EPILOGUE=0; each turns itself off if cuBLASLt has no algorithm for it.
@@ -174,7 +178,7 @@ CudaTrainModel::CudaTrainModel(ModelSpec spec, bool checkpoint, const float* par
   if (cudaGetDeviceCount(&device_count) != cudaSuccess || device_count == 0)
     fail("--device cuda: no CUDA GPU is visible");
   ROOFLINE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-  gemm_ = std::make_unique<TrainGemm>(stream_, kGemmWorkspaceBytes);
+  gemm_ = std::make_unique<LtGemm>(stream_, kGemmWorkspaceBytes);
   profile_ = std::make_unique<OpProfile>(stream_);
   if (profile_->enabled()) gemm_->enable_survey();
   const char* gelu_env = std::getenv("ROOFLINE_TRAIN_GELU_EPILOGUE");

@@ -1,4 +1,4 @@
-#include "roofline/train/cuda/gemm.h"
+#include "roofline/backend/cuda/lt_gemm.h"
 
 #include <fmt/format.h>
 
@@ -8,7 +8,7 @@
 #include "roofline/backend/cuda/cuda_check.h"
 #include "roofline/core/error.h"
 
-namespace roofline::train::cuda {
+namespace roofline::cuda {
 namespace {
 
 void check_cublas(cublasStatus_t status, const char* expr, const char* file, int line) {
@@ -16,7 +16,7 @@ void check_cublas(cublasStatus_t status, const char* expr, const char* file, int
     fail("cuBLASLt error in {} at {}:{}: {} ({})", expr, file, line, cublasLtGetStatusString(status),
          cublasLtGetStatusName(status));
 }
-#define TRAIN_CUBLAS_CHECK(expr) check_cublas((expr), #expr, __FILE__, __LINE__)
+#define LT_CUBLAS_CHECK(expr) check_cublas((expr), #expr, __FILE__, __LINE__)
 
 uint32_t alignment_of(const void* p) {
   const auto address = reinterpret_cast<uintptr_t>(p);
@@ -27,23 +27,23 @@ uint32_t alignment_of(const void* p) {
 
 template <typename T>
 void set_attribute(cublasLtMatmulDesc_t desc, cublasLtMatmulDescAttributes_t attribute, const T& value) {
-  TRAIN_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, attribute, &value, sizeof(value)));
+  LT_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, attribute, &value, sizeof(value)));
 }
 
 }  // namespace
 
-TrainGemm::TrainGemm(cudaStream_t stream, size_t workspace_bytes) : stream_(stream), workspace_bytes_(workspace_bytes) {
-  TRAIN_CUBLAS_CHECK(cublasLtCreate(&handle_));
+LtGemm::LtGemm(cudaStream_t stream, size_t workspace_bytes) : stream_(stream), workspace_bytes_(workspace_bytes) {
+  LT_CUBLAS_CHECK(cublasLtCreate(&handle_));
   if (workspace_bytes_ > 0) ROOFLINE_CUDA_CHECK(cudaMalloc(&workspace_, workspace_bytes_));
 }
 
-TrainGemm::~TrainGemm() {
+LtGemm::~LtGemm() {
   for (auto& [key, plan] : plans_) destroy(plan);
   if (workspace_) cudaFree(workspace_);
   if (handle_) cublasLtDestroy(handle_);
 }
 
-void TrainGemm::destroy(Plan& plan) {
+void LtGemm::destroy(Plan& plan) {
   if (plan.c) cublasLtMatrixLayoutDestroy(plan.c);
   if (plan.b) cublasLtMatrixLayoutDestroy(plan.b);
   if (plan.a) cublasLtMatrixLayoutDestroy(plan.a);
@@ -53,17 +53,17 @@ void TrainGemm::destroy(Plan& plan) {
 
 // Column-major view: D^T [N x M] = opB' [N x K] . opA' [K x M], where cuBLASLt's "A" is our B and its "B" is
 // our A. A row-major matrix [r, c] with row stride ld is a column-major [c, r] matrix with leading dim ld.
-TrainGemm::Plan& TrainGemm::plan_for(const Key& key) {
+LtGemm::Plan& LtGemm::plan_for(const Key& key) {
   if (auto it = plans_.find(key); it != plans_.end()) return it->second;
   Plan plan;
   try {
-    TRAIN_CUBLAS_CHECK(cublasLtMatmulDescCreate(&plan.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    LT_CUBLAS_CHECK(cublasLtMatmulDescCreate(&plan.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     // cuBLASLt's A = our B: stored row-major [K, N] (not transposed) = column-major [N, K]: op N.
     //                       stored row-major [N, K] (transposed)     = column-major [K, N]: op T.
     set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSA, cublasOperation_t(key.tb ? CUBLAS_OP_T : CUBLAS_OP_N));
     set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSB, cublasOperation_t(key.ta ? CUBLAS_OP_T : CUBLAS_OP_N));
     const auto gelu = GemmGelu::Kind(key.gelu);
-    ROOFLINE_CHECK(gelu != GemmGelu::Kind::Backward || !key.bias, "train gemm: no bias with the GELU backward");
+    ROOFLINE_CHECK(gelu != GemmGelu::Kind::Backward || !key.bias, "gemm: no bias with the GELU backward");
     cublasLtEpilogue_t epilogue = key.bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
     if (gelu == GemmGelu::Kind::Forward) epilogue = key.bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX;
     if (gelu == GemmGelu::Kind::Backward) epilogue = CUBLASLT_EPILOGUE_DGELU;
@@ -74,29 +74,30 @@ TrainGemm::Plan& TrainGemm::plan_for(const Key& key) {
       set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_DATA_TYPE, int32_t(CUDA_R_16BF));
     }
     const uint64_t M = uint64_t(key.M), N = uint64_t(key.N), K = uint64_t(key.K);
-    TRAIN_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.a, CUDA_R_16BF, key.tb ? K : N, key.tb ? N : K, key.ldb));
-    TRAIN_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.b, CUDA_R_16BF, key.ta ? M : K, key.ta ? K : M, key.lda));
-    TRAIN_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.c, cudaDataType(key.c_type), N, M, key.ldc));
+    const auto ab = cudaDataType(key.ab_type);
+    LT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.a, ab, key.tb ? K : N, key.tb ? N : K, key.ldb));
+    LT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.b, ab, key.ta ? M : K, key.ta ? K : M, key.lda));
+    LT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.c, cudaDataType(key.c_type), N, M, key.ldc));
 
     cublasLtMatmulPreference_t preference = nullptr;
-    TRAIN_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&preference));
+    LT_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&preference));
     cublasLtMatmulHeuristicResult_t result{};
     int found = 0;
     try {
       const uint64_t bytes = workspace_bytes_;
-      TRAIN_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+      LT_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                                               &bytes, sizeof(bytes)));
       for (auto attribute : {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
                              CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
-        TRAIN_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(preference, attribute, &key.align, sizeof(key.align)));
-      TRAIN_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(handle_, plan.desc, plan.a, plan.b, plan.c, plan.c,
+        LT_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(preference, attribute, &key.align, sizeof(key.align)));
+      LT_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(handle_, plan.desc, plan.a, plan.b, plan.c, plan.c,
                                                          preference, 1, &result, &found));
     } catch (...) {
       cublasLtMatmulPreferenceDestroy(preference);
       throw;
     }
     cublasLtMatmulPreferenceDestroy(preference);
-    ROOFLINE_CHECK(found > 0, "train gemm: cuBLASLt has no algorithm for M {} N {} K {} (trans {} {}, out type {})",
+    ROOFLINE_CHECK(found > 0, "gemm: cuBLASLt has no algorithm for M {} N {} K {} (trans {} {}, out type {})",
                    key.M, key.N, key.K, key.ta, key.tb, key.c_type);
     plan.algo = result.algo;
   } catch (...) {
@@ -107,19 +108,19 @@ TrainGemm::Plan& TrainGemm::plan_for(const Key& key) {
 }
 
 // Times up to 8 heuristic candidates (median of 5 after one warm-up) writing D to a scratch buffer.
-void TrainGemm::survey_plan(const Key& key, const Plan& plan, const void* a, const void* b, const void* c_in,
+void LtGemm::survey_plan(const Key& key, const Plan& plan, const void* a, const void* b, const void* c_in,
                             float beta) {
   cublasLtMatmulPreference_t preference = nullptr;
-  TRAIN_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&preference));
+  LT_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&preference));
   const uint64_t bytes = workspace_bytes_;
-  TRAIN_CUBLAS_CHECK(
+  LT_CUBLAS_CHECK(
       cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &bytes, sizeof(bytes)));
   for (auto attribute : {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
                          CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
-    TRAIN_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(preference, attribute, &key.align, sizeof(key.align)));
+    LT_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(preference, attribute, &key.align, sizeof(key.align)));
   cublasLtMatmulHeuristicResult_t results[8] = {};
   int found = 0;
-  TRAIN_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(handle_, plan.desc, plan.a, plan.b, plan.c, plan.c, preference, 8,
+  LT_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(handle_, plan.desc, plan.a, plan.b, plan.c, plan.c, preference, 8,
                                                      results, &found));
   cublasLtMatmulPreferenceDestroy(preference);
   void* scratch = nullptr;
@@ -165,38 +166,39 @@ void TrainGemm::survey_plan(const Key& key, const Plan& plan, const void* a, con
       flops / (ms_of[size_t(best)] * 1e-3) / 1e12));
 }
 
-std::string TrainGemm::survey() const {
+std::string LtGemm::survey() const {
   if (survey_lines_.empty()) return {};
   std::string out = "cuBLASLt candidates per GEMM form (M N K, transposes of A B, C type; median of 5):\n";
   for (const std::string& line : survey_lines_) out += line + "\n";
   return out;
 }
 
-void TrainGemm::run(int64_t M, int64_t N, int64_t K, GemmOperand a, GemmOperand b, void* c, cudaDataType c_type,
+void LtGemm::run(int64_t M, int64_t N, int64_t K, GemmOperand a, GemmOperand b, void* c, cudaDataType c_type,
                     int64_t ldc, float beta, const void* c_in, const void* bias, cudaDataType bias_type,
                     GemmGelu gelu) {
   if (M == 0 || N == 0) return;
+  ROOFLINE_CHECK(a.type == b.type, "gemm: A and B must have one type (got {} and {})", int(a.type), int(b.type));
   if (!c_in) c_in = c;
-  const size_t c_size = c_type == CUDA_R_32F ? 4 : 2;
+  const size_t c_size = c_type == CUDA_R_32F ? 4 : 2, ab_size = a.type == CUDA_R_32F ? 4 : 2;
   // The alignment every operand meets (pointers and row strides), which the plan may assume.
   uint32_t align = std::min({alignment_of(a.data), alignment_of(b.data), alignment_of(c), alignment_of(c_in)});
   if (gelu.kind != GemmGelu::Kind::None) {
-    ROOFLINE_CHECK(gelu.aux && gelu.ld % 8 == 0 && gelu.ld >= N, "train gemm: GELU aux stride {} (N {})", gelu.ld, N);
+    ROOFLINE_CHECK(gelu.aux && gelu.ld % 8 == 0 && gelu.ld >= N, "gemm: GELU aux stride {} (N {})", gelu.ld, N);
     align = std::min(align, alignment_of(gelu.aux));
   }
-  for (uint64_t stride_bytes : {uint64_t(a.ld) * 2, uint64_t(b.ld) * 2, uint64_t(ldc) * c_size})
+  for (uint64_t stride_bytes : {uint64_t(a.ld) * ab_size, uint64_t(b.ld) * ab_size, uint64_t(ldc) * c_size})
     while (align > 1 && stride_bytes % align != 0) align /= 2;
   const int64_t aux_ld = gelu.kind == GemmGelu::Kind::None ? 0 : gelu.ld;
-  const Key key{M, N, K, a.ld, b.ld, ldc, a.transposed, b.transposed, bias != nullptr, int(c_type), int(bias_type),
-                align, int(gelu.kind), aux_ld};
+  const Key key{M, N, K, a.ld, b.ld, ldc, a.transposed, b.transposed, bias != nullptr, int(a.type), int(c_type),
+                int(bias_type), align, int(gelu.kind), aux_ld};
   const bool first_use = plans_.find(key) == plans_.end();
   Plan& plan = plan_for(key);
   if (bias) set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, bias);
   if (gelu.kind != GemmGelu::Kind::None) set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, gelu.aux);
   if (first_use && survey_enabled_) survey_plan(key, plan, a.data, b.data, c_in, beta);  // the pointers set above
   const float alpha = 1.0f;
-  TRAIN_CUBLAS_CHECK(cublasLtMatmul(handle_, plan.desc, &alpha, b.data, plan.a, a.data, plan.b, &beta, c_in, plan.c, c,
+  LT_CUBLAS_CHECK(cublasLtMatmul(handle_, plan.desc, &alpha, b.data, plan.a, a.data, plan.b, &beta, c_in, plan.c, c,
                                     plan.c, &plan.algo, workspace_, workspace_bytes_, stream_));
 }
 
-}  // namespace roofline::train::cuda
+}  // namespace roofline::cuda

@@ -1,5 +1,7 @@
-// The training GEMMs through cuBLASLt, row-major: C[M, N] = op(A)[M, K] . op(B)[K, N] (+ bias[N]) (+ beta C_in),
-// bf16 A and B, f32 accumulation (CUBLAS_COMPUTE_32F), C bf16 or f32. The three products of a linear layer:
+// Matrix products through cuBLASLt, row-major: C[M, N] = op(A)[M, K] . op(B)[K, N] (+ bias[N]) (+ beta C_in),
+// A and B of one type (bf16 unless told), f32 accumulation (CUBLAS_COMPUTE_32F), C bf16, f16 or f32. The one
+// cuBLASLt wrapper of the project: inference's matmul (CublasLtGemm, gemm.h) is the forward form below, and
+// training uses all three products of a linear layer:
 //   forward   Y  = X . W^T            (trans_b)           bf16 out, bias epilogue; or f32 out + residual (beta 1)
 //   input     dX = dY . W                                 bf16 or f32 out
 //   weight    dW += dY^T . X          (trans_a)           f32 out, beta 1 (gradients accumulate)
@@ -20,12 +22,13 @@
 #include <tuple>
 #include <vector>
 
-namespace roofline::train::cuda {
+namespace roofline::cuda {
 
 struct GemmOperand {
   const void* data = nullptr;
   int64_t ld = 0;       // row stride of the stored (row-major) matrix, in elements
   bool transposed = false;
+  cudaDataType type = CUDA_R_16BF;  // A and B must agree
 };
 
 struct GemmGelu {
@@ -35,18 +38,18 @@ struct GemmGelu {
   int64_t ld = 0;
 };
 
-class TrainGemm {
+class LtGemm {
  public:
-  TrainGemm(cudaStream_t stream, size_t workspace_bytes);
-  ~TrainGemm();
-  TrainGemm(const TrainGemm&) = delete;
+  LtGemm(cudaStream_t stream, size_t workspace_bytes);
+  ~LtGemm();
+  LtGemm(const LtGemm&) = delete;
   // For the profile: the first run of each plan first times cuBLASLt's other candidate algorithms (into a
   // scratch output, so nothing the model reads changes) and survey() reports chosen vs fastest. The choice
   // itself stays the heuristic's first (a timing-based choice could differ between runs and break bit-exact
   // resume).
   void enable_survey() { survey_enabled_ = true; }
   std::string survey() const;
-  TrainGemm& operator=(const TrainGemm&) = delete;
+  LtGemm& operator=(const LtGemm&) = delete;
 
   // C (type c_type, row stride ldc) = op(A) . op(B) (+ bias, of type bias_type) + beta * C_in (C_in defaults
   // to C itself; same type and stride as C). Throws where cuBLASLt has no algorithm for the form.
@@ -58,11 +61,13 @@ class TrainGemm {
   struct Key {
     int64_t M, N, K, lda, ldb, ldc;
     bool ta, tb, bias;
-    int c_type, bias_type;
+    int ab_type, c_type, bias_type;
     uint32_t align;
     int gelu;
     int64_t aux_ld;
-    auto tie() const { return std::tie(M, N, K, lda, ldb, ldc, ta, tb, bias, c_type, bias_type, align, gelu, aux_ld); }
+    auto tie() const {
+      return std::tie(M, N, K, lda, ldb, ldc, ta, tb, bias, ab_type, c_type, bias_type, align, gelu, aux_ld);
+    }
     bool operator<(const Key& o) const { return tie() < o.tie(); }
   };
   struct Plan {
@@ -83,4 +88,4 @@ class TrainGemm {
   std::vector<std::string> survey_lines_;
 };
 
-}  // namespace roofline::train::cuda
+}  // namespace roofline::cuda
