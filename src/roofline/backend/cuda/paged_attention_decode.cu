@@ -69,7 +69,9 @@ struct DecodeShape {
   // One stage of the ring: K codes [kTileKeys][D], V codes [kTileKeys][D], then (fp8) K and V scales [kTileKeys].
   static constexpr int kCodeBytes = kTileKeys * D * KV::kBytes;
   static constexpr int kStageBytes = 2 * kCodeBytes + (KV::kScaled ? 2 * kTileKeys * int(sizeof(float)) : 0);
-  static constexpr int kStages = KV::kScaled ? 8 : 4;  // K/V tiles in flight per CTA
+  // K/V tiles in flight per CTA. fp8: 6 stages (50 KB) fit 4 CTAs per multiprocessor, as many as the registers
+  // allow at 4 heads (128 per thread), with as many bytes in flight per multiprocessor as 8 stages in 3 CTAs.
+  static constexpr int kStages = KV::kScaled ? 6 : 4;
   static_assert(kStages * kStageBytes <= kRingBytes + kStages * 2 * kTileKeys * int(sizeof(float)), "ring size");
   // Shared memory: the ring [kStages][stage]; after the loop it holds the per-warp results.
   static constexpr size_t kSmemBytes = size_t(kStages) * kStageBytes;
