@@ -135,7 +135,7 @@ Run add_bench(CLI::App& root) {
 
     TimedBackend timed(*backend);
     Backend& run_on = o->ops ? static_cast<Backend&>(timed) : *backend;
-    Decoder decoder(spec, weights, run_on);
+    Decoder decoder(spec, weights, run_on, o->device.kv_dtype(*backend));
     const int64_t B = o->batch, P = o->prompt, N = o->generate, context = P + N;
     if (spec.position == PositionKind::Learned && context > spec.max_position_embeddings)
       fail("--prompt + --generate = {} exceeds the model's {} positions", context, spec.max_position_embeddings);
@@ -185,7 +185,7 @@ Run add_bench(CLI::App& root) {
     std::vector<double> steady(step_s.begin() + std::min<int64_t>(3, N - 1), step_s.end());
 
     // Work and floors per decode step (B tokens) at the mean context, and per prefill.
-    const double kv_token_bytes = double(spec.kv_bytes_per_token(dtype_size(run_on.activation_dtype())));
+    const double kv_token_bytes = double(spec.kv_bytes_per_token(decoder.kv_cache_dtype()));
     const double mean_context = double(P) + double(N) / 2.0;
     const double mm_params = matmul_parameters(weights);
     const double attn_flops_per_key = 4.0 * double(spec.num_layers) * double(spec.q_dim());

@@ -38,7 +38,7 @@ Run add_chat(CLI::App& root) {
     ChatTemplate chat_template(source);
     auto backend = o->device.make_backend();
     const ModelWeights weights = upload_weights(model->weights, *backend);
-    Decoder decoder(model->spec, weights, *backend);
+    Decoder decoder(model->spec, weights, *backend, o->device.kv_dtype(*backend));
     GenerateOptions options;
     options.max_new_tokens = o->max_new_tokens;
     options.sampling = o->sampling.resolve(model->spec);

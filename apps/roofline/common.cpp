@@ -58,6 +58,22 @@ void DeviceOptions::add_to(CLI::App* cmd) {
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
       ->capture_default_str();
   cmd->add_option("--threads", threads, "CPU threads (0: one per core)")->check(CLI::Range(0, 1024));
+  cmd->add_option("--kv-cache-dtype", kv_cache_dtype,
+                  "KV cache storage: auto (the activation dtype: f32 on the CPU, bf16 on CUDA), bf16, or fp8 (e4m3 "
+                  "with one f32 scale per token and kv head: half the bytes of bf16, twice the sequences)")
+      ->check(CLI::IsMember({"auto", "bf16", "fp8"}))
+      ->capture_default_str();
+}
+
+DType DeviceOptions::kv_dtype(const Backend& backend) const {
+  if (kv_cache_dtype == "fp8") return DType::F8E4M3;
+  if (kv_cache_dtype == "bf16") {
+    ROOFLINE_CHECK(backend.activation_dtype() == DType::BF16,
+                   "--kv-cache-dtype bf16: the {} backend keeps its KV cache in {} (use auto or fp8)", backend.name(),
+                   dtype_name(backend.activation_dtype()));
+    return DType::BF16;
+  }
+  return backend.activation_dtype();
 }
 
 size_t available_memory() {
@@ -110,7 +126,7 @@ RunnableModel DeviceOptions::load(const std::string& model_dir) const {
   r.model = Model::load(model_dir);
   r.backend = make_backend();
   r.weights = upload_weights(r.model->weights, *r.backend);
-  r.decoder = std::make_unique<Decoder>(r.model->spec, r.weights, *r.backend);
+  r.decoder = std::make_unique<Decoder>(r.model->spec, r.weights, *r.backend, kv_dtype(*r.backend));
   return r;
 }
 

@@ -39,14 +39,17 @@ struct RunnableModel {
 using BackendHook = std::function<std::unique_ptr<Backend>(std::unique_ptr<Backend>)>;
 void set_backend_hook(BackendHook hook);
 
-// --device and --threads, shared by every command that runs a model.
+// --device, --threads and --kv-cache-dtype, shared by every command that runs a model.
 struct DeviceOptions {
   std::string device = "auto";  // auto: cuda when a GPU is present, else cpu
   int threads = 0;
+  std::string kv_cache_dtype = "auto";  // auto: the backend's activation dtype; bf16; fp8 (e4m3 with scales)
   void add_to(CLI::App* cmd);
   // "cpu" or "cuda": what `auto` resolves to on this machine.
   std::string resolved_device() const;
   std::unique_ptr<Backend> make_backend() const;
+  // The KV cache dtype for decoders on `backend` (auto resolved); a dtype the backend cannot keep is an Error.
+  DType kv_dtype(const Backend& backend) const;
   RunnableModel load(const std::string& model_dir) const;
 };
 

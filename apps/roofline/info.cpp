@@ -37,7 +37,7 @@ Run add_info(CLI::App& root) {
     const ModelSpec& s = model->spec;
     auto tokenizer = try_load_tokenizer(o->model);
     const size_t weight_bytes = model->checkpoint->total_bytes();
-    const size_t kv_per_token = s.kv_bytes_per_token(sizeof(float));
+    const size_t kv_per_token = s.kv_bytes_per_token(DType::F32);
     nlohmann::json j = {
         {"architecture", s.architecture}, {"model_type", s.model_type}, {"parameters", s.parameter_count()},
         {"dtype", std::string(dtype_name(model->weights.stored_dtype()))}, {"layers", s.num_layers},

@@ -26,7 +26,7 @@ Run add_logits(CLI::App& root) {
     std::vector<int32_t> ids = parse_id_list(o->tokens, "--tokens");
     auto backend = o->device.make_backend();
     const ModelWeights weights = upload_weights(model->weights, *backend);
-    Decoder decoder(model->spec, weights, *backend);
+    Decoder decoder(model->spec, weights, *backend, o->device.kv_dtype(*backend));
     KvCache cache = decoder.new_cache(int64_t(ids.size()));
     const Tensor& logits = decoder.forward(ids, cache, /*all_logits=*/true);
     const int64_t T = logits.dim(0), V = logits.dim(1);

@@ -274,7 +274,7 @@ json run_config(const Config& c, const Workload& w, std::vector<int32_t> quality
       }
 #endif
       TimedBackend timed(*rm.backend, &recorder.listener(std::move(clock)));
-      Decoder profiled(spec, rm.weights, timed);
+      Decoder profiled(spec, rm.weights, timed, rm.decoder->kv_cache_dtype());
       run_once(profiled, prompt, w.new_tokens, w.kind, sampling);
     }
     recorder.resolve();

@@ -139,12 +139,12 @@ Run add_serve(CLI::App& root) {
     const ModelSpec& spec = model->spec;
     auto backend = o->device.make_backend();
     const ModelWeights weights = upload_weights(model->weights, *backend);
-    Decoder decoder(spec, weights, *backend);
+    Decoder decoder(spec, weights, *backend, o->device.kv_dtype(*backend));
 
-    // The KV pool: K and V of every layer in the backend's activation dtype. Default budget: on a GPU, what
+    // The KV pool: K and V of every layer in the cache dtype (--kv-cache-dtype). Default budget: on a GPU, what
     // --gpu-memory-utilization leaves after the weights (minus room for activations); on the CPU a quarter of
     // the available memory.
-    const size_t kv_bytes_per_token = spec.kv_bytes_per_token(dtype_size(backend->activation_dtype()));
+    const size_t kv_bytes_per_token = spec.kv_bytes_per_token(decoder.kv_cache_dtype());
     size_t kv_budget = 0;
     if (!o->kv_memory.empty()) {
       kv_budget = parse_bytes(o->kv_memory, "--kv-memory");
@@ -196,9 +196,9 @@ Run add_serve(CLI::App& root) {
       listen_failed = true;  // listening ended on its own: wake the main thread
       kill(getpid(), SIGTERM);
     });
-    std::fprintf(stderr, "roofline serve: %s (context %lld tokens), KV cache %d blocks x %d tokens (%.1f MiB)\n",
+    std::fprintf(stderr, "roofline serve: %s (context %lld tokens), KV cache %d blocks x %d tokens, %s (%.1f MiB)\n",
                  served.name.c_str(), (long long)served.context_length, config.kv.num_blocks, config.kv.block_size,
-                 double(kv_budget) / (1 << 20));
+                 std::string(dtype_name(decoder.kv_cache_dtype())).c_str(), double(kv_budget) / (1 << 20));
     std::fprintf(stderr, "roofline serve: listening on http://%s:%d\n", o->host.c_str(), port);
 
     wait_for_signal(-1);

@@ -6,6 +6,9 @@
 //  - decode: one query row per sequence against B sequences of ctx keys (paged, block_size 16, shuffled blocks),
 //    timed as graph replays. Bytes = the K and V rows read, B * ctx * Hkv * D * 2 (K, V) * 2 bytes; the
 //    fraction is of the measured device-to-device copy bandwidth (bytes read + written).
+//  - fp8: the same decode shapes and prefill lengths over F8E4M3 pools (--kv-cache-dtype fp8: e4m3 codes plus
+//    an f32 scale per row and kv head); decode bytes = B * ctx * Hkv * (D + 4) * 2. The "x" column is the
+//    bf16 time over the fp8 time of the same shape.
 // Napkin math (H200, ~4.3 TB/s copy): B = 64, ctx = 4096, hd 128: 1.07 GB of K+V, ~250 us at the copy rate.
 // Prefill at S = 4096, hd 128: 137 GFLOP, ~0.5 ms at 275 TFLOP/s.
 //   roofline_gpu_attention_bench [--json FILE] [--quick]
@@ -53,6 +56,24 @@ void fill_random(Tensor& t, uint32_t seed) {
   }
 }
 
+// An F8E4M3 pool: random finite e4m3 codes (never the NaN codes 0x7f / 0xff) and scales near 1/64.
+void fill_random_fp8(CudaBackend& gpu, Tensor& codes, Tensor& scales, uint32_t seed) {
+  const size_t n = size_t(codes.numel()), chunk = std::min<size_t>(n, size_t(16) << 20);
+  std::mt19937 rng(seed);
+  std::vector<uint8_t> bytes(chunk);
+  for (uint8_t& b : bytes) {
+    b = uint8_t(rng());
+    if ((b & 0x7f) == 0x7f) b ^= 0x01;
+  }
+  for (size_t at = 0; at < n; at += chunk)
+    ROOFLINE_CUDA_CHECK(cudaMemcpy(static_cast<uint8_t*>(codes.data()) + at, bytes.data(), std::min(chunk, n - at),
+                                   cudaMemcpyHostToDevice));
+  Tensor host = Tensor::empty(DType::F32, scales.shape());
+  std::uniform_real_distribution<float> dist(0.5f / 64, 2.0f / 64);
+  for (int64_t i = 0; i < host.numel(); ++i) host.ptr<float>()[i] = dist(rng);
+  gpu.upload_into(scales, host);
+}
+
 Tensor upload_i32(CudaBackend& gpu, const std::vector<int32_t>& v, Shape shape) {
   Tensor host = Tensor::empty(DType::I32, std::move(shape));
   std::copy(v.begin(), v.end(), host.ptr<int32_t>());
@@ -86,19 +107,29 @@ double time_us(CudaBackend& gpu, const std::function<void()>& body, int reps, in
 struct PagedSetup {
   int B, n, ctx, D;
   Tensor q, out, k_pool, v_pool, query_start, context_len, block_table;
+  Tensor k_scale, v_scale;  // F8E4M3 pools only
   PagedAttentionBatch batch;
 };
 
-PagedSetup make_paged(CudaBackend& gpu, int B, int n, int ctx, int D, uint32_t seed) {
-  PagedSetup s{B, n, ctx, D, {}, {}, {}, {}, {}, {}, {}, {}};
+PagedSetup make_paged(CudaBackend& gpu, int B, int n, int ctx, int D, uint32_t seed, bool fp8 = false) {
+  PagedSetup s{B, n, ctx, D, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}};
   const int blocks_per_seq = (ctx + kBlockSize - 1) / kBlockSize, num_blocks = B * blocks_per_seq;
   s.q = gpu.alloc(DType::BF16, {int64_t(B) * n, kHq, D});
   s.out = gpu.alloc(DType::BF16, {int64_t(B) * n, kHq, D});
-  s.k_pool = gpu.alloc(DType::BF16, {num_blocks, kBlockSize, kHkv, D});
-  s.v_pool = gpu.alloc(DType::BF16, {num_blocks, kBlockSize, kHkv, D});
+  const DType kv = fp8 ? DType::F8E4M3 : DType::BF16;
+  s.k_pool = gpu.alloc(kv, {num_blocks, kBlockSize, kHkv, D});
+  s.v_pool = gpu.alloc(kv, {num_blocks, kBlockSize, kHkv, D});
   fill_random(s.q, seed);
-  fill_random(s.k_pool, seed + 1);
-  fill_random(s.v_pool, seed + 2);
+  if (fp8) {
+    s.k_scale = gpu.alloc(DType::F32, {num_blocks, kBlockSize, kHkv});
+    s.v_scale = gpu.alloc(DType::F32, {num_blocks, kBlockSize, kHkv});
+    fill_random_fp8(gpu, s.k_pool, s.k_scale, seed + 1);
+    fill_random_fp8(gpu, s.v_pool, s.v_scale, seed + 2);
+    s.batch.kv_scales = KvScales{&s.k_scale, &s.v_scale};
+  } else {
+    fill_random(s.k_pool, seed + 1);
+    fill_random(s.v_pool, seed + 2);
+  }
   std::vector<int32_t> ids(static_cast<size_t>(num_blocks));
   std::iota(ids.begin(), ids.end(), 0);
   std::mt19937 rng(seed);
@@ -163,6 +194,7 @@ struct Row {
   double us, rate;  // TFLOP/s (prefill) or GB/s (decode)
   double fraction;  // of the copy bandwidth (decode); 0 for prefill
   double rel_diff;  // against the first variant of the same shape (-1: the reference itself)
+  double speedup = 0;  // fp8 decode: the bf16 time of the shape over this one
 };
 
 void print_row(const Row& r) {
@@ -170,6 +202,7 @@ void print_row(const Row& r) {
               r.rate, r.op == "prefill" ? "TFLOP/s" : "GB/s   ",
               r.fraction > 0 ? fmt::format("{:.0f}%", 100 * r.fraction).c_str()
                              : (r.rel_diff >= 0 ? fmt::format("d={:.1e}", r.rel_diff).c_str() : ""));
+  if (r.speedup > 0) std::printf("         x%.2f against bf16\n", r.speedup);
   std::fflush(stdout);
 }
 
@@ -225,6 +258,11 @@ int run(int argc, char** argv) {
       const double us = time_us(gpu, [&] { gpu.attention_prefill(s.out, s.q, k_cache, v_cache, params); }, reps, samples);
       rows.push_back({"prefill", "contiguous", D, 1, S, us, flops / us * 1e-6, 0.0, -1.0});
       print_row(rows.back());
+      // F8E4M3 pools (other contents: not compared).
+      PagedSetup f = make_paged(gpu, 1, S, S, D, uint32_t(S + D), true);
+      const double fus = time_us(gpu, [&] { gpu.paged_attention(f.out, f.q, f.k_pool, f.v_pool, f.batch); }, reps, samples);
+      rows.push_back({"prefill", "paged bs16 fp8", D, 1, S, fus, flops / fus * 1e-6, 0.0, -1.0});
+      print_row(rows.back());
     }
   }
 
@@ -234,8 +272,10 @@ int run(int argc, char** argv) {
   const std::vector<DecodeShape> decode_shapes =
       quick ? std::vector<DecodeShape>{{1, 32768}, {64, 4096}}
             : std::vector<DecodeShape>{{1, 32768}, {1, 131072}, {64, 512}, {64, 1024}, {64, 2048}, {64, 4096}, {16, 8192}};
+  std::vector<DecodeShape> shapes_with_serving = decode_shapes;
+  shapes_with_serving.push_back({256, 1536});  // the 8B serving goal: 256 sequences of 1000 + 1000 tokens, mid-way
   for (int D : {128, 64}) {
-    for (const DecodeShape& shape : decode_shapes) {
+    for (const DecodeShape& shape : shapes_with_serving) {
       if (D == 64 && shape.ctx != 4096 && shape.ctx != 32768) continue;
       PagedSetup s = make_paged(gpu, shape.B, 1, shape.ctx, D, uint32_t(shape.B * 7 + shape.ctx + D));
       const double bytes = double(shape.B) * shape.ctx * kHkv * D * 2.0 * 2.0;
@@ -247,6 +287,18 @@ int run(int argc, char** argv) {
       const double gbs = bytes / us * 1e-3;
       rows.push_back({"decode", "paged bs16 graph", D, shape.B, shape.ctx, us, gbs, gbs * 1e9 / copy_bw, -1.0});
       print_row(rows.back());
+      {
+        PagedSetup f = make_paged(gpu, shape.B, 1, shape.ctx, D, uint32_t(shape.B * 7 + shape.ctx + D), true);
+        const double fbytes = double(shape.B) * shape.ctx * kHkv * (D + 4.0) * 2.0;
+        gpu.paged_attention(f.out, f.q, f.k_pool, f.v_pool, f.batch);
+        gpu.synchronize();
+        auto fgraph = gpu.record([&] { gpu.paged_attention(f.out, f.q, f.k_pool, f.v_pool, f.batch); });
+        const double fus = time_us(gpu, [&] { fgraph->replay(); }, reps, samples);
+        const double fgbs = fbytes / fus * 1e-3;
+        rows.push_back({"decode", "paged bs16 graph fp8", D, shape.B, shape.ctx, fus, fgbs, fgbs * 1e9 / copy_bw, -1.0});
+        rows.back().speedup = us / fus;
+        print_row(rows.back());
+      }
       if (shape.B == 1) {  // the contiguous form of one sequence
         Tensor k_cache = s.k_pool.reshape({int64_t(s.k_pool.dim(0)) * kBlockSize, kHkv, D});
         Tensor v_cache = s.v_pool.reshape(k_cache.shape());
@@ -283,6 +335,7 @@ int run(int argc, char** argv) {
         o["ctx"] = r.seq;
         o["gb_s"] = r.rate;
         o["fraction_of_copy_bandwidth"] = r.fraction;
+        if (r.speedup > 0) o["speedup_vs_bf16"] = r.speedup;
       }
       j["rows"].push_back(o);
     }

@@ -90,11 +90,11 @@ void Backend::matmul_swiglu(const Tensor& x, const MatmulTarget& gate, const Mat
 }
 
 void Backend::rope_store_kv(Tensor& q, Tensor& k, const Tensor& v, const RotaryStep& r, Tensor& k_pool,
-                            Tensor& v_pool, const Tensor& slots) {
+                            Tensor& v_pool, const Tensor& slots, const KvScales& scales) {
   ROOFLINE_CHECK(r.positions && r.cos && r.sin, "rope_store_kv: positions, cos and sin are required");
   rope(q, *r.positions, *r.cos, *r.sin, r.rotary_dim, r.q_norm, r.eps);
   rope(k, *r.positions, *r.cos, *r.sin, r.rotary_dim, r.k_norm, r.eps);
-  store_kv(k_pool, v_pool, k, v, slots);
+  store_kv(k_pool, v_pool, k, v, slots, scales);
 }
 
 void Backend::embedding(Tensor& out, const Tensor& table, const Tensor& ids) {

@@ -31,6 +31,15 @@ struct AttentionParams {
   float scale = 1.0f;        // multiplies q·k before the softmax (usually 1/sqrt(head_dim))
 };
 
+// The scales of an F8E4M3 KV pool (the pools' dtype says which kind a pool is): k, v [num_blocks, block_size,
+// Hkv] f32 on the pools' device, one per (pool row, kv head); a stored element is worth fp8 value * scale. They
+// are set at store time from each (token, kv head) vector: scale = max |x| / 448, so the largest element maps to
+// e4m3's largest finite value. Both null for a pool of float elements.
+struct KvScales {
+  Tensor* k = nullptr;
+  Tensor* v = nullptr;
+};
+
 // One step's sequences for paged attention (see Backend::paged_attention). The tensors are I32 on the
 // backend's device. The host-known bounds size the launch; kernels read the real lengths from the tensors,
 // so work recorded for bounds (a captured graph) stays valid for any step within them.
@@ -46,6 +55,7 @@ struct PagedAttentionBatch {
                                         // included); query row i of b (of n) sits at position context_len[b] - n + i
   const Tensor* block_table = nullptr;  // [num_seqs, max_blocks]: position p of b lives in block
                                         // block_table[b, p / block_size], row p % block_size
+  KvScales kv_scales;                   // the layer's scales when its pools are F8E4M3 (read only)
 };
 
 // The rotary step of an attention block (Backend::rope_store_kv): tables, positions and the optional
@@ -176,15 +186,20 @@ class Backend {
   virtual void sample(Tensor& ids, const Tensor& logits, const TokenSampling& params);
 
   // ---- paged KV ----
-  // A layer's KV lives in pools k_pool, v_pool: [num_blocks, block_size, Hkv, D] (activation dtype).
-  // Writes k[t], v[t] ([T, Hkv, D]) to pool row slots[t] (= block * block_size + offset); slots[t] < 0 skips.
-  virtual void store_kv(Tensor& k_pool, Tensor& v_pool, const Tensor& k, const Tensor& v, const Tensor& slots) = 0;
+  // A layer's KV lives in pools k_pool, v_pool: [num_blocks, block_size, Hkv, D], in the activation dtype or
+  // F8E4M3 with scales (KvScales).
+  // Writes k[t], v[t] ([T, Hkv, D], activation dtype) to pool row slots[t] (= block * block_size + offset);
+  // slots[t] < 0 skips. Into an F8E4M3 pool each (t, kv head) vector is quantized with its own scale, which
+  // goes to scales.k / scales.v at the same row.
+  virtual void store_kv(Tensor& k_pool, Tensor& v_pool, const Tensor& k, const Tensor& v, const Tensor& slots,
+                        const KvScales& scales = {}) = 0;
   // rope (with the head norms) on q [T, Hq, D] and k [T, Hkv, D] in place, then store_kv of k and v: one pass
   // on the GPU. The default makes the three calls.
   virtual void rope_store_kv(Tensor& q, Tensor& k, const Tensor& v, const RotaryStep& rotary, Tensor& k_pool,
-                             Tensor& v_pool, const Tensor& slots);
+                             Tensor& v_pool, const Tensor& slots, const KvScales& scales = {});
   // Causal attention of every sequence's query rows against its keys in the pools, read through its block
-  // table. q, out: [T_total, Hq, D] (out may alias q); query head h reads kv head h / (Hq / Hkv).
+  // table. q, out: [T_total, Hq, D] (out may alias q); query head h reads kv head h / (Hq / Hkv). F8E4M3 pools
+  // are read through batch.kv_scales (dequantized on load).
   virtual void paged_attention(Tensor& out, const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
                                const PagedAttentionBatch& batch) = 0;
 

@@ -178,9 +178,13 @@ inline OpWork attention(const Tensor& out, const Tensor& q, const Tensor& k_cach
 
 // Paged: exact from the batch's tensors when they are in host memory, else bounded by max_context_len.
 inline OpWork paged_attention(const Tensor& out, const Tensor& q, const Tensor& k_pool, const PagedAttentionBatch& b) {
+  // Bytes of one pool row (every kv head), with the f32 scale per kv head of an F8E4M3 pool.
   const double kv_row = k_pool.rank() >= 2
                             ? double(k_pool.numel() / std::max<int64_t>(k_pool.dim(0) * k_pool.dim(1), 1)) *
-                                  double(dtype_size(k_pool.dtype()))
+                                      double(dtype_size(k_pool.dtype())) +
+                                  (k_pool.dtype() == DType::F8E4M3 && k_pool.rank() == 4
+                                       ? double(k_pool.dim(2)) * sizeof(float)
+                                       : 0.0)
                             : 0.0;
   double pairs = 0, context = 0;
   const bool host = b.query_start && b.context_len && b.query_start->device() == Device::CPU &&
@@ -387,17 +391,19 @@ class TimedBackend final : public Backend {
     Timer t(this, "sample", OpCategory::Compute, [&] { return op_work::elementwise(logits, 0, 5.0); });
     inner_.sample(ids, logits, params);
   }
-  void store_kv(Tensor& k_pool, Tensor& v_pool, const Tensor& k, const Tensor& v, const Tensor& slots) override {
+  void store_kv(Tensor& k_pool, Tensor& v_pool, const Tensor& k, const Tensor& v, const Tensor& slots,
+                const KvScales& scales = {}) override {
     Timer t(this, "store_kv", OpCategory::Compute, [&] {
-      // k and v read, written to the pools in the pool dtype.
-      const double written = double(k.numel() + v.numel()) * double(dtype_size(k_pool.dtype()));
+      // k and v read, written to the pools in the pool dtype (and their scales).
+      const double written = double(k.numel() + v.numel()) * double(dtype_size(k_pool.dtype())) +
+                             (scales.k ? 2.0 * double(slots.numel()) * double(k_pool.dim(2)) * sizeof(float) : 0.0);
       return op_work::copy(op_work::bytes_of(k) + op_work::bytes_of(v) + written + op_work::bytes_of(slots),
                            "T=" + std::to_string(k.dim(0)));
     });
-    inner_.store_kv(k_pool, v_pool, k, v, slots);
+    inner_.store_kv(k_pool, v_pool, k, v, slots, scales);
   }
   void rope_store_kv(Tensor& q, Tensor& k, const Tensor& v, const RotaryStep& r, Tensor& k_pool, Tensor& v_pool,
-                     const Tensor& slots) override {
+                     const Tensor& slots, const KvScales& scales = {}) override {
     Timer t(this, "rope_store_kv", OpCategory::Compute, [&] {
       // Both ropes, plus k and v written to the pools (k's rows are already read by its rope).
       OpWork w = op_work::rope(q, r.rotary_dim, r.q_norm);
@@ -406,7 +412,7 @@ class TimedBackend final : public Backend {
       w.bytes += wk.bytes + op_work::bytes_of(v) + double(k.numel() + v.numel()) * double(dtype_size(k_pool.dtype()));
       return w;
     });
-    inner_.rope_store_kv(q, k, v, r, k_pool, v_pool, slots);
+    inner_.rope_store_kv(q, k, v, r, k_pool, v_pool, slots, scales);
   }
   void paged_attention(Tensor& out, const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
                        const PagedAttentionBatch& batch) override {

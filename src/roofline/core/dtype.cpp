@@ -1,5 +1,8 @@
 #include "roofline/core/dtype.h"
 
+#include <cmath>
+#include <limits>
+
 #include "roofline/core/error.h"
 
 namespace roofline {
@@ -9,7 +12,7 @@ size_t dtype_size(DType dtype) {
     case DType::F64: case DType::I64: return 8;
     case DType::F32: case DType::I32: return 4;
     case DType::F16: case DType::BF16: return 2;
-    case DType::U8: case DType::I8: case DType::Bool: return 1;
+    case DType::U8: case DType::I8: case DType::Bool: case DType::F8E4M3: return 1;
   }
   return 0;
 }
@@ -25,6 +28,7 @@ std::string_view dtype_name(DType dtype) {
     case DType::U8: return "U8";
     case DType::I8: return "I8";
     case DType::Bool: return "BOOL";
+    case DType::F8E4M3: return "F8_E4M3";
   }
   return "?";
 }
@@ -33,7 +37,7 @@ bool parse_dtype(std::string_view name, DType* out) {
   static constexpr std::pair<std::string_view, DType> kNames[] = {
       {"F32", DType::F32}, {"F16", DType::F16}, {"BF16", DType::BF16}, {"F64", DType::F64},
       {"I32", DType::I32}, {"I64", DType::I64}, {"U8", DType::U8},     {"I8", DType::I8},
-      {"BOOL", DType::Bool}};
+      {"BOOL", DType::Bool}, {"F8_E4M3", DType::F8E4M3}};
   for (auto& [n, d] : kNames)
     if (n == name) { *out = d; return true; }
   return false;
@@ -44,6 +48,7 @@ bool parse_dtype_loose(std::string_view name, DType* out) {
   if (name == "float16" || name == "f16" || name == "fp16" || name == "half") { *out = DType::F16; return true; }
   if (name == "bfloat16" || name == "bf16") { *out = DType::BF16; return true; }
   if (name == "float64" || name == "f64" || name == "double") { *out = DType::F64; return true; }
+  if (name == "fp8" || name == "fp8_e4m3" || name == "float8_e4m3fn") { *out = DType::F8E4M3; return true; }
   return parse_dtype(name, out);
 }
 
@@ -90,6 +95,31 @@ uint16_t f32_to_f16(float value) {
   return uint16_t(sign | ((rounded - (112u << 23)) >> 13));
 }
 
+uint8_t f32_to_e4m3(float value) {
+  const uint32_t bits = std::bit_cast<uint32_t>(value);
+  const uint8_t sign = uint8_t((bits >> 24) & 0x80u);
+  const uint32_t abs = bits & 0x7fffffffu;
+  if (abs > 0x7f800000u) return sign | 0x7f;                  // NaN
+  const float magnitude = std::bit_cast<float>(abs);
+  if (magnitude >= kE4M3Max) return sign | 0x7e;               // saturate (also inf): 448 = 1.110b * 2^8
+  if (magnitude < 0.015625f) {                                 // below 2^-6: subnormal steps of 2^-9
+    const float steps = std::nearbyint(magnitude * 512.0f);    // round to nearest even; 8 is the smallest normal
+    return uint8_t(sign | uint8_t(steps));
+  }
+  const uint32_t rounded = abs + 0x7ffffu + ((abs >> 20) & 1u);  // keep 3 mantissa bits, nearest even
+  const uint32_t exponent = (rounded >> 23) - 127 + 7, mantissa = (rounded >> 20) & 7u;
+  if (exponent > 15 || (exponent == 15 && mantissa == 7)) return sign | 0x7e;
+  return uint8_t(sign | exponent << 3 | mantissa);
+}
+
+float e4m3_to_f32(uint8_t bits) {
+  const int exponent = (bits >> 3) & 15, mantissa = bits & 7;
+  const float sign = (bits & 0x80) ? -1.0f : 1.0f;
+  if (exponent == 15 && mantissa == 7) return std::numeric_limits<float>::quiet_NaN();
+  if (exponent == 0) return sign * std::ldexp(float(mantissa), -9);
+  return sign * std::ldexp(float(8 + mantissa), exponent - 10);
+}
+
 void convert_to_f32(DType dtype, const void* src, float* dst, size_t n) {
   switch (dtype) {
     case DType::F32: std::memcpy(dst, src, n * 4); return;
@@ -106,6 +136,11 @@ void convert_to_f32(DType dtype, const void* src, float* dst, size_t n) {
     case DType::F64: {
       auto* s = static_cast<const double*>(src);
       for (size_t i = 0; i < n; ++i) dst[i] = float(s[i]);
+      return;
+    }
+    case DType::F8E4M3: {
+      auto* s = static_cast<const uint8_t*>(src);
+      for (size_t i = 0; i < n; ++i) dst[i] = e4m3_to_f32(s[i]);
       return;
     }
     default: fail("convert_to_f32: unsupported dtype {}", dtype_name(dtype));

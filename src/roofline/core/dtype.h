@@ -10,7 +10,9 @@
 
 namespace roofline {
 
-enum class DType : uint8_t { F32, F16, BF16, F64, I32, I64, U8, I8, Bool };
+// F8E4M3: float8 e4m3 "fn" (bias 7, no infinities, max 448, NaN = all exponent and mantissa bits set), the
+// KV cache's 8-bit storage; safetensors spells it F8_E4M3.
+enum class DType : uint8_t { F32, F16, BF16, F64, I32, I64, U8, I8, Bool, F8E4M3 };
 
 size_t dtype_size(DType dtype);
 // Names as safetensors writes them: "F32", "F16", "BF16", ...
@@ -33,7 +35,12 @@ inline uint16_t f32_to_bf16(float value) {
 float f16_to_f32(uint16_t bits);
 uint16_t f32_to_f16(float value);
 
-// Converts n elements of src (in dtype) to f32.
+// float8 e4m3fn: round to nearest even, saturating to +-448 (as the GPU's cvt .satfinite); NaN stays NaN.
+uint8_t f32_to_e4m3(float value);
+float e4m3_to_f32(uint8_t bits);
+constexpr float kE4M3Max = 448.0f;
+
+// Converts n elements of src (in dtype) to f32 (F8E4M3 without a scale).
 void convert_to_f32(DType dtype, const void* src, float* dst, size_t n);
 // Converts n f32 values to dtype (F32, F16 or BF16).
 void convert_from_f32(DType dtype, const float* src, void* dst, size_t n);

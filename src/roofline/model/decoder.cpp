@@ -14,7 +14,13 @@ size_t KvPool::bytes_per_token() const {
   size_t total = 0;
   const size_t positions = size_t(std::max<int64_t>(k.empty() ? 1 : k[0].dim(0) * block_size, 1));
   for (size_t l = 0; l < k.size(); ++l) total += (k[l].nbytes() + v[l].nbytes()) / positions;
+  for (size_t l = 0; l < k_scale.size(); ++l) total += (k_scale[l].nbytes() + v_scale[l].nbytes()) / positions;
   return total;
+}
+
+KvScales KvPool::scales(size_t layer) {
+  if (dtype != DType::F8E4M3) return {};
+  return {&k_scale[layer], &v_scale[layer]};
 }
 
 std::vector<double> rope_inverse_frequencies(const ModelSpec& spec) {
@@ -56,7 +62,18 @@ struct Decoder::StepShape {
 };
 
 Decoder::Decoder(const ModelSpec& spec, const ModelWeights& weights, Backend& backend)
-    : spec_(spec), w_(weights), backend_(backend), act_(backend.activation_dtype()), eps_(float(spec.norm_eps)) {
+    : Decoder(spec, weights, backend, backend.activation_dtype()) {}
+
+Decoder::Decoder(const ModelSpec& spec, const ModelWeights& weights, Backend& backend, DType kv_cache_dtype)
+    : spec_(spec),
+      w_(weights),
+      backend_(backend),
+      act_(backend.activation_dtype()),
+      kv_dtype_(kv_cache_dtype),
+      eps_(float(spec.norm_eps)) {
+  ROOFLINE_CHECK(kv_dtype_ == act_ || kv_dtype_ == DType::F8E4M3,
+                 "decoder: a KV cache of {} on the {} backend (it keeps {} or F8_E4M3)", dtype_name(kv_dtype_),
+                 backend.name(), dtype_name(act_));
   ROOFLINE_CHECK(weights.token_embedding.device() == backend.device(),
                  "decoder: the weights are not on the {} backend's device (upload_weights them first)", backend.name());
   if (spec_.position == PositionKind::Rotary) inv_freq_ = rope_inverse_frequencies(spec_);
@@ -71,10 +88,15 @@ KvPool Decoder::new_pool(int64_t num_blocks, int64_t block_size) const {
   pool.num_blocks = num_blocks;
   pool.block_size = block_size;
   pool.scratch_block = num_blocks;
+  pool.dtype = kv_dtype_;
   const int64_t blocks = num_blocks + 1;
   for (int64_t l = 0; l < spec_.num_layers; ++l) {
-    pool.k.push_back(backend_.alloc(act_, {blocks, block_size, spec_.num_kv_heads, spec_.head_dim}));
-    pool.v.push_back(backend_.alloc(act_, {blocks, block_size, spec_.num_kv_heads, spec_.head_dim}));
+    pool.k.push_back(backend_.alloc(kv_dtype_, {blocks, block_size, spec_.num_kv_heads, spec_.head_dim}));
+    pool.v.push_back(backend_.alloc(kv_dtype_, {blocks, block_size, spec_.num_kv_heads, spec_.head_dim}));
+    if (kv_dtype_ == DType::F8E4M3) {
+      pool.k_scale.push_back(backend_.alloc(DType::F32, {blocks, block_size, spec_.num_kv_heads}));
+      pool.v_scale.push_back(backend_.alloc(DType::F32, {blocks, block_size, spec_.num_kv_heads}));
+    }
   }
   return pool;
 }
@@ -194,6 +216,7 @@ void Decoder::attention_block(const LayerWeights& L, KvPool& pool, int layer, co
                               {&v2, &L.v.weight, L.v.bias_ptr()}};
   backend_.matmul_many(h, qkv);
   const Tensor positions = positions_.rows(0, T), slots = slots_.rows(0, T);
+  const KvScales scales = pool.scales(size_t(layer));
   if (s.position == PositionKind::Rotary) {
     RotaryStep rotary;
     rotary.positions = &positions;
@@ -203,9 +226,9 @@ void Decoder::attention_block(const LayerWeights& L, KvPool& pool, int layer, co
     rotary.q_norm = s.qk_norm ? &L.q_norm.weight : nullptr;
     rotary.k_norm = s.qk_norm ? &L.k_norm.weight : nullptr;
     rotary.eps = eps_;
-    backend_.rope_store_kv(q, k, v, rotary, pool.k[size_t(layer)], pool.v[size_t(layer)], slots);
+    backend_.rope_store_kv(q, k, v, rotary, pool.k[size_t(layer)], pool.v[size_t(layer)], slots, scales);
   } else {
-    backend_.store_kv(pool.k[size_t(layer)], pool.v[size_t(layer)], k, v, slots);
+    backend_.store_kv(pool.k[size_t(layer)], pool.v[size_t(layer)], k, v, slots, scales);
   }
 
   const Tensor query_start = query_start_.rows(0, shape.B + 1);
@@ -221,6 +244,7 @@ void Decoder::attention_block(const LayerWeights& L, KvPool& pool, int layer, co
   batch.query_start = &query_start;
   batch.context_len = &context_len;
   batch.block_table = &block_table;
+  batch.kv_scales = scales;
   Tensor out = attn_.rows(0, T);
   backend_.paged_attention(out, q, pool.k[size_t(layer)], pool.v[size_t(layer)], batch);
   Tensor proj = proj_.rows(0, T);
@@ -294,6 +318,8 @@ const Tensor& Decoder::step_unpadded(std::span<const SequenceStep> batch, KvPool
   ROOFLINE_CHECK(!batch.empty(), "decoder step: no sequences");
   ROOFLINE_CHECK(int64_t(pool.k.size()) == s.num_layers, "decoder step: the KV pool has {} layers, the model {}",
                  pool.k.size(), s.num_layers);
+  ROOFLINE_CHECK(pool.dtype != DType::F8E4M3 || int64_t(pool.k_scale.size()) == s.num_layers,
+                 "decoder step: an F8_E4M3 KV pool without the scales of its {} layers", s.num_layers);
   const int64_t bs = pool.block_size;
   StepShape shape;
   shape.B = int64_t(batch.size());

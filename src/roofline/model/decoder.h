@@ -18,13 +18,19 @@
 
 namespace roofline {
 
-// Paged KV of every layer: k[l], v[l] are [num_blocks, block_size, Hkv, D] in the backend's activation dtype.
+// Paged KV of every layer: k[l], v[l] are [num_blocks, block_size, Hkv, D] in `dtype`: the backend's
+// activation dtype, or F8E4M3 with k_scale[l], v_scale[l] [num_blocks, block_size, Hkv] f32 (KvScales in
+// backend.h; empty otherwise).
 struct KvPool {
   int64_t num_blocks = 0;     // blocks a block table may name: 0 .. num_blocks - 1
   int64_t block_size = 16;
   int64_t scratch_block = -1;  // one more block, never in a table: padding rows of a decode batch write it
+  DType dtype = DType::F32;
   std::vector<Tensor> k, v;
+  std::vector<Tensor> k_scale, v_scale;
   size_t bytes_per_token() const;
+  // Layer l's scales for store_kv / paged_attention (null pointers for a float pool).
+  KvScales scales(size_t layer);
 };
 
 // One sequence single-handed: a pool of its own with the identity block table.
@@ -46,8 +52,10 @@ struct SequenceStep {
 
 class Decoder {
  public:
-  // weights must live on backend's device (upload_weights) and outlive the decoder.
+  // weights must live on backend's device (upload_weights) and outlive the decoder. The KV cache is kept in
+  // kv_cache_dtype: the backend's activation dtype (the default) or F8E4M3 (per-vector scaled, KvScales).
   Decoder(const ModelSpec& spec, const ModelWeights& weights, Backend& backend);
+  Decoder(const ModelSpec& spec, const ModelWeights& weights, Backend& backend, DType kv_cache_dtype);
   ~Decoder();
 
   KvPool new_pool(int64_t num_blocks, int64_t block_size = 16) const;
@@ -68,6 +76,7 @@ class Decoder {
   const Tensor& forward_on_device(std::span<const int32_t> tokens, KvCache& cache, bool all_logits);
 
   const ModelSpec& spec() const { return spec_; }
+  DType kv_cache_dtype() const { return kv_dtype_; }
   Backend& backend() { return backend_; }
   // Steps replayed from a recording (decode steps after the first of their shape).
   int64_t replayed_steps() const { return replayed_steps_; }
@@ -88,6 +97,7 @@ class Decoder {
   const ModelWeights& w_;
   Backend& backend_;
   DType act_;
+  DType kv_dtype_;
   float eps_;
   std::vector<double> inv_freq_;  // [rotary_dim / 2]
   Tensor rope_cos_, rope_sin_;    // [positions, rotary_dim / 2] f32, on the device

@@ -68,8 +68,13 @@ struct ModelSpec {
 
   int64_t q_dim() const { return num_heads * head_dim; }
   int64_t kv_dim() const { return num_kv_heads * head_dim; }
-  // Bytes of K and V one token holds in the cache, over all layers, at the cache's element size.
-  size_t kv_bytes_per_token(size_t element_bytes) const { return size_t(2 * num_layers * kv_dim()) * element_bytes; }
+  // Bytes of K and V one token holds in a cache of cache_dtype, over all layers: F32/F16/BF16 elements, or
+  // F8E4M3 bytes plus one f32 scale per (layer, K or V, kv head) (KvPool in model/decoder.h).
+  size_t kv_bytes_per_token(DType cache_dtype) const {
+    const size_t elements = size_t(2 * num_layers * kv_dim());
+    if (cache_dtype == DType::F8E4M3) return elements + size_t(2 * num_layers * num_kv_heads) * sizeof(float);
+    return elements * dtype_size(cache_dtype);
+  }
   // Parameters counted from the shapes (tied embeddings counted once).
   int64_t parameter_count() const;
 };

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "roofline/backend/cpu/cpu_ops.h"
+#include "roofline/backend/kv_quant.h"
 #include "roofline/core/error.h"
 
 namespace roofline::cpu {
@@ -149,8 +150,10 @@ void attention(CpuContext& ctx, Tensor& out, const Tensor& q, const Tensor& k_ca
   });
 }
 
-void paged_attention(CpuContext& ctx, Tensor& out, const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
-                     const PagedAttentionBatch& batch) {
+namespace {
+
+void paged_attention_f32(CpuContext& ctx, Tensor& out, const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
+                         const PagedAttentionBatch& batch) {
   const char* op = "paged_attention";
   check_qkv(op, out, q, k_pool, v_pool, 4);
   ROOFLINE_CHECK(batch.query_start && batch.context_len && batch.block_table, "{}: the batch lacks its index tensors",
@@ -196,10 +199,92 @@ void paged_attention(CpuContext& ctx, Tensor& out, const Tensor& q, const Tensor
   });
 }
 
-void store_kv(CpuContext& ctx, Tensor& k_pool, Tensor& v_pool, const Tensor& k, const Tensor& v, const Tensor& slots) {
+// The scales of an F8E4M3 pool: [num_blocks, block_size, Hkv] f32 on the CPU, for pools of `pool_shape`.
+void check_scales(const char* op, const Tensor* scales, const Shape& pool_shape, const char* what) {
+  ROOFLINE_CHECK(scales != nullptr, "{}: an F8E4M3 pool needs its {} scales (KvScales)", op, what);
+  check_f32(op, *scales, what);
+  ROOFLINE_CHECK(scales->rank() == 3 && pool_shape.size() == 4 && scales->dim(0) == pool_shape[0] &&
+                     scales->dim(1) == pool_shape[1] && scales->dim(2) == pool_shape[2],
+                 "{}: {} scales {} must be [num_blocks, block_size, Hkv] of the pool {}", op, what,
+                 shape_to_string(scales->shape()), shape_to_string(pool_shape));
+}
+
+// An F8E4M3 pool read as f32: the blocks the batch's sequences reach are dequantized into a compact pool
+// (block i of the copy is the i-th distinct block met), the block tables renamed to match, and the f32 path
+// runs on that. Cost O(keys read) per call, once per layer; the CPU serves correctness here, not speed.
+void paged_attention_fp8(CpuContext& ctx, Tensor& out, const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
+                         const PagedAttentionBatch& batch) {
+  const char* op = "paged_attention";
+  ROOFLINE_CHECK(v_pool.dtype() == DType::F8E4M3 && v_pool.shape() == k_pool.shape(),
+                 "{}: k_pool (F8E4M3 {}) and v_pool ({} {}) must share dtype and shape", op,
+                 shape_to_string(k_pool.shape()), dtype_name(v_pool.dtype()), shape_to_string(v_pool.shape()));
+  check_cpu(op, k_pool, "k_pool");
+  check_cpu(op, v_pool, "v_pool");
+  check_scales(op, batch.kv_scales.k, k_pool.shape(), "k");
+  check_scales(op, batch.kv_scales.v, k_pool.shape(), "v");
+  ROOFLINE_CHECK(batch.context_len && batch.block_table && batch.context_len->dtype() == DType::I32 &&
+                     batch.block_table->dtype() == DType::I32 && batch.block_table->rank() == 2 &&
+                     batch.context_len->numel() == batch.num_seqs && batch.block_table->dim(0) == batch.num_seqs,
+                 "{}: context_len [{}] and block_table [{}, *] must be I32", op, batch.num_seqs, batch.num_seqs);
+  const int64_t B = batch.num_seqs, num_blocks = k_pool.dim(0), bs = k_pool.dim(1), Hkv = k_pool.dim(2),
+                D = k_pool.dim(3), max_blocks = batch.block_table->dim(1);
+  const int32_t* lens = batch.context_len->ptr<int32_t>();
+  const int32_t* table = batch.block_table->ptr<int32_t>();
+  Tensor renamed = Tensor::empty(DType::I32, {B, max_blocks});
+  std::fill_n(renamed.ptr<int32_t>(), B * max_blocks, 0);
+  std::vector<int32_t> compact_of(size_t(num_blocks), -1), used;
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t blocks = std::min<int64_t>((std::max(lens[b], 0) + bs - 1) / bs, max_blocks);
+    for (int64_t i = 0; i < blocks; ++i) {
+      const int32_t id = table[b * max_blocks + i];
+      ROOFLINE_CHECK(id >= 0 && id < num_blocks, "{}: sequence {} block {} is {}, outside the pool of {}", op, b, i, id,
+                     num_blocks);
+      if (compact_of[size_t(id)] < 0) compact_of[size_t(id)] = int32_t(used.size()), used.push_back(id);
+      renamed.ptr<int32_t>()[b * max_blocks + i] = compact_of[size_t(id)];
+    }
+  }
+  const int64_t n = std::max<int64_t>(int64_t(used.size()), 1);
+  Tensor k = Tensor::empty(DType::F32, {n, bs, Hkv, D}), v = Tensor::empty(DType::F32, {n, bs, Hkv, D});
+  ctx.pool.parallel_for(used.size() * size_t(bs * Hkv), 64, [&](size_t begin, size_t end) {
+    for (size_t item = begin; item < end; ++item) {
+      const int64_t i = int64_t(item) / (bs * Hkv), row_head = int64_t(item) % (bs * Hkv);
+      const int64_t from = int64_t(used[size_t(i)]) * bs * Hkv + row_head, to = i * bs * Hkv + row_head;
+      dequantize_kv_vector(k_pool.ptr<uint8_t>() + from * D, batch.kv_scales.k->ptr<float>()[from], D,
+                           k.ptr<float>() + to * D);
+      dequantize_kv_vector(v_pool.ptr<uint8_t>() + from * D, batch.kv_scales.v->ptr<float>()[from], D,
+                           v.ptr<float>() + to * D);
+    }
+  });
+  PagedAttentionBatch compact = batch;
+  compact.block_table = &renamed;
+  compact.kv_scales = {};
+  paged_attention_f32(ctx, out, q, k, v, compact);
+}
+
+}  // namespace
+
+void paged_attention(CpuContext& ctx, Tensor& out, const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
+                     const PagedAttentionBatch& batch) {
+  if (k_pool.dtype() == DType::F8E4M3)
+    paged_attention_fp8(ctx, out, q, k_pool, v_pool, batch);
+  else
+    paged_attention_f32(ctx, out, q, k_pool, v_pool, batch);
+}
+
+void store_kv(CpuContext& ctx, Tensor& k_pool, Tensor& v_pool, const Tensor& k, const Tensor& v, const Tensor& slots,
+              const KvScales& scales) {
   const char* op = "store_kv";
-  check_f32(op, k_pool, "k_pool");
-  check_f32(op, v_pool, "v_pool");
+  const bool fp8 = k_pool.dtype() == DType::F8E4M3;
+  if (fp8) {
+    ROOFLINE_CHECK(v_pool.dtype() == DType::F8E4M3, "{}: k_pool is F8E4M3, v_pool {}", op, dtype_name(v_pool.dtype()));
+    check_cpu(op, k_pool, "k_pool");
+    check_cpu(op, v_pool, "v_pool");
+    check_scales(op, scales.k, k_pool.shape(), "k");
+    check_scales(op, scales.v, v_pool.shape(), "v");
+  } else {
+    check_f32(op, k_pool, "k_pool");
+    check_f32(op, v_pool, "v_pool");
+  }
   check_f32(op, k, "k");
   check_f32(op, v, "v");
   check_cpu(op, slots, "slots");
@@ -215,6 +300,15 @@ void store_kv(CpuContext& ctx, Tensor& k_pool, Tensor& v_pool, const Tensor& k, 
     const int32_t slot = slots.ptr<int32_t>()[t];
     if (slot < 0) continue;
     ROOFLINE_CHECK(slot < pool_rows, "{}: slot {} is outside the pool of {} rows", op, slot, pool_rows);
+    if (fp8) {
+      const int64_t Hkv = k_pool.dim(2), D = k_pool.dim(3);
+      for (int64_t h = 0; h < Hkv; ++h) {
+        const int64_t at = int64_t(slot) * Hkv + h;
+        scales.k->ptr<float>()[at] = quantize_kv_vector(k.ptr<float>() + (t * Hkv + h) * D, D, k_pool.ptr<uint8_t>() + at * D);
+        scales.v->ptr<float>()[at] = quantize_kv_vector(v.ptr<float>() + (t * Hkv + h) * D, D, v_pool.ptr<uint8_t>() + at * D);
+      }
+      continue;
+    }
     std::copy_n(k.ptr<float>() + t * row, row, k_pool.ptr<float>() + int64_t(slot) * row);
     std::copy_n(v.ptr<float>() + t * row, row, v_pool.ptr<float>() + int64_t(slot) * row);
   }

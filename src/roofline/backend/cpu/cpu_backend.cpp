@@ -50,9 +50,10 @@ void CpuBackend::attention(Tensor& out, const Tensor& q, const Tensor& k_cache, 
   cpu::attention(ctx, out, q, k_cache, v_cache, params);
 }
 
-void CpuBackend::store_kv(Tensor& k_pool, Tensor& v_pool, const Tensor& k, const Tensor& v, const Tensor& slots) {
+void CpuBackend::store_kv(Tensor& k_pool, Tensor& v_pool, const Tensor& k, const Tensor& v, const Tensor& slots,
+                          const KvScales& scales) {
   auto ctx = context();
-  cpu::store_kv(ctx, k_pool, v_pool, k, v, slots);
+  cpu::store_kv(ctx, k_pool, v_pool, k, v, slots, scales);
 }
 void CpuBackend::paged_attention(Tensor& out, const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
                                  const PagedAttentionBatch& batch) {

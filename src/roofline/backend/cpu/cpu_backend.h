@@ -36,7 +36,8 @@ class CpuBackend final : public Backend {
   void gelu_tanh(Tensor& x) override;
   void attention(Tensor& out, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                  const AttentionParams& params) override;
-  void store_kv(Tensor& k_pool, Tensor& v_pool, const Tensor& k, const Tensor& v, const Tensor& slots) override;
+  void store_kv(Tensor& k_pool, Tensor& v_pool, const Tensor& k, const Tensor& v, const Tensor& slots,
+                const KvScales& scales = {}) override;
   void paged_attention(Tensor& out, const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
                        const PagedAttentionBatch& batch) override;
   using Backend::embedding;

@@ -47,7 +47,8 @@ void attention(CpuContext& ctx, Tensor& out, const Tensor& q, const Tensor& k_ca
                const AttentionParams& params);
 void paged_attention(CpuContext& ctx, Tensor& out, const Tensor& q, const Tensor& k_pool, const Tensor& v_pool,
                      const PagedAttentionBatch& batch);
-void store_kv(CpuContext& ctx, Tensor& k_pool, Tensor& v_pool, const Tensor& k, const Tensor& v, const Tensor& slots);
+void store_kv(CpuContext& ctx, Tensor& k_pool, Tensor& v_pool, const Tensor& k, const Tensor& v, const Tensor& slots,
+              const KvScales& scales);
 
 // Shared precondition helpers; `op` names the op in the message.
 void check_cpu(const char* op, const Tensor& t, const char* what);

@@ -117,11 +117,16 @@ class CudaBackend final : public Backend {
   void add_layer_norm(Tensor& residual, const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& out,
                       float eps) override;
 
-  // ---- paged KV (Backend::store_kv / paged_attention): bf16 pools [num_blocks, block_size, Hkv, D] ----
-  // Pools of any dtype (k, v of the pools' dtype); a slot < 0 or past the pool is skipped.
-  void store_kv(Tensor& k_pool, Tensor& v_pool, const Tensor& k, const Tensor& v, const Tensor& slots) override;
+  // ---- paged KV (Backend::store_kv / paged_attention): pools [num_blocks, block_size, Hkv, D], bf16 or
+  // F8E4M3 with scales (KvScales) ----
+  // Pools of any float dtype (k, v of the pools' dtype), or F8E4M3 pools from bf16 k, v (quantized per
+  // (token, kv head) vector); a slot < 0 or past the pool is skipped.
+  void store_kv(Tensor& k_pool, Tensor& v_pool, const Tensor& k, const Tensor& v, const Tensor& slots,
+                const KvScales& scales = {}) override;
+  // One kernel for bf16 pools; an F8E4M3 pool takes the default's three calls (the fused kernel does not
+  // quantize yet).
   void rope_store_kv(Tensor& q, Tensor& k, const Tensor& v, const RotaryStep& rotary, Tensor& k_pool, Tensor& v_pool,
-                     const Tensor& slots) override;
+                     const Tensor& slots, const KvScales& scales = {}) override;
   // D in {16, 32, 64, 128}, scale > 0: the split-K decode kernel when max_query_len <= 16, else the varlen flash
   // prefill kernel. Launches depend on the batch's bounds only (CUDA-graph safe); the workspace grows on the
   // first call with new bounds, so make one eager call before recording.

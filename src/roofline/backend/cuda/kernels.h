@@ -102,10 +102,15 @@ void launch_rope_store_kv(const RopeStoreKvArgs& args, cudaStream_t stream);
 // The launch geometry and workspace depend only on the host bounds (num_seqs, max_query_len, max_context_len,
 // shapes); the kernels read the real lengths from the device arrays and skip work past them, so a recorded
 // launch stays right for any lengths within the bounds (n <= max_query_len, context_len <= max_context_len).
+// F8E4M3 pools (kv_fp8 set) hold e4m3 codes with k_scale, v_scale [pool rows, Hkv] f32 beside them (kv_fp8.cuh);
+// the kernels dequantize on load.
 struct PagedAttentionArgs {
   const void* q = nullptr;
   const void* k_pool = nullptr;
   const void* v_pool = nullptr;
+  bool kv_fp8 = false;
+  const float* k_scale = nullptr;
+  const float* v_scale = nullptr;
   void* out = nullptr;  // may alias q
   int Hq = 0, Hkv = 0, D = 0;
   int num_seqs = 0, max_query_len = 0, max_context_len = 0;
@@ -145,6 +150,22 @@ void launch_paged_prefill(const PagedAttentionArgs& args, int multiprocessors, c
 // dtype); a slot < 0 or >= pool_rows is skipped.
 void launch_store_kv(void* k_pool, void* v_pool, int64_t pool_rows, const void* k, const void* v,
                      const int32_t* slots, int64_t T, int64_t row_bytes, cudaStream_t stream);
+// The same into F8E4M3 pools: k, v [T, Hkv, D] bf16 (16-byte aligned); every (t, kv head) vector is quantized
+// with its own scale (kv_fp8.cuh) into k_pool/v_pool [pool_rows, Hkv, D] and k_scale/v_scale [pool_rows, Hkv].
+// D a multiple of 8 with D / 8 dividing 32.
+struct StoreKvFp8Args {
+  void* k_pool = nullptr;
+  void* v_pool = nullptr;
+  float* k_scale = nullptr;
+  float* v_scale = nullptr;
+  int64_t pool_rows = 0;
+  const void* k = nullptr;
+  const void* v = nullptr;
+  const int32_t* slots = nullptr;
+  int64_t T = 0;
+  int Hkv = 0, D = 0;
+};
+void launch_store_kv_fp8(const StoreKvFp8Args& args, cudaStream_t stream);
 // out[i, :] = x[rows[i], :] for i < count, rows of row_bytes bytes (any dtype); a row id outside [0, x_rows)
 // fills out's row with 0xff bytes (NaN in the float types), visible rather than silent.
 void launch_gather_rows(void* out, const void* x, int64_t x_rows, const int32_t* rows, int64_t count,

@@ -33,8 +33,9 @@ PagedAttentionArgs qkv_args(const char* op, Tensor& out, const Tensor& q, const 
   check_on_device(op, v, v_name);
   check_dtype(op, q, DType::BF16, "q");
   check_dtype(op, out, DType::BF16, "out");
-  check_dtype(op, k, DType::BF16, k_name);
-  check_dtype(op, v, DType::BF16, v_name);
+  ROOFLINE_CHECK(k.dtype() == v.dtype() && (k.dtype() == DType::BF16 || k.dtype() == DType::F8E4M3),
+                 "{}: {} must be BF16 or F8_E4M3 (and {} alike), got {} and {}", op, k_name, v_name,
+                 dtype_name(k.dtype()), dtype_name(v.dtype()));
   ROOFLINE_CHECK(q.rank() == 3, "{}: q must be [T, Hq, D], got {}", op, shape_to_string(q.shape()));
   ROOFLINE_CHECK(k.rank() == kv_rank && v.shape() == k.shape(), "{}: {} {} and {} {} must both be {}", op, k_name,
                  shape_to_string(k.shape()), v_name, shape_to_string(v.shape()),
@@ -52,6 +53,7 @@ PagedAttentionArgs qkv_args(const char* op, Tensor& out, const Tensor& q, const 
   a.q = q.data();
   a.k_pool = k.data();
   a.v_pool = v.data();
+  a.kv_fp8 = k.dtype() == DType::F8E4M3;
   a.out = out.data();
   a.Hq = int(Hq);
   a.Hkv = int(Hkv);
@@ -63,6 +65,7 @@ PagedAttentionArgs qkv_args(const char* op, Tensor& out, const Tensor& q, const 
 PagedAttentionArgs contiguous_args(const char* op, Tensor& out, const Tensor& q, const Tensor& k_cache,
                                    const Tensor& v_cache, const AttentionParams& params) {
   PagedAttentionArgs a = qkv_args(op, out, q, k_cache, v_cache, 3, "k_cache", "v_cache");
+  ROOFLINE_CHECK(!a.kv_fp8, "{}: a contiguous cache is BF16 (F8_E4M3 KV lives in paged pools: paged_attention)", op);
   const int64_t T = q.dim(0), S_max = k_cache.dim(0);
   ROOFLINE_CHECK(params.start_pos >= 0 && params.start_pos + T <= S_max,
                  "{}: positions {} .. {} do not fit the cache of {} rows", op, params.start_pos,
@@ -79,6 +82,17 @@ PagedAttentionArgs contiguous_args(const char* op, Tensor& out, const Tensor& q,
   return a;
 }
 
+// The scales of an F8E4M3 pool of shape pool_shape: [num_blocks, block_size, Hkv] f32 on the device.
+void check_scales(const char* op, const Tensor* scales, const Shape& pool_shape, const char* what) {
+  ROOFLINE_CHECK(scales != nullptr, "{}: an F8_E4M3 pool needs its {} scales (KvScales)", op, what);
+  check_on_device(op, *scales, what);
+  check_dtype(op, *scales, DType::F32, what);
+  ROOFLINE_CHECK(scales->rank() == 3 && pool_shape.size() == 4 && scales->dim(0) == pool_shape[0] &&
+                     scales->dim(1) == pool_shape[1] && scales->dim(2) == pool_shape[2],
+                 "{}: {} scales {} must be [num_blocks, block_size, Hkv] of the pool {}", op, what,
+                 shape_to_string(scales->shape()), shape_to_string(pool_shape));
+}
+
 void check_index(const char* op, const Tensor* t, const char* what) {
   ROOFLINE_CHECK(t != nullptr, "{}: the batch has no {} tensor", op, what);
   check_on_device(op, *t, what);
@@ -89,7 +103,8 @@ void check_index(const char* op, const Tensor* t, const char* what) {
 
 // ---- paged KV ----
 
-void CudaBackend::store_kv(Tensor& k_pool, Tensor& v_pool, const Tensor& k, const Tensor& v, const Tensor& slots) {
+void CudaBackend::store_kv(Tensor& k_pool, Tensor& v_pool, const Tensor& k, const Tensor& v, const Tensor& slots,
+                           const KvScales& scales) {
   const char* op = "store_kv";
   check_on_device(op, k_pool, "k_pool");
   check_on_device(op, v_pool, "v_pool");
@@ -100,18 +115,47 @@ void CudaBackend::store_kv(Tensor& k_pool, Tensor& v_pool, const Tensor& k, cons
   ROOFLINE_CHECK(k_pool.rank() == 4 && v_pool.shape() == k_pool.shape() && v_pool.dtype() == k_pool.dtype(),
                  "{}: k_pool {} and v_pool {} must both be [num_blocks, block_size, Hkv, D] of one dtype", op,
                  shape_to_string(k_pool.shape()), shape_to_string(v_pool.shape()));
-  check_dtype(op, k, k_pool.dtype(), "k");
-  check_dtype(op, v, k_pool.dtype(), "v");
+  const bool fp8 = k_pool.dtype() == DType::F8E4M3;
+  check_dtype(op, k, fp8 ? DType::BF16 : k_pool.dtype(), "k");
+  check_dtype(op, v, fp8 ? DType::BF16 : k_pool.dtype(), "v");
   const int64_t row = k_pool.dim(2) * k_pool.dim(3), T = slots.numel();
   ROOFLINE_CHECK(k.numel() == T * row && v.numel() == T * row, "{}: k {} and v {} must be [{}, {}, {}] (one row per slot)",
                  op, shape_to_string(k.shape()), shape_to_string(v.shape()), T, k_pool.dim(2), k_pool.dim(3));
+  if (fp8) {
+    check_scales(op, scales.k, k_pool.shape(), "k");
+    check_scales(op, scales.v, v_pool.shape(), "v");
+    const int64_t D = k_pool.dim(3);
+    ROOFLINE_CHECK(D % 8 == 0 && D / 8 <= 32 && 32 % (D / 8) == 0,
+                   "{}: head_dim {} has no F8_E4M3 store kernel (8, 16, 32, 64, 128 or 256)", op, D);
+    ROOFLINE_CHECK(aligned16(k.data()) && aligned16(v.data()) && reinterpret_cast<uintptr_t>(k_pool.data()) % 8 == 0 &&
+                       reinterpret_cast<uintptr_t>(v_pool.data()) % 8 == 0,
+                   "{}: k and v must start on 16-byte boundaries, the pools on 8", op);
+    StoreKvFp8Args a;
+    a.k_pool = k_pool.data();
+    a.v_pool = v_pool.data();
+    a.k_scale = scales.k->ptr<float>();
+    a.v_scale = scales.v->ptr<float>();
+    a.pool_rows = k_pool.dim(0) * k_pool.dim(1);
+    a.k = k.data();
+    a.v = v.data();
+    a.slots = slots.ptr<int32_t>();
+    a.T = T;
+    a.Hkv = int(k_pool.dim(2));
+    a.D = int(D);
+    launch_store_kv_fp8(a, stream_);
+    return;
+  }
   launch_store_kv(k_pool.data(), v_pool.data(), k_pool.dim(0) * k_pool.dim(1), k.data(), v.data(),
                   slots.ptr<int32_t>(), T, row * int64_t(dtype_size(k_pool.dtype())), stream_);
 }
 
 void CudaBackend::rope_store_kv(Tensor& q, Tensor& k, const Tensor& v, const RotaryStep& r, Tensor& k_pool,
-                                Tensor& v_pool, const Tensor& slots) {
+                                Tensor& v_pool, const Tensor& slots, const KvScales& scales) {
   const char* op = "rope_store_kv";
+  if (k_pool.dtype() == DType::F8E4M3) {  // the fused kernel writes the activation dtype only
+    Backend::rope_store_kv(q, k, v, r, k_pool, v_pool, slots, scales);
+    return;
+  }
   ROOFLINE_CHECK(r.positions && r.cos && r.sin, "{}: positions, cos and sin are required", op);
   for (const auto& [t, what] : {std::pair<const Tensor*, const char*>{&q, "q"}, {&k, "k"}, {&v, "v"}, {&k_pool, "k_pool"},
                                 {&v_pool, "v_pool"}, {&slots, "slots"}, {r.positions, "positions"}, {r.cos, "cos"},
@@ -222,6 +266,12 @@ void CudaBackend::paged_attention(Tensor& out, const Tensor& q, const Tensor& k_
   a.context_len = batch.context_len->ptr<int32_t>();
   a.block_table = table.ptr<int32_t>();
   a.table_pitch = int(table.dim(1));
+  if (a.kv_fp8) {
+    check_scales(op, batch.kv_scales.k, k_pool.shape(), "k");
+    check_scales(op, batch.kv_scales.v, v_pool.shape(), "v");
+    a.k_scale = batch.kv_scales.k->ptr<float>();
+    a.v_scale = batch.kv_scales.v->ptr<float>();
+  }
   if (B == 0 || a.max_query_len == 0 || q.dim(0) == 0) return;
   if (a.max_query_len <= kPagedDecodeMaxQueryLen) {
     const PagedDecodePlan plan = plan_paged_decode(a, multiprocessors_);

@@ -10,6 +10,10 @@
 // fetched through the block table, and the pool rows of a tile are looked up one tile before its copies are
 // issued, so the table reads never stall the copies. A key row is handled by D / 8 lanes (16 bytes each), a
 // "slot"; each slot keeps its own online softmax over its keys, and the slots are merged at the end.
+// F8E4M3 pools (kv_fp8.cuh) run the same kernel with 8-byte pieces (8 codes) and the f32 scale of each key
+// row beside its tile; the scale multiplies the finished dot product (K) and the probability (V), so
+// dequantizing costs a conversion per element and two multiplies per key. Tiles keep their key count, so the
+// fp8 ring holds twice as many stages in the same shared memory (more bytes in flight per byte of the pool).
 // Rule: only pool rows of visible keys are read (others are zero-filled), so whatever the pool holds elsewhere
 // (stale rows, NaN, other sequences) cannot leak in. Rows and chunks past the real lengths exit at once.
 #include <nvtx3/nvtx3.hpp>
@@ -23,6 +27,7 @@
 #include "roofline/backend/cuda/device/mma.cuh"
 #include "roofline/backend/cuda/device/reduce.cuh"
 #include "roofline/backend/cuda/kernels.h"
+#include "roofline/backend/cuda/kv_fp8.cuh"
 #include "roofline/backend/cuda/paged_attention.cuh"
 #include "roofline/core/error.h"
 
@@ -34,26 +39,43 @@ using device::bf16;
 
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
-constexpr int kStages = 4;        // K/V tiles in flight per CTA
-constexpr int kTileBytes = 8192;  // one K (or V) tile: kTileKeys rows of D bf16
+constexpr int kRingBytes = 65536;  // the K/V ring of a CTA
+constexpr int kTileBytes = 8192;   // one bf16 K (or V) tile: kTileKeys rows of D bf16
 constexpr int kMinChunk = 64;       // keys per CTA, at least
 constexpr int kChunkAlign = 16;     // chunk lengths are multiples of this
 constexpr int kMaxChunks = 1024;    // chunks per row, at most (the combine kernel's shared weights)
 constexpr double kWaveFill = 0.9;   // the plan's target fill of the last wave of CTAs
 constexpr int kContiguousCtasPerSm = 2;  // a contiguous cache's one-wave plan: CTAs per multiprocessor
 
-template <int D, int HEADS>
+// How K/V elements are stored: bf16, or e4m3 codes with an f32 scale per (pool row, kv head).
+struct Bf16Kv {
+  static constexpr int kBytes = 2;
+  static constexpr bool kScaled = false;
+};
+struct Fp8Kv {
+  static constexpr int kBytes = 1;
+  static constexpr bool kScaled = true;
+};
+
+template <int D, int HEADS, typename KV>
 struct DecodeShape {
   static_assert(D % 8 == 0 && 32 % (D / 8) == 0, "a key row is read by a power-of-two part of one warp");
-  static constexpr int kLanesPerKey = D / 8;                  // 16-byte pieces of one key row
+  static constexpr int kLanesPerKey = D / 8;                  // pieces of 8 elements of one key row
   static constexpr int kKeySlots = kThreads / kLanesPerKey;   // keys handled side by side
   static constexpr int kTileKeys = kTileBytes / (D * 2);      // rows per K (V) tile
   static constexpr int kKeysPerSlot = kTileKeys / kKeySlots;  // keys of a tile per slot
-  static constexpr int kPieces = kTileKeys * kLanesPerKey / kThreads;  // 16-byte copies per thread per tile
+  static constexpr int kPieces = kTileKeys * kLanesPerKey / kThreads;  // piece copies per thread per tile
   static_assert(kTileKeys % kKeySlots == 0, "tiles split evenly over the slots");
   static_assert(kTileKeys * kLanesPerKey % kThreads == 0, "tile loads split evenly over the CTA");
-  // Shared memory: the ring [kStages][K, V][kTileKeys][D]; after the loop it holds the per-warp results.
-  static constexpr size_t kSmemBytes = size_t(kStages) * 2 * kTileBytes;
+  // One stage of the ring: K codes [kTileKeys][D], V codes [kTileKeys][D], then (fp8) K and V scales [kTileKeys].
+  static constexpr int kCodeBytes = kTileKeys * D * KV::kBytes;
+  static constexpr int kStageBytes = 2 * kCodeBytes + (KV::kScaled ? 2 * kTileKeys * int(sizeof(float)) : 0);
+  // K/V tiles in flight per CTA. fp8: 6 stages (50 KB) fit 4 CTAs per multiprocessor, as many as the registers
+  // allow at 4 heads (128 per thread), with as many bytes in flight per multiprocessor as 8 stages in 3 CTAs.
+  static constexpr int kStages = KV::kScaled ? 6 : 4;
+  static_assert(kStages * kStageBytes <= kRingBytes + kStages * 2 * kTileKeys * int(sizeof(float)), "ring size");
+  // Shared memory: the ring [kStages][stage]; after the loop it holds the per-warp results.
+  static constexpr size_t kSmemBytes = size_t(kStages) * kStageBytes;
   static_assert(size_t(kWarps) * HEADS * (D + 2) * sizeof(float) <= kSmemBytes, "merge buffers fit the ring");
 };
 
@@ -101,12 +123,22 @@ __device__ __forceinline__ DecodeRow decode_row(const PagedAttentionArgs& a, int
   return r;
 }
 
-template <int D, int HEADS>
+// This lane's 8 elements of a key (value) row in shared memory, unscaled.
+template <typename KV>
+__device__ __forceinline__ void load_piece(const unsigned char* p, float (&out)[8]) {
+  if constexpr (KV::kScaled)
+    device::unpack_e4m3x8(*reinterpret_cast<const uint2*>(p), out);
+  else
+    device::load8(reinterpret_cast<const bf16*>(p), out);
+}
+
+template <int D, int HEADS, typename KV>
 __global__ void __launch_bounds__(kThreads) paged_decode_split_kernel(PagedAttentionArgs a, PagedDecodePlan plan,
                                                                       void* workspace) {
-  using S = DecodeShape<D, HEADS>;
+  using S = DecodeShape<D, HEADS, KV>;
+  constexpr int kStages = S::kStages;
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  bf16* ring = reinterpret_cast<bf16*>(smem_raw);  // [kStages][2][kTileKeys][D]
+  unsigned char* ring = smem_raw;  // [kStages][stage: K codes, V codes, K scales, V scales]
   device::enter_chain();
 
   const int chunk = blockIdx.x % plan.num_chunks, slot_row = blockIdx.x / plan.num_chunks;
@@ -127,9 +159,13 @@ __global__ void __launch_bounds__(kThreads) paged_decode_split_kernel(PagedAtten
   const int heads = min(HEADS, group - first_in_group);
   const int tiles = (n + S::kTileKeys - 1) / S::kTileKeys;
 
-  const int64_t kv_pitch = int64_t(a.Hkv) * D;  // elements per pool row
-  const bf16* k_base = static_cast<const bf16*>(a.k_pool) + int64_t(kv_head) * D + dim0;
-  const bf16* v_base = static_cast<const bf16*>(a.v_pool) + int64_t(kv_head) * D + dim0;
+  const int64_t kv_pitch = int64_t(a.Hkv) * D * KV::kBytes;  // bytes per pool row
+  const unsigned char* k_base = static_cast<const unsigned char*>(a.k_pool) + (int64_t(kv_head) * D + dim0) * KV::kBytes;
+  const unsigned char* v_base = static_cast<const unsigned char*>(a.v_pool) + (int64_t(kv_head) * D + dim0) * KV::kBytes;
+  auto stage_k = [&](int tile) { return ring + (tile % kStages) * S::kStageBytes; };
+  auto stage_v = [&](int tile) { return stage_k(tile) + S::kCodeBytes; };
+  auto stage_k_scale = [&](int tile) { return reinterpret_cast<float*>(stage_k(tile) + 2 * S::kCodeBytes); };
+  auto stage_v_scale = [&](int tile) { return stage_k_scale(tile) + S::kTileKeys; };
   // This thread copies piece c of every tile: tile row slot + c * kKeySlots, dims dim0 .. dim0 + 7.
   auto lookup_tile = [&](int tile, int (&rows)[S::kPieces]) {
 #pragma unroll
@@ -139,15 +175,26 @@ __global__ void __launch_bounds__(kThreads) paged_decode_split_kernel(PagedAtten
     }
   };
   auto issue_tile = [&](int tile, const int (&rows)[S::kPieces]) {
-    bf16* sk = ring + (tile % kStages) * 2 * (S::kTileKeys * D);
-    bf16* sv = sk + S::kTileKeys * D;
+    unsigned char* sk = stage_k(tile);
+    unsigned char* sv = stage_v(tile);
 #pragma unroll
     for (int c = 0; c < S::kPieces; ++c) {
       const int r = slot + c * S::kKeySlots;
       const bool valid = rows[c] >= 0;
       const int64_t offset = valid ? int64_t(rows[c]) * kv_pitch : 0;
-      device::cp_async_16(sk + r * D + dim0, k_base + offset, valid);
-      device::cp_async_16(sv + r * D + dim0, v_base + offset, valid);
+      const int at = (r * D + dim0) * KV::kBytes;
+      if constexpr (KV::kScaled) {
+        device::cp_async_8(sk + at, k_base + offset, valid);
+        device::cp_async_8(sv + at, v_base + offset, valid);
+        if (dim0 == 0) {  // one lane per key row fetches its scales
+          const int64_t scale_at = valid ? int64_t(rows[c]) * a.Hkv + kv_head : 0;
+          device::cp_async_4(stage_k_scale(tile) + r, a.k_scale + scale_at, valid);
+          device::cp_async_4(stage_v_scale(tile) + r, a.v_scale + scale_at, valid);
+        }
+      } else {
+        device::cp_async_16(sk + at, k_base + offset, valid);
+        device::cp_async_16(sv + at, v_base + offset, valid);
+      }
     }
   };
   int rows[S::kPieces];
@@ -190,8 +237,10 @@ __global__ void __launch_bounds__(kThreads) paged_decode_split_kernel(PagedAtten
     if (ahead < tiles) issue_tile(ahead, rows);  // into the stage tile i - 1 used
     device::cp_async_commit();
     if (ahead + 1 < tiles) lookup_tile(ahead + 1, rows);  // used one iteration later: the latency hides
-    const bf16* sk = ring + (i % kStages) * 2 * (S::kTileKeys * D);
-    const bf16* sv = sk + S::kTileKeys * D;
+    const unsigned char* sk = stage_k(i);
+    const unsigned char* sv = stage_v(i);
+    const float* sk_scale = stage_k_scale(i);
+    const float* sv_scale = stage_v_scale(i);
 
     // Scores of this slot's keys of the tile: s[u][h], -inf past n.
     float s[S::kKeysPerSlot][HEADS];
@@ -199,8 +248,9 @@ __global__ void __launch_bounds__(kThreads) paged_decode_split_kernel(PagedAtten
     for (int u = 0; u < S::kKeysPerSlot; ++u) {
       const int r = u * S::kKeySlots + slot;
       float kk[8];
-      device::load8(sk + r * D + dim0, kk);
+      load_piece<KV>(sk + (r * D + dim0) * KV::kBytes, kk);
       const bool valid = i * S::kTileKeys + r < n;
+      const float k_scale = KV::kScaled ? sk_scale[r] : 1.0f;
 #pragma unroll
       for (int h = 0; h < HEADS; ++h) {
         float dot = 0.0f;
@@ -209,7 +259,7 @@ __global__ void __launch_bounds__(kThreads) paged_decode_split_kernel(PagedAtten
 #pragma unroll
         for (int offset = S::kLanesPerKey / 2; offset > 0; offset >>= 1)
           dot += __shfl_xor_sync(device::kFullMask, dot, offset);
-        s[u][h] = valid ? dot : -INFINITY;
+        s[u][h] = valid ? dot * k_scale : -INFINITY;
       }
     }
     // Online softmax, once per tile: rescale by exp2(m_old - m_new), then add exp2(s - m_new).
@@ -233,12 +283,16 @@ __global__ void __launch_bounds__(kThreads) paged_decode_split_kernel(PagedAtten
     }
 #pragma unroll
     for (int u = 0; u < S::kKeysPerSlot; ++u) {
+      const int r = u * S::kKeySlots + slot;
       float vv[8];
-      device::load8(sv + (u * S::kKeySlots + slot) * D + dim0, vv);
+      load_piece<KV>(sv + (r * D + dim0) * KV::kBytes, vv);
+      const float v_scale = KV::kScaled ? sv_scale[r] : 1.0f;
 #pragma unroll
-      for (int h = 0; h < HEADS; ++h)
+      for (int h = 0; h < HEADS; ++h) {
+        const float p = s[u][h] * v_scale;
 #pragma unroll
-        for (int e = 0; e < 8; ++e) o[h][e] += s[u][h] * vv[e];
+        for (int e = 0; e < 8; ++e) o[h][e] += p * vv[e];
+      }
     }
   }
   device::cp_async_wait<0>();
@@ -358,49 +412,62 @@ int head_groups(const PagedAttentionArgs& a) {
   return a.Hkv * ((group + heads - 1) / heads);
 }
 
-template <int D, int HEADS>
-void launch_split(const PagedAttentionArgs& a, const PagedDecodePlan& plan, void* workspace, cudaStream_t stream) {
-  constexpr size_t smem = DecodeShape<D, HEADS>::kSmemBytes;
-  ROOFLINE_CUDA_CHECK(cudaFuncSetAttribute(paged_decode_split_kernel<D, HEADS>,
+template <int D, int HEADS, typename KV>
+void launch_split_kv(const PagedAttentionArgs& a, const PagedDecodePlan& plan, void* workspace, cudaStream_t stream) {
+  constexpr size_t smem = DecodeShape<D, HEADS, KV>::kSmemBytes;
+  ROOFLINE_CUDA_CHECK(cudaFuncSetAttribute(paged_decode_split_kernel<D, HEADS, KV>,
                                            cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   const dim3 grid(unsigned(int64_t(a.num_seqs) * a.max_query_len * plan.num_chunks), unsigned(head_groups(a)));
-  launch_chained(paged_decode_split_kernel<D, HEADS>, grid, kThreads, smem, stream, a, plan, workspace);
+  launch_chained(paged_decode_split_kernel<D, HEADS, KV>, grid, kThreads, smem, stream, a, plan, workspace);
+}
+
+template <int D, int HEADS>
+void launch_split(const PagedAttentionArgs& a, const PagedDecodePlan& plan, void* workspace, cudaStream_t stream) {
+  if (a.kv_fp8)
+    launch_split_kv<D, HEADS, Fp8Kv>(a, plan, workspace, stream);
+  else
+    launch_split_kv<D, HEADS, Bf16Kv>(a, plan, workspace, stream);
 }
 
 // Resident split CTAs per multiprocessor (its register and shared-memory limits): a property of the compiled
 // kernel and the architecture, so it is asked once per kernel.
-template <int D, int HEADS>
+template <int D, int HEADS, typename KV>
 int resident_split_ctas() {
   static const int resident = [] {
-    constexpr size_t smem = DecodeShape<D, HEADS>::kSmemBytes;
-    ROOFLINE_CUDA_CHECK(cudaFuncSetAttribute(paged_decode_split_kernel<D, HEADS>,
+    constexpr size_t smem = DecodeShape<D, HEADS, KV>::kSmemBytes;
+    ROOFLINE_CUDA_CHECK(cudaFuncSetAttribute(paged_decode_split_kernel<D, HEADS, KV>,
                                              cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
     int n = 0;
     ROOFLINE_CUDA_CHECK(
-        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, paged_decode_split_kernel<D, HEADS>, kThreads, smem));
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, paged_decode_split_kernel<D, HEADS, KV>, kThreads, smem));
     return std::max(n, 1);
   }();
   return resident;
 }
 
-template <int D>
+template <int D, typename KV>
 int resident_split_ctas_d(int heads) {
   switch (heads) {
-    case 1: return resident_split_ctas<D, 1>();
-    case 2: return resident_split_ctas<D, 2>();
-    case 4: return resident_split_ctas<D, 4>();
-    default: return resident_split_ctas<D, 8>();
+    case 1: return resident_split_ctas<D, 1, KV>();
+    case 2: return resident_split_ctas<D, 2, KV>();
+    case 4: return resident_split_ctas<D, 4, KV>();
+    default: return resident_split_ctas<D, 8, KV>();
+  }
+}
+
+template <typename KV>
+int resident_split_ctas_kv(const PagedAttentionArgs& a) {
+  switch (a.D) {
+    case 16: return resident_split_ctas_d<16, KV>(heads_per_cta(a));
+    case 32: return resident_split_ctas_d<32, KV>(heads_per_cta(a));
+    case 64: return resident_split_ctas_d<64, KV>(heads_per_cta(a));
+    case 128: return resident_split_ctas_d<128, KV>(heads_per_cta(a));
+    default: return 1;  // the launcher rejects the head_dim
   }
 }
 
 int resident_split_ctas(const PagedAttentionArgs& a) {
-  switch (a.D) {
-    case 16: return resident_split_ctas_d<16>(heads_per_cta(a));
-    case 32: return resident_split_ctas_d<32>(heads_per_cta(a));
-    case 64: return resident_split_ctas_d<64>(heads_per_cta(a));
-    case 128: return resident_split_ctas_d<128>(heads_per_cta(a));
-    default: return 1;  // the launcher rejects the head_dim
-  }
+  return a.kv_fp8 ? resident_split_ctas_kv<Fp8Kv>(a) : resident_split_ctas_kv<Bf16Kv>(a);
 }
 
 template <int D>

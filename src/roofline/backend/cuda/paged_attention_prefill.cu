@@ -12,6 +12,9 @@
 // cp.async: V of this block loads while S is computed, K of the next block while P V is computed. Each key
 // row is fetched through the block table: the pool rows of the next block are looked up while S of this one
 // is computed and kept in shared memory (double-buffered), so table reads never stall the copies.
+// F8E4M3 pools (kv_fp8.cuh): K and V tiles go through registers instead of cp.async (each thread loads its 8
+// codes and the row's scale, and stores 8 bf16 values), so the tensor-core loop is the same; the loads are
+// issued where the copies were, but their latency is no longer hidden behind the math (prefill is compute-bound).
 // Rule: pool rows outside the keys the CTA may see are never read (zero-filled instead), so whatever the
 // pool holds there (stale rows, NaN, other sequences) cannot leak in. Tiles past a sequence's rows exit.
 #include <nvtx3/nvtx3.hpp>
@@ -24,6 +27,7 @@
 #include "roofline/backend/cuda/device/mma.cuh"
 #include "roofline/backend/cuda/device/reduce.cuh"
 #include "roofline/backend/cuda/kernels.h"
+#include "roofline/backend/cuda/kv_fp8.cuh"
 #include "roofline/backend/cuda/paged_attention.cuh"
 #include "roofline/core/error.h"
 
@@ -58,6 +62,11 @@ struct Tiles {
   static constexpr size_t kSmemBytes = kTileBytes + 2 * kBlockN * sizeof(int);
 };
 
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+  const __nv_bfloat162 p = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&p);
+}
+
 // Copies ROWS rows of one head into tile[ROWS][kStride]; rows[r] is the source row index (its elements
 // start at base + rows[r] * pitch), < 0 for a row to zero-fill without reading. The kChunksPerRow threads of
 // group gi (16 bytes each) copy rows gi * kPasses .. gi * kPasses + kPasses - 1, so a thread's row indices are
@@ -86,6 +95,35 @@ __device__ __forceinline__ void load_rows_async(bf16* tile, const bf16* base, in
   }
 }
 
+// The same from an F8E4M3 pool: base and scales point at the kv head's codes and scales of pool row 0; rows
+// are pitch bytes (codes) and scale_pitch floats (scales) apart. Values are rounded to bf16 in registers.
+template <int ROWS, int D, int MT>
+__device__ __forceinline__ void load_rows_fp8(bf16* tile, const uint8_t* base, int64_t pitch, const float* scales,
+                                              int64_t scale_pitch, const int* rows) {
+  using T = Tiles<D, MT>;
+  constexpr int kPasses = ROWS * T::kChunksPerRow / kThreads;
+  const int first = int(threadIdx.x) / T::kChunksPerRow * kPasses, col = (int(threadIdx.x) % T::kChunksPerRow) * 8;
+  uint2 codes[kPasses];
+  float scale[kPasses];
+#pragma unroll
+  for (int i = 0; i < kPasses; ++i) {  // every load issued before the first use
+    const int row = rows[first + i];
+    codes[i] = row >= 0 ? __ldg(reinterpret_cast<const uint2*>(base + int64_t(row) * pitch + col)) : make_uint2(0u, 0u);
+    scale[i] = row >= 0 ? __ldg(scales + int64_t(row) * scale_pitch) : 0.0f;
+  }
+#pragma unroll
+  for (int i = 0; i < kPasses; ++i) {
+    float x[8];
+    device::unpack_e4m3x8(codes[i], x);
+    uint4 packed;
+    packed.x = pack_bf16(x[0] * scale[i], x[1] * scale[i]);
+    packed.y = pack_bf16(x[2] * scale[i], x[3] * scale[i]);
+    packed.z = pack_bf16(x[4] * scale[i], x[5] * scale[i]);
+    packed.w = pack_bf16(x[6] * scale[i], x[7] * scale[i]);
+    *reinterpret_cast<uint4*>(tile + (first + i) * T::kStride + col) = packed;
+  }
+}
+
 // The same for the query tile: rows row0 .. row0 + ROWS - 1 of q, those >= valid_end zero-filled.
 template <int ROWS, int D, int MT>
 __device__ __forceinline__ void load_q_async(bf16* tile, const bf16* base, int64_t pitch, int row0, int valid_end) {
@@ -99,12 +137,7 @@ __device__ __forceinline__ void load_q_async(bf16* tile, const bf16* base, int64
   }
 }
 
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-  const __nv_bfloat162 p = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&p);
-}
-
-template <int D, int MT>
+template <int D, int MT, bool FP8>
 __global__ void __launch_bounds__(kThreads) paged_prefill_kernel(PagedAttentionArgs a) {
   using T = Tiles<D, MT>;
   constexpr int kBlockM = T::kBlockM, kBlockN = T::kBlockN;
@@ -130,6 +163,15 @@ __global__ void __launch_bounds__(kThreads) paged_prefill_kernel(PagedAttentionA
   const bf16* q = static_cast<const bf16*>(a.q) + int64_t(seq.q_begin) * q_pitch + int64_t(head) * D;
   const bf16* k = static_cast<const bf16*>(a.k_pool) + int64_t(kv_head) * D;
   const bf16* v = static_cast<const bf16*>(a.v_pool) + int64_t(kv_head) * D;
+  // The K (V) rows of a key block into sK (sV): bf16 by cp.async, F8E4M3 through registers (dequantized).
+  auto load_keys = [&](bf16* tile, bool values, const int* rows) {
+    if constexpr (FP8) {
+      const uint8_t* codes = static_cast<const uint8_t*>(values ? a.v_pool : a.k_pool) + int64_t(kv_head) * D;
+      load_rows_fp8<T::kBlockN, D, MT>(tile, codes, kv_pitch, (values ? a.v_scale : a.k_scale) + kv_head, a.Hkv, rows);
+    } else {
+      load_rows_async<T::kBlockN, D, MT>(tile, values ? v : k, kv_pitch, rows);
+    }
+  };
 
   // Keys this CTA's rows can see: [kv_begin, kv_end).
   const int start_pos = seq.context - seq.n;  // position of query row 0
@@ -144,7 +186,7 @@ __global__ void __launch_bounds__(kThreads) paged_prefill_kernel(PagedAttentionA
   if (threadIdx.x < kBlockN) sRows[threadIdx.x] = lookup(n_first + int(threadIdx.x));
   load_q_async<kBlockM, D, MT>(sQ, q, q_pitch, m0, seq.n);
   __syncthreads();  // the first block's pool rows
-  load_rows_async<T::kBlockN, D, MT>(sK, k, kv_pitch, sRows);
+  load_keys(sK, false, sRows);
   device::cp_async_commit();
 
   float o[MT][kDTiles][4] = {};  // O: 16 MT x D per warp
@@ -171,7 +213,7 @@ __global__ void __launch_bounds__(kThreads) paged_prefill_kernel(PagedAttentionA
                                 sQ + (warp_row0 + mt * 16 + lane % 16) * T::kStride + kk * 16 + (lane / 16) * 8);
       }
     }
-    load_rows_async<T::kBlockN, D, MT>(sV, v, kv_pitch, sRows + buffer * kBlockN);
+    load_keys(sV, true, sRows + buffer * kBlockN);
     device::cp_async_commit();
 
     // S = Q K^T: (16 MT x kBlockN) per warp. ldmatrix x4 on K rows gives B fragments of two n8 tiles.
@@ -263,7 +305,7 @@ __global__ void __launch_bounds__(kThreads) paged_prefill_kernel(PagedAttentionA
     device::cp_async_wait<0>();  // V of this block has landed
     __syncthreads();             // ... for every thread; every warp is done reading K; the next pool rows are in
     if (n0 + kBlockN < kv_end) {
-      load_rows_async<T::kBlockN, D, MT>(sK, k, kv_pitch, sRows + (buffer ^ 1) * kBlockN);
+      load_keys(sK, false, sRows + (buffer ^ 1) * kBlockN);
       device::cp_async_commit();
     }
 
@@ -303,15 +345,23 @@ __global__ void __launch_bounds__(kThreads) paged_prefill_kernel(PagedAttentionA
     }
 }
 
-template <int D, int MT>
-void launch_prefill(const PagedAttentionArgs& a, cudaStream_t stream) {
+template <int D, int MT, bool FP8>
+void launch_prefill_kv(const PagedAttentionArgs& a, cudaStream_t stream) {
   using T = Tiles<D, MT>;
   constexpr size_t smem = T::kSmemBytes;
   ROOFLINE_CUDA_CHECK(
-      cudaFuncSetAttribute(paged_prefill_kernel<D, MT>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+      cudaFuncSetAttribute(paged_prefill_kernel<D, MT, FP8>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   const dim3 grid(unsigned((a.max_query_len + T::kBlockM - 1) / T::kBlockM), unsigned(a.Hq), unsigned(a.num_seqs));
-  paged_prefill_kernel<D, MT><<<grid, kThreads, smem, stream>>>(a);
+  paged_prefill_kernel<D, MT, FP8><<<grid, kThreads, smem, stream>>>(a);
   ROOFLINE_CUDA_CHECK_LAUNCH();
+}
+
+template <int D, int MT>
+void launch_prefill(const PagedAttentionArgs& a, cudaStream_t stream) {
+  if (a.kv_fp8)
+    launch_prefill_kv<D, MT, true>(a, stream);
+  else
+    launch_prefill_kv<D, MT, false>(a, stream);
 }
 
 // Query rows per warp: 32 (two m16 tiles share every K/V fragment, but a CTA holds 128 rows and fewer CTAs fit

@@ -1,6 +1,7 @@
 // Row copies through device-resident row ids (kernels.h): store_kv writes a step's k/v rows into the KV pools
 // at their slots, gather_rows picks the rows whose logits are wanted. One CTA per row; a row moves in the
 // widest unit (16, 4, 2 or 1 bytes) that its size and the pointers' alignment allow, so any dtype works.
+// Into an F8E4M3 pool, store_kv quantizes each (token, kv head) vector with its own scale (kv_fp8.cuh).
 // Rule: a row id outside its table is never dereferenced (store_kv skips it, gather_rows writes 0xff bytes).
 #include <nvtx3/nvtx3.hpp>
 
@@ -8,7 +9,9 @@
 
 #include "roofline/backend/cuda/chained_launch.cuh"
 #include "roofline/backend/cuda/cuda_check.h"
+#include "roofline/backend/cuda/device/convert.cuh"
 #include "roofline/backend/cuda/kernels.h"
+#include "roofline/backend/cuda/kv_fp8.cuh"
 
 namespace roofline::cuda {
 
@@ -28,6 +31,41 @@ __global__ void __launch_bounds__(kThreads) store_kv_kernel(Unit* k_pool, Unit* 
     for (int64_t u = threadIdx.x; u < units; u += blockDim.x) {
       k_pool[int64_t(slot) * units + u] = k[t * units + u];
       v_pool[int64_t(slot) * units + u] = v[t * units + u];
+    }
+  }
+}
+
+// One CTA per token: thread u quantizes elements 8u .. 8u + 7 of the token's k and v rows ([Hkv, D] bf16), so
+// the D / 8 lanes of one (token, kv head) vector are consecutive lanes of a warp. Whole warps run every pass
+// (a vector's lanes are all in or all out), as quantize_kv8's shuffles need.
+__global__ void __launch_bounds__(kThreads) store_kv_fp8_kernel(uint8_t* k_pool, uint8_t* v_pool, float* k_scale,
+                                                                float* v_scale, int64_t pool_rows,
+                                                                const device::bf16* k, const device::bf16* v,
+                                                                const int32_t* slots, int64_t T, int Hkv, int D) {
+  const int lanes = D / 8, pieces = Hkv * lanes;
+  for (int64_t t = blockIdx.x; t < T; t += gridDim.x) {
+    const int32_t slot = __ldg(slots + t);
+    if (slot < 0 || slot >= pool_rows) continue;  // uniform over the CTA
+    for (int base = 0; base < pieces; base += blockDim.x) {
+      const int piece = base + int(threadIdx.x);
+      const bool mine = piece < pieces;
+      float kx[8] = {}, vx[8] = {};
+      if (mine) {
+        device::load8(k + t * pieces * 8 + piece * 8, kx);
+        device::load8(v + t * pieces * 8 + piece * 8, vx);
+      }
+      float ks = 0.0f, vs = 0.0f;
+      const uint2 kq = device::quantize_kv8(kx, lanes, &ks);
+      const uint2 vq = device::quantize_kv8(vx, lanes, &vs);
+      if (!mine) continue;
+      const int64_t row = int64_t(slot) * pieces + piece;  // in 8-byte units
+      reinterpret_cast<uint2*>(k_pool)[row] = kq;
+      reinterpret_cast<uint2*>(v_pool)[row] = vq;
+      if (piece % lanes == 0) {
+        const int64_t at = int64_t(slot) * Hkv + piece / lanes;
+        k_scale[at] = ks;
+        v_scale[at] = vs;
+      }
     }
   }
 }
@@ -80,6 +118,15 @@ void launch_store_kv(void* k_pool, void* v_pool, int64_t pool_rows, const void* 
                    static_cast<Unit*>(v_pool), pool_rows, static_cast<const Unit*>(k), static_cast<const Unit*>(v),
                    slots, T, row_bytes / unit);
   });
+}
+
+void launch_store_kv_fp8(const StoreKvFp8Args& a, cudaStream_t stream) {
+  nvtx3::scoped_range range("cuda::store_kv_fp8");
+  if (a.T <= 0) return;
+  store_kv_fp8_kernel<<<grid_rows(a.T), kThreads, 0, stream>>>(
+      static_cast<uint8_t*>(a.k_pool), static_cast<uint8_t*>(a.v_pool), a.k_scale, a.v_scale, a.pool_rows,
+      static_cast<const device::bf16*>(a.k), static_cast<const device::bf16*>(a.v), a.slots, a.T, a.Hkv, a.D);
+  ROOFLINE_CUDA_CHECK_LAUNCH();
 }
 
 void launch_gather_rows(void* out, const void* x, int64_t x_rows, const int32_t* rows, int64_t count,

@@ -45,6 +45,18 @@ __device__ __forceinline__ void cp_async_16(void* smem, const void* global, bool
                "r"(src_bytes));
 }
 
+// 8- and 4-byte copies (through L1: .cg takes only 16 bytes), zero-filling when !valid.
+__device__ __forceinline__ void cp_async_8(void* smem, const void* global, bool valid) {
+  const int src_bytes = valid ? 8 : 0;
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(smem_address(smem)), "l"(global),
+               "r"(src_bytes));
+}
+__device__ __forceinline__ void cp_async_4(void* smem, const void* global, bool valid) {
+  const int src_bytes = valid ? 4 : 0;
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_address(smem)), "l"(global),
+               "r"(src_bytes));
+}
+
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 
 // Waits until at most `pending` committed groups of this thread are still in flight.
