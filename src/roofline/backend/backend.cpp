@@ -94,6 +94,7 @@ void Backend::rope_store_kv(Tensor& q, Tensor& k, const Tensor& v, const RotaryS
   ROOFLINE_CHECK(r.positions && r.cos && r.sin, "rope_store_kv: positions, cos and sin are required");
   rope(q, *r.positions, *r.cos, *r.sin, r.rotary_dim, r.q_norm, r.eps);
   rope(k, *r.positions, *r.cos, *r.sin, r.rotary_dim, r.k_norm, r.eps);
+  if (r.q_out != nullptr) convert(*r.q_out, q);
   store_kv(k_pool, v_pool, k, v, slots, scales);
 }
 

@@ -68,6 +68,9 @@ struct RotaryStep {
   const Tensor* q_norm = nullptr;  // [head_dim] or null
   const Tensor* k_norm = nullptr;
   float eps = 1e-6f;
+  // rope_store_kv only: the rotated q goes here, in this tensor's dtype, instead of back into q. With q, k and
+  // v in f32 (the projections' accumulator), q, k and v are each rounded once, into q_out and the pools.
+  Tensor* q_out = nullptr;
 };
 
 // Token selection on the device (the device side of engine/sampler.h, without penalties).

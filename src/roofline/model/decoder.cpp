@@ -77,6 +77,9 @@ Decoder::Decoder(const ModelSpec& spec, const ModelWeights& weights, Backend& ba
   ROOFLINE_CHECK(weights.token_embedding.device() == backend.device(),
                  "decoder: the weights are not on the {} backend's device (upload_weights them first)", backend.name());
   if (spec_.position == PositionKind::Rotary) inv_freq_ = rope_inverse_frequencies(spec_);
+  // Rounding the projections to bf16 and then the rotated values again was the largest single term of the
+  // bf16 error (bench/e2e/bf16_error_budget.py); f32 costs a few more bytes of activations per token.
+  wide_qkv_ = spec_.position == PositionKind::Rotary && act_ != DType::F32 && kv_dtype_ == act_;
 }
 
 Decoder::~Decoder() = default;
@@ -135,8 +138,9 @@ void Decoder::ensure_capacity(int64_t tokens, int64_t seqs, int64_t blocks_per_s
     // f32 read and write per layer).
     x_ = backend_.alloc(DType::F32, {T, s.hidden_size});
     h_ = backend_.alloc(act_, {T, s.hidden_size});
-    qkv_ = backend_.alloc(act_, {T * (s.q_dim() + 2 * s.kv_dim())});
+    qkv_ = backend_.alloc(wide_qkv_ ? DType::F32 : act_, {T * (s.q_dim() + 2 * s.kv_dim())});
     attn_ = backend_.alloc(act_, {T, s.num_heads, s.head_dim});
+    if (wide_qkv_) q_rotated_ = backend_.alloc(act_, {T, s.num_heads, s.head_dim});
     // The o and down projections write f32 (the GEMM accumulates in f32 anyway): they are added straight
     // into the residual, so rounding them to bf16 first would add error at every layer for no speed.
     proj_ = backend_.alloc(DType::F32, {T, s.hidden_size});
@@ -226,7 +230,10 @@ void Decoder::attention_block(const LayerWeights& L, KvPool& pool, int layer, co
     rotary.q_norm = s.qk_norm ? &L.q_norm.weight : nullptr;
     rotary.k_norm = s.qk_norm ? &L.k_norm.weight : nullptr;
     rotary.eps = eps_;
+    Tensor rotated_q = wide_qkv_ ? q_rotated_.rows(0, T) : Tensor();
+    if (wide_qkv_) rotary.q_out = &rotated_q;
     backend_.rope_store_kv(q, k, v, rotary, pool.k[size_t(layer)], pool.v[size_t(layer)], slots, scales);
+    if (wide_qkv_) q = rotated_q;
   } else {
     backend_.store_kv(pool.k[size_t(layer)], pool.v[size_t(layer)], k, v, slots, scales);
   }

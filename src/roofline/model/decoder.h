@@ -98,6 +98,9 @@ class Decoder {
   Backend& backend_;
   DType act_;
   DType kv_dtype_;
+  // The q/k/v projections write f32 where RoPE + KV store can round them once into the pools (and the
+  // query into attn_): the activation dtype below f32, a KV cache in it, rotary positions.
+  bool wide_qkv_ = false;
   float eps_;
   std::vector<double> inv_freq_;  // [rotary_dim / 2]
   Tensor rope_cos_, rope_sin_;    // [positions, rotary_dim / 2] f32, on the device
@@ -108,6 +111,7 @@ class Decoder {
   // q|k|v and gate|up each share one buffer, laid out per step back to back ([T, q] then [T, k] ...), so a
   // one-token step's projections are adjacent and a backend can run them as one GEMM.
   Tensor x_, h_, qkv_, attn_, proj_, gate_up_, gathered_, logits_;
+  Tensor q_rotated_;  // with wide_qkv_: the rotated query in the activation dtype, as attention reads it
   // Step indices, one I32 buffer on the device with fixed sections (so recorded steps keep their
   // addresses): ids | positions | slots | logit rows [cap_tokens] each, query_start [cap_seqs + 1],
   // context_len [cap_seqs], block_table [cap_seqs, cap_blocks]. host_meta_ is its host image.

@@ -88,6 +88,8 @@ struct RopeStoreKvArgs {
   int64_t kv_heads = 0;
   void* k_pool = nullptr;
   void* v_pool = nullptr;
+  Elem pool_type = Elem::BF16;  // of the pools and q_out; q, k, v are q.act (f32 from the projections: one rounding)
+  void* q_out = nullptr;        // [T, Hq, head_dim] of pool_type, or null: q rotated in place
   int64_t pool_rows = 0;
   const int32_t* slots = nullptr;  // device [T]
 };

@@ -173,8 +173,17 @@ void CudaBackend::rope_store_kv(Tensor& q, Tensor& k, const Tensor& v, const Rot
                  shape_to_string(q.shape()), T, D);
   ROOFLINE_CHECK(k.shape() == Shape({T, Hkv, D}) && v.shape() == k.shape(), "{}: k {} and v {} must be [{}, {}, {}]", op,
                  shape_to_string(k.shape()), shape_to_string(v.shape()), T, Hkv, D);
-  for (const auto& [t, what] : {std::pair<const Tensor*, const char*>{&q, "q"}, {&k, "k"}, {&v, "v"}})
-    check_dtype(op, *t, k_pool.dtype(), what);
+  // q, k, v of one float dtype; rounded into the pools' dtype (and q_out's) as they are written.
+  for (const auto& [t, what] : {std::pair<const Tensor*, const char*>{&k, "k"}, {&v, "v"}})
+    check_dtype(op, *t, q.dtype(), what);
+  if (r.q_out != nullptr) {
+    check_on_device(op, *r.q_out, "q_out");
+    check_dtype(op, *r.q_out, k_pool.dtype(), "q_out");
+    ROOFLINE_CHECK(r.q_out->shape() == q.shape(), "{}: q_out {} must have q's shape {}", op,
+                   shape_to_string(r.q_out->shape()), shape_to_string(q.shape()));
+  } else {
+    check_dtype(op, q, k_pool.dtype(), "q");  // rotated in place, read by attention in the pools' dtype
+  }
   ROOFLINE_CHECK(r.positions->numel() == T, "{}: {} positions for {} rows", op, r.positions->numel(), T);
   ROOFLINE_CHECK(r.rotary_dim > 0 && r.rotary_dim % 2 == 0 && r.rotary_dim <= D && D <= rope_max_head_dim(),
                  "{}: rotary_dim {} must be even, positive and <= head_dim {} (at most {})", op, r.rotary_dim, D,
@@ -212,6 +221,8 @@ void CudaBackend::rope_store_kv(Tensor& q, Tensor& k, const Tensor& v, const Rot
   a.kv_heads = Hkv;
   a.k_pool = k_pool.data();
   a.v_pool = v_pool.data();
+  a.pool_type = float_elem(op, k_pool, "k_pool");
+  a.q_out = r.q_out != nullptr ? r.q_out->data() : nullptr;
   a.pool_rows = k_pool.dim(0) * k_pool.dim(1);
   a.slots = slots.ptr<int32_t>();
   launch_rope_store_kv(a, stream_);

@@ -29,10 +29,11 @@ constexpr int kMaxHeadDim = 512;     // shared-memory row of one warp
 static_assert(kMaxHeadDim % 32 == 0, "a head row is spread over whole warps");
 
 // One head row x[head_dim] of token t, by one warp through its shared-memory row: optional RMSNorm, then
-// the rotation, written back in place and, when copy_to is set, also to copy_to (a KV pool row).
-template <typename Act, typename W>
-__device__ void rope_head_row(const RopeArgs& a, Act* x, Act* copy_to, const void* norm_weight, int64_t t,
-                              float* row, int lane) {
+// the rotation, written to out (x itself, or another row) and, when copy_to is set, also to copy_to (a KV
+// pool row, of the pool's type).
+template <typename Act, typename Out, typename W>
+__device__ void rope_head_row(const RopeArgs& a, const Act* x, Act* out, Out* copy_to, const void* norm_weight,
+                              int64_t t, float* row, int lane) {
   const int D = int(a.head_dim), half = int(a.rotary_dim / 2);
   float sum_sq = 0.0f;
   for (int i = lane; i < D; i += 32) {
@@ -58,9 +59,8 @@ __device__ void rope_head_row(const RopeArgs& a, Act* x, Act* copy_to, const voi
   __syncwarp();
   // Elements past the rotary part keep their (normalised) values; every element is written back, rounded.
   for (int i = lane; i < D; i += 32) {
-    const Act y = from_float<Act>(row[i]);
-    x[i] = y;
-    if (copy_to) copy_to[i] = y;
+    if (out) out[i] = from_float<Act>(row[i]);
+    if (copy_to) copy_to[i] = from_float<Out>(row[i]);
   }
 }
 
@@ -72,12 +72,14 @@ __global__ void __launch_bounds__(kWarps * 32) rope_kernel(RopeArgs a) {
   const int64_t head_row = int64_t(blockIdx.x) * kWarps + warp;  // t * heads + h
   if (head_row >= a.T * a.heads) return;                         // whole warps leave together
   Act* x = static_cast<Act*>(a.x) + head_row * a.head_dim;       // [head_dim]
-  rope_head_row<Act, W>(a, x, nullptr, a.norm_weight, head_row / a.heads, rows[warp], lane);
+  rope_head_row<Act, Act, W>(a, x, x, static_cast<Act*>(nullptr), a.norm_weight, head_row / a.heads, rows[warp], lane);
 }
 
-// Head rows of token t, in order: Hq of q, Hkv of k, Hkv of v. q and k rows are rotated in place (k's also
-// written to the pool); v rows are copied to the pool. A slot outside [0, pool_rows) is skipped.
-template <typename Act, typename W>
+// Head rows of token t, in order: Hq of q, Hkv of k, Hkv of v. q rows are rotated into q_out (Pool type) or
+// in place; k rows are rotated into the pool (and in place when q is, as Backend::rope_store_kv documents);
+// v rows are copied to the pool. Act is q/k/v's type: f32 straight from the projections rounds each value
+// once, into the pool's type. A slot outside [0, pool_rows) is skipped.
+template <typename Act, typename Pool, typename W>
 __global__ void __launch_bounds__(kWarps * 32) rope_store_kv_kernel(RopeStoreKvArgs a) {
   __shared__ float rows[kWarps][kMaxHeadDim];
   device::enter_chain();
@@ -88,18 +90,21 @@ __global__ void __launch_bounds__(kWarps * 32) rope_store_kv_kernel(RopeStoreKvA
   const int64_t t = head_row / per_token, h = head_row % per_token;
   const int32_t slot = a.slots[t];
   const bool store = slot >= 0 && slot < a.pool_rows;
+  const bool in_place = a.q_out == nullptr;
   if (h < Hq) {
-    rope_head_row<Act, W>(a.q, static_cast<Act*>(a.q.x) + (t * Hq + h) * D, nullptr, a.q.norm_weight, t, rows[warp],
-                          lane);
+    Act* q = static_cast<Act*>(a.q.x) + (t * Hq + h) * D;
+    Pool* q_out = in_place ? nullptr : static_cast<Pool*>(a.q_out) + (t * Hq + h) * D;
+    rope_head_row<Act, Pool, W>(a.q, q, in_place ? q : nullptr, q_out, a.q.norm_weight, t, rows[warp], lane);
   } else if (h < Hq + Hkv) {
     const int64_t kh = h - Hq;
-    Act* pool_row = store ? static_cast<Act*>(a.k_pool) + (int64_t(slot) * Hkv + kh) * D : nullptr;
-    rope_head_row<Act, W>(a.q, static_cast<Act*>(a.k) + (t * Hkv + kh) * D, pool_row, a.k_norm, t, rows[warp], lane);
+    Act* k = static_cast<Act*>(a.k) + (t * Hkv + kh) * D;
+    Pool* pool_row = store ? static_cast<Pool*>(a.k_pool) + (int64_t(slot) * Hkv + kh) * D : nullptr;
+    rope_head_row<Act, Pool, W>(a.q, k, in_place ? k : nullptr, pool_row, a.k_norm, t, rows[warp], lane);
   } else if (store) {
     const int64_t vh = h - Hq - Hkv;
     const Act* v = static_cast<const Act*>(a.v) + (t * Hkv + vh) * D;
-    Act* pool_row = static_cast<Act*>(a.v_pool) + (int64_t(slot) * Hkv + vh) * D;
-    for (int64_t i = lane; i < D; i += 32) pool_row[i] = v[i];
+    Pool* pool_row = static_cast<Pool*>(a.v_pool) + (int64_t(slot) * Hkv + vh) * D;
+    for (int64_t i = lane; i < D; i += 32) pool_row[i] = from_float<Pool>(to_float(v[i]));
   }
 }
 
@@ -137,11 +142,16 @@ void launch_rope_store_kv(const RopeStoreKvArgs& a, cudaStream_t stream) {
   const int64_t head_rows = a.q.T * (a.q.heads + 2 * a.kv_heads);
   if (head_rows <= 0) return;
   const unsigned blocks = unsigned((head_rows + kWarps - 1) / kWarps);
+  ROOFLINE_CHECK(a.q.act == a.pool_type || a.q.act == Elem::F32,
+                 "rope_store_kv: q, k and v must have the pools' type or f32");
   dispatch(a.q.act, [&](auto act_tag) {
-    dispatch(a.q.norm_weight ? a.q.norm_type : a.q.act, [&](auto weight_tag) {
-      using Act = decltype(act_tag);
-      using W = decltype(weight_tag);
-      launch_chained(rope_store_kv_kernel<Act, W>, blocks, kWarps * 32, 0, stream, a);
+    dispatch(a.pool_type, [&](auto pool_tag) {
+      dispatch(a.q.norm_weight ? a.q.norm_type : a.pool_type, [&](auto weight_tag) {
+        using Act = decltype(act_tag);
+        using Pool = decltype(pool_tag);
+        using W = decltype(weight_tag);
+        launch_chained(rope_store_kv_kernel<Act, Pool, W>, blocks, kWarps * 32, 0, stream, a);
+      });
     });
   });
 }
