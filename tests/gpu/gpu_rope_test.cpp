@@ -1,12 +1,17 @@
 // rope (rotate-half) against a float64 reference: head_dim 64 and 128, full and partial rotary, positions
-// from host and device arrays, the fused per-head RMSNorm of Qwen3 (q_norm / k_norm), and rope_store_kv.
+// from host and device arrays, the fused per-head RMSNorm of Qwen3 (q_norm / k_norm), and rope_store_kv (in
+// place, and from f32 inputs into q_out and bf16 or F8E4M3 pools).
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <numeric>
 #include <random>
+#include <tuple>
 
 #include "gpu_test_util.h"
+#include "roofline/backend/kv_quant.h"
 
 namespace roofline::test {
 namespace {
@@ -153,6 +158,123 @@ TEST_P(GpuRope, FusedWithStoreKv) {
         for (size_t i = 0; i < row; ++i)
           ASSERT_TRUE(std::isnan(got_k_pool[r * row + i]) && std::isnan(got_v_pool[r * row + i]))
               << what << ": pool row " << r << " has no slot but was written";
+  }
+}
+
+// rope_store_kv with f32 q/k/v (the decoder's projections write f32) and q_out: each value is rounded once,
+// into q_out's dtype and the pools'. Float pools: q_out and k near the float64 reference, v the rounded input.
+// F8E4M3 pools: the codes and scales are exactly the host quantizer's of the f32 rows the same kernel writes
+// into f32 outputs, and q_out (bf16) is exactly those f32 rows rounded.
+TEST_P(GpuRope, WideInputsAreRoundedOnceIntoTheOutputs) {
+  const RopeCase& c = GetParam();
+  if (c.act == DType::F32) GTEST_SKIP() << "f32 activations have nothing to widen";
+  const int64_t Hkv = 2, D = c.head_dim, block = 4, num_blocks = (c.T + 3 + block - 1) / block;
+  const Tables tables = make_tables(kPositions, c.rotary_dim / 2);
+  const Tensor cos = gpu().upload(host_f32({kPositions, c.rotary_dim / 2}, tables.cos), DType::F32);
+  const Tensor sin = gpu().upload(host_f32({kPositions, c.rotary_dim / 2}, tables.sin), DType::F32);
+  const auto positions = random_positions(16);
+  const Tensor positions_dev = upload_i32(gpu(), positions);
+  std::vector<int32_t> slots(size_t(num_blocks * block));
+  std::iota(slots.begin(), slots.end(), 0);
+  std::shuffle(slots.begin(), slots.end(), std::mt19937(17));
+  slots.resize(size_t(c.T));
+  if (c.T > 1) slots[0] = -1;
+  const Tensor slots_dev = upload_i32(gpu(), slots);
+  const DeviceData q_norm = random_device(gpu(), DType::BF16, {D}, 18, 0.5f, 1.5f);
+  const DeviceData k_norm = random_device(gpu(), DType::BF16, {D}, 19, 0.5f, 1.5f);
+  for (bool with_norm : {false, true}) {
+    const std::string what = c.name() + (with_norm ? "_norm" : "");
+    RotaryStep rotary;
+    rotary.positions = &positions_dev;
+    rotary.cos = &cos;
+    rotary.sin = &sin;
+    rotary.rotary_dim = int(c.rotary_dim);
+    rotary.q_norm = with_norm ? &q_norm.tensor : nullptr;
+    rotary.k_norm = with_norm ? &k_norm.tensor : nullptr;
+    // Fresh f32 inputs for each run: the kernel leaves q, k and v as they are when q_out is given.
+    const auto inputs = [&](uint32_t seed) {
+      return std::array<DeviceData, 3>{random_device(gpu(), DType::F32, {c.T, c.heads, D}, seed, -2.0f, 2.0f),
+                                       random_device(gpu(), DType::F32, {c.T, Hkv, D}, seed + 1, -2.0f, 2.0f),
+                                       random_device(gpu(), DType::F32, {c.T, Hkv, D}, seed + 2, -2.0f, 2.0f)};
+    };
+    const Shape pool_shape = {num_blocks, block, Hkv, D};
+
+    // Float pools of the activation dtype.
+    auto [q, k, v] = inputs(20);
+    Tensor q_out = poisoned(gpu(), c.act, {c.T, c.heads, D});
+    Tensor k_pool = poisoned(gpu(), c.act, pool_shape), v_pool = poisoned(gpu(), c.act, pool_shape);
+    rotary.q_out = &q_out;
+    gpu().rope_store_kv(q.tensor, k.tensor, v.tensor, rotary, k_pool, v_pool, slots_dev);
+    const double eps = 1e-6;
+    RopeCase kc = c;
+    kc.heads = Hkv;
+    expect_close(download_values(gpu(), q_out), reference(c, q.values, positions, tables,
+                                                          with_norm ? &q_norm.values : nullptr, eps),
+                 tolerance_for(c.act), what + " q_out");
+    const auto want_k = reference(kc, k.values, positions, tables, with_norm ? &k_norm.values : nullptr, eps);
+    const auto got_k_pool = download_values(gpu(), k_pool), got_v_pool = download_values(gpu(), v_pool);
+    const size_t row = size_t(Hkv * D);
+    // The pool rows of the tokens with a slot, beside their references.
+    std::vector<double> k_rows, v_rows, want_k_rows, want_v;
+    for (int64_t t = 0; t < c.T; ++t) {
+      if (slots[size_t(t)] < 0) continue;
+      const long at = long(size_t(slots[size_t(t)]) * row), from = long(size_t(t) * row), n = long(row);
+      k_rows.insert(k_rows.end(), got_k_pool.begin() + at, got_k_pool.begin() + at + n);
+      v_rows.insert(v_rows.end(), got_v_pool.begin() + at, got_v_pool.begin() + at + n);
+      want_k_rows.insert(want_k_rows.end(), want_k.begin() + from, want_k.begin() + from + n);
+      want_v.insert(want_v.end(), v.values.begin() + from, v.values.begin() + from + n);
+    }
+    expect_close(k_rows, want_k_rows, tolerance_for(c.act), what + " k pool");
+    expect_close(v_rows, want_v, tolerance_for(c.act), what + " v pool");
+
+    // The f32 rows the kernel computes (f32 outputs), then the same inputs into F8E4M3 pools.
+    auto [q2, k2, v2] = inputs(30);
+    Tensor q_f32 = gpu().alloc(DType::F32, {c.T, c.heads, D});
+    Tensor k_f32 = poisoned(gpu(), DType::F32, pool_shape), v_f32 = poisoned(gpu(), DType::F32, pool_shape);
+    rotary.q_out = &q_f32;
+    gpu().rope_store_kv(q2.tensor, k2.tensor, v2.tensor, rotary, k_f32, v_f32, slots_dev);
+    Tensor k_codes = poisoned(gpu(), DType::F8E4M3, pool_shape), v_codes = poisoned(gpu(), DType::F8E4M3, pool_shape);
+    Tensor k_scale = poisoned(gpu(), DType::F32, {num_blocks, block, Hkv}), v_scale = poisoned(gpu(), DType::F32, {num_blocks, block, Hkv});
+    rotary.q_out = &q_out;
+    gpu().rope_store_kv(q2.tensor, k2.tensor, v2.tensor, rotary, k_codes, v_codes, slots_dev,
+                        KvScales{&k_scale, &v_scale});
+    const auto q_rows = download_values(gpu(), q_f32), q_rounded = download_values(gpu(), q_out);
+    for (size_t i = 0; i < q_rows.size(); ++i) {
+      float x = float(q_rows[i]), y = 0;
+      std::vector<uint8_t> stored(dtype_size(c.act));
+      convert_from_f32(c.act, &x, stored.data(), 1);
+      convert_to_f32(c.act, stored.data(), &y, 1);
+      ASSERT_EQ(q_rounded[i], double(y)) << what << " q_out element " << i;
+    }
+    const auto k32 = download_values(gpu(), k_f32), v32 = download_values(gpu(), v_f32);
+    Tensor kc_host = Tensor::empty(DType::F8E4M3, pool_shape), vc_host = Tensor::empty(DType::F8E4M3, pool_shape);
+    gpu().download(k_codes, kc_host);
+    gpu().download(v_codes, vc_host);
+    const auto ks = download_values(gpu(), k_scale), vs = download_values(gpu(), v_scale);
+    for (int64_t t = 0; t < c.T; ++t) {
+      if (slots[size_t(t)] < 0) continue;
+      for (int64_t h = 0; h < Hkv; ++h) {
+        const size_t at = size_t(slots[size_t(t)]) * size_t(Hkv) + size_t(h);
+        for (const auto& [rows32, codes, scales, name] :
+             {std::tuple{&k32, &kc_host, &ks, "k"}, std::tuple{&v32, &vc_host, &vs, "v"}}) {
+          std::vector<float> x(rows32->begin() + long(at * size_t(D)), rows32->begin() + long((at + 1) * size_t(D)));
+          std::vector<uint8_t> want(static_cast<size_t>(D));
+          const float scale = quantize_kv_vector(x.data(), D, want.data());
+          ASSERT_EQ(float((*scales)[at]), scale) << what << " " << name << " scale t=" << t << " h=" << h;
+          const uint8_t* got = codes->ptr<uint8_t>() + at * size_t(D);
+          for (int64_t d = 0; d < D; ++d)
+            ASSERT_EQ(got[d], want[size_t(d)]) << what << " " << name << " code t=" << t << " h=" << h << " d=" << d;
+        }
+      }
+    }
+    // Pool rows without a slot stay untouched (0xff codes, NaN scales).
+    std::vector<bool> written(size_t(num_blocks * block), false);
+    for (int32_t sl : slots)
+      if (sl >= 0) written[size_t(sl)] = true;
+    for (size_t r = 0; r < written.size(); ++r)
+      if (!written[r])
+        ASSERT_TRUE(std::isnan(ks[r * size_t(Hkv)]) && kc_host.ptr<uint8_t>()[r * size_t(Hkv * D)] == 0xff)
+            << what << ": pool row " << r << " has no slot but was written";
   }
 }
 

@@ -79,7 +79,8 @@ Decoder::Decoder(const ModelSpec& spec, const ModelWeights& weights, Backend& ba
   if (spec_.position == PositionKind::Rotary) inv_freq_ = rope_inverse_frequencies(spec_);
   // Rounding the projections to bf16 and then the rotated values again was the largest single term of the
   // bf16 error (bench/e2e/bf16_error_budget.py); f32 costs a few more bytes of activations per token.
-  wide_qkv_ = spec_.position == PositionKind::Rotary && act_ != DType::F32 && kv_dtype_ == act_;
+  wide_qkv_ = spec_.position == PositionKind::Rotary && act_ != DType::F32 &&
+              (kv_dtype_ == act_ || kv_dtype_ == DType::F8E4M3);
 }
 
 Decoder::~Decoder() = default;

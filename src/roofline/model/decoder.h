@@ -99,7 +99,7 @@ class Decoder {
   DType act_;
   DType kv_dtype_;
   // The q/k/v projections write f32 where RoPE + KV store can round them once into the pools (and the
-  // query into attn_): the activation dtype below f32, a KV cache in it, rotary positions.
+  // rotated query buffer): the activation dtype below f32, a KV cache in it or in fp8, rotary positions.
   bool wide_qkv_ = false;
   float eps_;
   std::vector<double> inv_freq_;  // [rotary_dim / 2]

@@ -77,9 +77,10 @@ struct RopeArgs {
 };
 int64_t rope_max_head_dim();
 void launch_rope(const RopeArgs& args, cudaStream_t stream);
-// Backend::rope_store_kv: rope (and head norm) on q[T, Hq, D] and k[T, Hkv, D] in place, k's rotated rows
-// and v[T, Hkv, D] also written to pool row slots[t] (k_pool, v_pool: [pool_rows, Hkv, D], the activation
-// type); a slot outside [0, pool_rows) skips the pool writes. One launch for what rope, rope and store_kv do.
+// Backend::rope_store_kv: rope (and head norm) on q[T, Hq, D] and k[T, Hkv, D], in place or q into q_out, k's
+// rotated rows and v[T, Hkv, D] also written to pool row slots[t] (k_pool, v_pool: [pool_rows, Hkv, D] of
+// out_type, or e4m3 codes with scales); a slot outside [0, pool_rows) skips the pool writes. One launch for
+// what rope, rope and store_kv do.
 struct RopeStoreKvArgs {
   RopeArgs q;                    // q's tensor and head norm; positions, tables, T, head_dim, rotary_dim shared
   void* k = nullptr;             // [T, kv_heads, head_dim]
@@ -88,8 +89,12 @@ struct RopeStoreKvArgs {
   int64_t kv_heads = 0;
   void* k_pool = nullptr;
   void* v_pool = nullptr;
-  Elem pool_type = Elem::BF16;  // of the pools and q_out; q, k, v are q.act (f32 from the projections: one rounding)
-  void* q_out = nullptr;        // [T, Hq, head_dim] of pool_type, or null: q rotated in place
+  // q, k, v are of q.act: the output type, or f32 straight from the projections (then rounded once).
+  Elem out_type = Elem::BF16;  // of q_out, and of the pools unless kv_fp8
+  void* q_out = nullptr;       // [T, Hq, head_dim] of out_type, or null: q (and k) rotated in place
+  bool kv_fp8 = false;         // pools of e4m3 codes with k_scale, v_scale [pool_rows, kv_heads] (kv_fp8.cuh)
+  float* k_scale = nullptr;
+  float* v_scale = nullptr;
   int64_t pool_rows = 0;
   const int32_t* slots = nullptr;  // device [T]
 };

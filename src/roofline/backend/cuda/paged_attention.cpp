@@ -152,10 +152,7 @@ void CudaBackend::store_kv(Tensor& k_pool, Tensor& v_pool, const Tensor& k, cons
 void CudaBackend::rope_store_kv(Tensor& q, Tensor& k, const Tensor& v, const RotaryStep& r, Tensor& k_pool,
                                 Tensor& v_pool, const Tensor& slots, const KvScales& scales) {
   const char* op = "rope_store_kv";
-  if (k_pool.dtype() == DType::F8E4M3) {  // the fused kernel writes the activation dtype only
-    Backend::rope_store_kv(q, k, v, r, k_pool, v_pool, slots, scales);
-    return;
-  }
+  const bool fp8 = k_pool.dtype() == DType::F8E4M3;
   ROOFLINE_CHECK(r.positions && r.cos && r.sin, "{}: positions, cos and sin are required", op);
   for (const auto& [t, what] : {std::pair<const Tensor*, const char*>{&q, "q"}, {&k, "k"}, {&v, "v"}, {&k_pool, "k_pool"},
                                 {&v_pool, "v_pool"}, {&slots, "slots"}, {r.positions, "positions"}, {r.cos, "cos"},
@@ -173,17 +170,19 @@ void CudaBackend::rope_store_kv(Tensor& q, Tensor& k, const Tensor& v, const Rot
                  shape_to_string(q.shape()), T, D);
   ROOFLINE_CHECK(k.shape() == Shape({T, Hkv, D}) && v.shape() == k.shape(), "{}: k {} and v {} must be [{}, {}, {}]", op,
                  shape_to_string(k.shape()), shape_to_string(v.shape()), T, Hkv, D);
-  // q, k, v of one float dtype; rounded into the pools' dtype (and q_out's) as they are written.
+  // q, k, v of one float dtype; rounded into q_out's dtype and the pools' as they are written. A float pool
+  // has the dtype attention reads q in (q_out's, or q's in place); an fp8 pool takes any.
   for (const auto& [t, what] : {std::pair<const Tensor*, const char*>{&k, "k"}, {&v, "v"}})
     check_dtype(op, *t, q.dtype(), what);
+  const Tensor& rotated_q = r.q_out != nullptr ? *r.q_out : q;
   if (r.q_out != nullptr) {
     check_on_device(op, *r.q_out, "q_out");
-    check_dtype(op, *r.q_out, k_pool.dtype(), "q_out");
     ROOFLINE_CHECK(r.q_out->shape() == q.shape(), "{}: q_out {} must have q's shape {}", op,
                    shape_to_string(r.q_out->shape()), shape_to_string(q.shape()));
-  } else {
-    check_dtype(op, q, k_pool.dtype(), "q");  // rotated in place, read by attention in the pools' dtype
+    ROOFLINE_CHECK(q.dtype() == DType::F32 || q.dtype() == r.q_out->dtype(), "{}: q {} must be f32 or q_out's {}", op,
+                   dtype_name(q.dtype()), dtype_name(r.q_out->dtype()));
   }
+  if (!fp8) check_dtype(op, rotated_q, k_pool.dtype(), r.q_out != nullptr ? "q_out" : "q");
   ROOFLINE_CHECK(r.positions->numel() == T, "{}: {} positions for {} rows", op, r.positions->numel(), T);
   ROOFLINE_CHECK(r.rotary_dim > 0 && r.rotary_dim % 2 == 0 && r.rotary_dim <= D && D <= rope_max_head_dim(),
                  "{}: rotary_dim {} must be even, positive and <= head_dim {} (at most {})", op, r.rotary_dim, D,
@@ -221,8 +220,15 @@ void CudaBackend::rope_store_kv(Tensor& q, Tensor& k, const Tensor& v, const Rot
   a.kv_heads = Hkv;
   a.k_pool = k_pool.data();
   a.v_pool = v_pool.data();
-  a.pool_type = float_elem(op, k_pool, "k_pool");
+  a.out_type = float_elem(op, rotated_q, r.q_out != nullptr ? "q_out" : "q");
   a.q_out = r.q_out != nullptr ? r.q_out->data() : nullptr;
+  if (fp8) {
+    check_scales(op, scales.k, k_pool.shape(), "k");
+    check_scales(op, scales.v, v_pool.shape(), "v");
+    a.kv_fp8 = true;
+    a.k_scale = scales.k->ptr<float>();
+    a.v_scale = scales.v->ptr<float>();
+  }
   a.pool_rows = k_pool.dim(0) * k_pool.dim(1);
   a.slots = slots.ptr<int32_t>();
   launch_rope_store_kv(a, stream_);
