@@ -9,8 +9,10 @@ namespace roofline::perf {
 
 namespace {
 
-constexpr double kGradientBytes = 2;   // bf16 gradients
+constexpr double kGradientBytes = 4;   // f32 gradients: micro-batches accumulate into them (the CUDA trainer's)
 constexpr double kOptimizerBytes = 12; // fp32 master weight + fp32 first and second moments
+constexpr double kTrainLogitBytes = 2;         // bf16 logits of the fused cross-entropy
+constexpr double kTrainLogitChunkBytes = 1 << 30;  // the rows of one cross-entropy chunk, at most
 constexpr double kLseBytes = 4;        // flash attention keeps one f32 log-sum-exp per query row per head
 
 // Bytes a training forward saves per token per layer for the backward: the inputs of every op that needs
@@ -67,7 +69,9 @@ MemoryBudget memory_budget(const ModelSpec& spec, const Workload& w) {
   const double per_layer = s.tokens * saved_bytes_per_token_per_layer(spec, s);
   const double saved = w.checkpointing ? s.layers * s.tokens * s.hidden * kActivationBytes + per_layer  // inputs + one layer live
                                        : s.layers * per_layer;
-  m.activations = saved + s.tokens * s.vocab * kLogitBytes;  // f32 logits, overwritten by their gradient
+  // The cross-entropy is fused and chunked: bf16 logits of one chunk of rows at a time, overwritten by their
+  // gradient, never the whole batch's (the CUDA trainer's chunk budget).
+  m.activations = saved + std::min(s.tokens * s.vocab * kTrainLogitBytes, kTrainLogitChunkBytes);
   m.gradients = params * kGradientBytes / (w.zero >= 2 ? w.dp : 1);
   m.optimizer = params * kOptimizerBytes / (w.zero >= 1 ? w.dp : 1);
   return m;
