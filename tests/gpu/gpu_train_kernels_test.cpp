@@ -5,12 +5,14 @@
 
 #include <cmath>
 #include <random>
+#include <tuple>
 #include <vector>
 
 #include "gpu_test_util.h"
 #include "roofline/train/cuda/device_array.h"
 #include "roofline/train/cuda/flash_attention.h"
 #include "roofline/backend/cuda/lt_gemm.h"
+#include "roofline/core/error.h"
 #include "roofline/train/cuda/kernels.h"
 
 namespace roofline::train::cuda {
@@ -348,6 +350,40 @@ TEST_F(GpuTrainKernels, GemmFormsOfALinearLayer) {
   EXPECT_LT(relative_l2(download(y), ry), 1e-5);
   EXPECT_LT(relative_l2(download(dx), rdx), 1e-5);
   EXPECT_LT(relative_l2(download(dg), rg), 1e-5);
+}
+
+// The weight-gradient product with its bias gradient in the epilogue (BGRADB): dW += dy^T x and
+// db = the column sums of dy (written, not accumulated), as the trainer's q|k|v and MLP-in layers use it; odd
+// row counts (the reduction), twice for the same bits.
+TEST_F(GpuTrainKernels, WeightGradientGemmWritesBiasGradient) {
+  for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{301, 136, 72}, {1037, 48, 40}, {64, 2304, 8}}) {
+    std::vector<double> x, dy;
+    auto dxx = to_device_bf16(random_floats(size_t(M * K), 31), &x);
+    auto ddy = to_device_bf16(random_floats(size_t(M * N), 32, -2, 2), &dy);
+    const auto g0 = random_floats(size_t(N * K), 33), db0 = random_floats(size_t(N), 34);
+    auto dg = to_device(g0), ddb = to_device(db0);
+    LtGemm gemm(nullptr, 1 << 20);
+    try {
+      gemm.run(N, K, M, {ddy.get(), N, true}, {dxx.get(), K, false}, dg.get(), CUDA_R_32F, K, 1.0f, nullptr, nullptr,
+               CUDA_R_32F, {}, ddb.get());
+    } catch (const Error& e) {
+      GTEST_SKIP() << "cuBLASLt has no BGRADB algorithm here (the trainer falls back to its own kernel): " << e.what();
+    }
+    std::vector<double> rg(g0.begin(), g0.end()), rdb(size_t(N), 0.0);
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t n = 0; n < N; ++n) {
+        rdb[size_t(n)] += dy[size_t(m * N + n)];
+        for (int64_t k = 0; k < K; ++k) rg[size_t(n * K + k)] += dy[size_t(m * N + n)] * x[size_t(m * K + k)];
+      }
+    const std::vector<double> got_g = download(dg), got_db = download(ddb);
+    EXPECT_LT(relative_l2(got_g, rg), 1e-5) << M << " " << N << " " << K;
+    EXPECT_LT(relative_l2(got_db, rdb), 1e-5) << M << " " << N << " " << K;
+    auto dg2 = to_device(g0), ddb2 = to_device(db0);
+    gemm.run(N, K, M, {ddy.get(), N, true}, {dxx.get(), K, false}, dg2.get(), CUDA_R_32F, K, 1.0f, nullptr, nullptr,
+             CUDA_R_32F, {}, ddb2.get());
+    EXPECT_EQ(download(dg2), got_g);
+    EXPECT_EQ(download(ddb2), got_db);
+  }
 }
 
 // Attention through the public interface, q/k/v inside one fused [B*T, (Hq + 2 Hkv) * D] row.

@@ -73,7 +73,18 @@ void launch_add_column_partials(const float* partials, int64_t chunks, int64_t c
   ROOFLINE_CUDA_CHECK_LAUNCH();
 }
 
+__global__ void add_in_place_kernel(const float* x, float* y, int64_t n) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) y[i] += x[i];
+}
+
 }  // namespace
+
+void add_in_place(const float* x, float* y, int64_t n, cudaStream_t stream) {
+  if (n == 0) return;
+  add_in_place_kernel<<<grid_for(n, 256), 256, 0, stream>>>(x, y, n);
+  ROOFLINE_CUDA_CHECK_LAUNCH();
+}
 
 void add_column_partials(const float* partials, int64_t chunks, int64_t cols, int64_t ld, float* out,
                          cudaStream_t stream) {

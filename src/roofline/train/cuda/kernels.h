@@ -56,6 +56,9 @@ void add_column_partials(const float* partials, int64_t chunks, int64_t cols, in
 void add_column_partials3(const float* partials, int64_t chunks, int64_t cols, int64_t ld, float* out0,
                           float* out1, float* out2, cudaStream_t stream);
 
+// y[i] += x[i] for i < n (a bias gradient that a GEMM epilogue wrote, into the accumulated one).
+void add_in_place(const float* x, float* y, int64_t n, cudaStream_t stream);
+
 // ---- activations.cu
 // GELU (tanh form): y = gelu(x) over n elements; backward dx = dy * gelu'(x) (dx may alias dy).
 void gelu_forward(const bf16* x, bf16* y, int64_t n, cudaStream_t stream);
