@@ -5,12 +5,14 @@
 
 #include <cmath>
 #include <random>
+#include <tuple>
 #include <vector>
 
 #include "gpu_test_util.h"
 #include "roofline/train/cuda/device_array.h"
 #include "roofline/train/cuda/flash_attention.h"
 #include "roofline/backend/cuda/lt_gemm.h"
+#include "roofline/core/error.h"
 #include "roofline/train/cuda/kernels.h"
 
 namespace roofline::train::cuda {
@@ -58,8 +60,11 @@ std::vector<double> download(const DeviceArray<bf16>& d) {
 class GpuTrainKernels : public test::GpuTest {};
 
 TEST_F(GpuTrainKernels, LayerNormAndRmsNormForwardBackward) {
-  const int64_t rows = 75;  // 75 rows: five backward blocks of 16, the last one partial
-  for (int64_t dim : {200, 202})  // float4 rows, and rows of an odd number of float pairs
+  // 75 rows: backward blocks of 16 and of 32 rows, the last one partial. Widths: float4 rows in registers with
+  // whole and partial chunks of 128 columns (200, 300, 768 as GPT-2's, 1000); rows of an odd number of float
+  // pairs (202) and float4 rows too wide for registers (2048), both through the shared-memory kernel.
+  const int64_t rows = 75;
+  for (int64_t dim : {200, 202, 300, 768, 1000, 2048})
   for (bool layernorm : {true, false}) {
     const auto x = random_floats(size_t(rows * dim), 1, -2, 3), w = random_floats(static_cast<size_t>(dim), 2, 0.5, 1.5),
                b = random_floats(static_cast<size_t>(dim), 3), dy = random_floats(size_t(rows * dim), 4);
@@ -110,6 +115,49 @@ TEST_F(GpuTrainKernels, LayerNormAndRmsNormForwardBackward) {
     EXPECT_LT(relative_l2(download(ddsum), rsum), 1e-5) << layernorm << " dim " << dim;
     EXPECT_LT(relative_l2(download(ddw), rdw), 1e-5) << layernorm << " dim " << dim;
     if (layernorm) EXPECT_LT(relative_l2(download(ddb), rdb), 1e-5);
+    // A second run from the same state gives the same bits (the partial sums are added in a fixed order).
+    auto ddx2 = to_device(dres0), ddw2 = to_device(dw0), ddb2 = to_device(db0), ddsum2 = to_device(dsum0);
+    DeviceArray<bf16> dx_bf16_2(size_t(rows * dim));
+    norm_backward(ddy.get(), dx_.get(), dw_.get(), layernorm ? mean.get() : nullptr, rstd.get(), ddx2.get(), true,
+                  dx_bf16_2.get(), ddw2.get(), layernorm ? ddb2.get() : nullptr, ddsum2.get(), partials.get(), rows,
+                  dim, nullptr);
+    EXPECT_EQ(download(ddx2), dx_f32) << layernorm << " dim " << dim;
+    EXPECT_EQ(download(dx_bf16_2), dx_b16) << layernorm << " dim " << dim;
+    EXPECT_EQ(download(ddw2), download(ddw)) << layernorm << " dim " << dim;
+    EXPECT_EQ(download(ddb2), download(ddb)) << layernorm << " dim " << dim;
+    EXPECT_EQ(download(ddsum2), download(ddsum)) << layernorm << " dim " << dim;
+  }
+}
+
+// The final norm's backward: dx written, not accumulated (accumulate_dx false), without the optional outputs.
+TEST_F(GpuTrainKernels, NormBackwardWritesDxWithoutOptionalOutputs) {
+  for (auto [rows, dim] : {std::pair<int64_t, int64_t>{1, 768}, {33, 128}, {70, 2048}}) {
+    const auto x = random_floats(size_t(rows * dim), 21, -2, 3), w = random_floats(size_t(dim), 22, 0.5, 1.5),
+               dy = random_floats(size_t(rows * dim), 23), dw0 = random_floats(size_t(dim), 24),
+               stale = random_floats(size_t(rows * dim), 25);
+    auto dx_ = to_device(x), dw_ = to_device(w), ddy = to_device(dy), ddw = to_device(dw0), ddx = to_device(stale);
+    DeviceArray<bf16> y(size_t(rows * dim));
+    DeviceArray<float> rstd(static_cast<size_t>(rows)), partials(norm_partials_floats(rows, dim));
+    rmsnorm_forward(dx_.get(), dw_.get(), y.get(), rstd.get(), rows, dim, 1e-5f, nullptr);
+    norm_backward(ddy.get(), dx_.get(), dw_.get(), nullptr, rstd.get(), ddx.get(), false, nullptr, ddw.get(), nullptr,
+                  nullptr, partials.get(), rows, dim, nullptr);
+    std::vector<double> rdx(size_t(rows * dim)), rdw(dw0.begin(), dw0.end());
+    for (int64_t r = 0; r < rows; ++r) {
+      double ms = 0, mgx = 0;
+      for (int64_t i = 0; i < dim; ++i) ms += double(x[size_t(r * dim + i)]) * x[size_t(r * dim + i)] / double(dim);
+      const double rs = 1.0 / std::sqrt(ms + 1e-5);
+      for (int64_t i = 0; i < dim; ++i) {
+        const size_t k = size_t(r * dim + i);
+        mgx += double(dy[k]) * w[size_t(i)] * (x[k] * rs) / double(dim);
+        rdw[size_t(i)] += dy[k] * (x[k] * rs);
+      }
+      for (int64_t i = 0; i < dim; ++i) {
+        const size_t k = size_t(r * dim + i);
+        rdx[k] = rs * (double(dy[k]) * w[size_t(i)] - x[k] * rs * mgx);
+      }
+    }
+    EXPECT_LT(relative_l2(download(ddx), rdx), 1e-5) << rows << " x " << dim;
+    EXPECT_LT(relative_l2(download(ddw), rdw), 1e-5) << rows << " x " << dim;
   }
 }
 
@@ -302,6 +350,40 @@ TEST_F(GpuTrainKernels, GemmFormsOfALinearLayer) {
   EXPECT_LT(relative_l2(download(y), ry), 1e-5);
   EXPECT_LT(relative_l2(download(dx), rdx), 1e-5);
   EXPECT_LT(relative_l2(download(dg), rg), 1e-5);
+}
+
+// The weight-gradient product with its bias gradient in the epilogue (BGRADB): dW += dy^T x and
+// db = the column sums of dy (written, not accumulated), as the trainer's q|k|v and MLP-in layers use it; odd
+// row counts (the reduction), twice for the same bits.
+TEST_F(GpuTrainKernels, WeightGradientGemmWritesBiasGradient) {
+  for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{301, 136, 72}, {1037, 48, 40}, {64, 2304, 8}}) {
+    std::vector<double> x, dy;
+    auto dxx = to_device_bf16(random_floats(size_t(M * K), 31), &x);
+    auto ddy = to_device_bf16(random_floats(size_t(M * N), 32, -2, 2), &dy);
+    const auto g0 = random_floats(size_t(N * K), 33), db0 = random_floats(size_t(N), 34);
+    auto dg = to_device(g0), ddb = to_device(db0);
+    LtGemm gemm(nullptr, 1 << 20);
+    try {
+      gemm.run(N, K, M, {ddy.get(), N, true}, {dxx.get(), K, false}, dg.get(), CUDA_R_32F, K, 1.0f, nullptr, nullptr,
+               CUDA_R_32F, {}, ddb.get());
+    } catch (const Error& e) {
+      GTEST_SKIP() << "cuBLASLt has no BGRADB algorithm here (the trainer falls back to its own kernel): " << e.what();
+    }
+    std::vector<double> rg(g0.begin(), g0.end()), rdb(size_t(N), 0.0);
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t n = 0; n < N; ++n) {
+        rdb[size_t(n)] += dy[size_t(m * N + n)];
+        for (int64_t k = 0; k < K; ++k) rg[size_t(n * K + k)] += dy[size_t(m * N + n)] * x[size_t(m * K + k)];
+      }
+    const std::vector<double> got_g = download(dg), got_db = download(ddb);
+    EXPECT_LT(relative_l2(got_g, rg), 1e-5) << M << " " << N << " " << K;
+    EXPECT_LT(relative_l2(got_db, rdb), 1e-5) << M << " " << N << " " << K;
+    auto dg2 = to_device(g0), ddb2 = to_device(db0);
+    gemm.run(N, K, M, {ddy.get(), N, true}, {dxx.get(), K, false}, dg2.get(), CUDA_R_32F, K, 1.0f, nullptr, nullptr,
+             CUDA_R_32F, {}, ddb2.get());
+    EXPECT_EQ(download(dg2), got_g);
+    EXPECT_EQ(download(ddb2), got_db);
+  }
 }
 
 // Attention through the public interface, q/k/v inside one fused [B*T, (Hq + 2 Hkv) * D] row.

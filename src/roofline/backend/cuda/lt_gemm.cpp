@@ -67,8 +67,12 @@ LtGemm::Plan& LtGemm::plan_for(const Key& key) {
     cublasLtEpilogue_t epilogue = key.bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
     if (gelu == GemmGelu::Kind::Forward) epilogue = key.bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX;
     if (gelu == GemmGelu::Kind::Backward) epilogue = CUBLASLT_EPILOGUE_DGELU;
+    ROOFLINE_CHECK(!key.a_row_sums || (!key.bias && gelu == GemmGelu::Kind::None),
+                   "gemm: row sums of A with neither a bias nor a GELU");
+    if (key.a_row_sums) epilogue = CUBLASLT_EPILOGUE_BGRADB;  // our A is cuBLASLt's B
     if (epilogue != CUBLASLT_EPILOGUE_DEFAULT) set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, epilogue);
     if (key.bias) set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, cudaDataType(key.bias_type));
+    if (key.a_row_sums) set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, cudaDataType(CUDA_R_32F));
     if (gelu != GemmGelu::Kind::None) {
       set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, key.aux_ld);
       set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_DATA_TYPE, int32_t(CUDA_R_16BF));
@@ -175,13 +179,14 @@ std::string LtGemm::survey() const {
 
 void LtGemm::run(int64_t M, int64_t N, int64_t K, GemmOperand a, GemmOperand b, void* c, cudaDataType c_type,
                     int64_t ldc, float beta, const void* c_in, const void* bias, cudaDataType bias_type,
-                    GemmGelu gelu) {
+                    GemmGelu gelu, float* a_row_sums) {
   if (M == 0 || N == 0) return;
   ROOFLINE_CHECK(a.type == b.type, "gemm: A and B must have one type (got {} and {})", int(a.type), int(b.type));
   if (!c_in) c_in = c;
   const size_t c_size = c_type == CUDA_R_32F ? 4 : 2, ab_size = a.type == CUDA_R_32F ? 4 : 2;
   // The alignment every operand meets (pointers and row strides), which the plan may assume.
   uint32_t align = std::min({alignment_of(a.data), alignment_of(b.data), alignment_of(c), alignment_of(c_in)});
+  if (a_row_sums) align = std::min(align, alignment_of(a_row_sums));
   if (gelu.kind != GemmGelu::Kind::None) {
     ROOFLINE_CHECK(gelu.aux && gelu.ld % 8 == 0 && gelu.ld >= N, "gemm: GELU aux stride {} (N {})", gelu.ld, N);
     align = std::min(align, alignment_of(gelu.aux));
@@ -190,10 +195,11 @@ void LtGemm::run(int64_t M, int64_t N, int64_t K, GemmOperand a, GemmOperand b, 
     while (align > 1 && stride_bytes % align != 0) align /= 2;
   const int64_t aux_ld = gelu.kind == GemmGelu::Kind::None ? 0 : gelu.ld;
   const Key key{M, N, K, a.ld, b.ld, ldc, a.transposed, b.transposed, bias != nullptr, int(a.type), int(c_type),
-                int(bias_type), align, int(gelu.kind), aux_ld};
+                int(bias_type), align, int(gelu.kind), aux_ld, a_row_sums != nullptr};
   const bool first_use = plans_.find(key) == plans_.end();
   Plan& plan = plan_for(key);
   if (bias) set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, bias);
+  if (a_row_sums) set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, static_cast<const void*>(a_row_sums));
   if (gelu.kind != GemmGelu::Kind::None) set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, gelu.aux);
   if (first_use && survey_enabled_) survey_plan(key, plan, a.data, b.data, c_in, beta);  // the pointers set above
   const float alpha = 1.0f;

@@ -9,6 +9,8 @@
 // and the heuristic's algorithm) are cached per shape, types, strides and alignment, as the inference
 // backend's CublasLtGemm does for its one form; the workspace is allocated once. Deterministic for a given
 // GPU and plan (no split-K atomics are requested). One instance per stream.
+// The weight-gradient product can also write its bias gradient (a_row_sums: the row sums of op(A) over K, i.e.
+// the column sums of dY; cuBLASLt's BGRADB epilogue, our A being its B), saving the separate pass over dY.
 // A GELU (tanh form, as GPT-2's) can ride in the epilogue (GemmGelu): forward C = gelu(product + bias) with the
 // pre-activation stored to aux; backward C = product * gelu'(aux). That saves the separate element-wise pass
 // and the round trip of its input through memory.
@@ -52,10 +54,11 @@ class LtGemm {
   LtGemm& operator=(const LtGemm&) = delete;
 
   // C (type c_type, row stride ldc) = op(A) . op(B) (+ bias, of type bias_type) + beta * C_in (C_in defaults
-  // to C itself; same type and stride as C). Throws where cuBLASLt has no algorithm for the form.
+  // to C itself; same type and stride as C). a_row_sums (f32 [M], not with a bias or a GELU): written (not
+  // accumulated) with the row sums of op(A). Throws where cuBLASLt has no algorithm for the form.
   void run(int64_t M, int64_t N, int64_t K, GemmOperand a, GemmOperand b, void* c, cudaDataType c_type, int64_t ldc,
            float beta = 0.0f, const void* c_in = nullptr, const void* bias = nullptr,
-           cudaDataType bias_type = CUDA_R_32F, GemmGelu gelu = {});
+           cudaDataType bias_type = CUDA_R_32F, GemmGelu gelu = {}, float* a_row_sums = nullptr);
 
  private:
   struct Key {
@@ -65,8 +68,10 @@ class LtGemm {
     uint32_t align;
     int gelu;
     int64_t aux_ld;
+    bool a_row_sums;
     auto tie() const {
-      return std::tie(M, N, K, lda, ldb, ldc, ta, tb, bias, ab_type, c_type, bias_type, align, gelu, aux_ld);
+      return std::tie(M, N, K, lda, ldb, ldc, ta, tb, bias, ab_type, c_type, bias_type, align, gelu, aux_ld,
+                      a_row_sums);
     }
     bool operator<(const Key& o) const { return tie() < o.tie(); }
   };

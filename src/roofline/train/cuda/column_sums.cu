@@ -11,7 +11,7 @@ namespace {
 
 constexpr int64_t kRowsPerChunk = 64;
 constexpr int kColumnThreads = 128;
-constexpr int kReduceColumns = 32, kReduceGroups = 8;
+constexpr int kReduceColumns = 32, kReduceGroups = 16;
 
 int64_t chunks_for(int64_t rows) { return (rows + kRowsPerChunk - 1) / kRowsPerChunk; }
 
@@ -37,14 +37,26 @@ __global__ void column_chunk_sums_kernel(const bf16* x, int64_t rows, int64_t co
   for (int k = 0; k < kCols; ++k) partials[int64_t(blockIdx.y) * cols + c + k] = s[k];
 }
 
-// block (32 columns, 8 groups): out[c] += sum over k of partials[k * ld + c].
+// block (32 columns, kReduceGroups groups), grid (column blocks, outputs): outs[y][c] += sum over k of
+// partials[k * ld + y * cols + c]. Group g sums the chunks g, g + kReduceGroups, ... in order, then thread row 0
+// adds the groups in order. More groups than chunks per thread: the chunk loop is a short chain of loads in
+// flight rather than a long latency-bound one.
+struct PartialOutputs {
+  float* out[3];
+};
+
 __global__ void add_column_partials_kernel(const float* partials, int64_t chunks, int64_t cols, int64_t ld,
-                                           float* out) {
+                                           PartialOutputs outs) {
   __shared__ float group_sums[kReduceGroups][kReduceColumns + 1];
+  float* out = outs.out[blockIdx.y];
+  if (!out) return;  // the whole block: a column range of an output nobody asked for
   const int64_t c = int64_t(blockIdx.x) * kReduceColumns + threadIdx.x;
+  const float* column = partials + int64_t(blockIdx.y) * cols + c;
   float s = 0.0f;
-  if (c < cols)
-    for (int64_t k = threadIdx.y; k < chunks; k += kReduceGroups) s += partials[k * ld + c];
+  if (c < cols) {
+#pragma unroll 4
+    for (int64_t k = threadIdx.y; k < chunks; k += kReduceGroups) s += column[k * ld];
+  }
   group_sums[threadIdx.y][threadIdx.x] = s;
   __syncthreads();
   if (threadIdx.y != 0 || c >= cols) return;
@@ -53,14 +65,36 @@ __global__ void add_column_partials_kernel(const float* partials, int64_t chunks
   out[c] += total;
 }
 
+void launch_add_column_partials(const float* partials, int64_t chunks, int64_t cols, int64_t ld,
+                                PartialOutputs outs, unsigned outputs, cudaStream_t stream) {
+  if (cols == 0) return;
+  const dim3 block(kReduceColumns, kReduceGroups), grid(grid_for(cols, kReduceColumns), outputs);
+  add_column_partials_kernel<<<grid, block, 0, stream>>>(partials, chunks, cols, ld, outs);
+  ROOFLINE_CUDA_CHECK_LAUNCH();
+}
+
+__global__ void add_in_place_kernel(const float* x, float* y, int64_t n) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) y[i] += x[i];
+}
+
 }  // namespace
+
+void add_in_place(const float* x, float* y, int64_t n, cudaStream_t stream) {
+  if (n == 0) return;
+  add_in_place_kernel<<<grid_for(n, 256), 256, 0, stream>>>(x, y, n);
+  ROOFLINE_CUDA_CHECK_LAUNCH();
+}
 
 void add_column_partials(const float* partials, int64_t chunks, int64_t cols, int64_t ld, float* out,
                          cudaStream_t stream) {
-  if (cols == 0) return;
-  const dim3 block(kReduceColumns, kReduceGroups);
-  add_column_partials_kernel<<<grid_for(cols, kReduceColumns), block, 0, stream>>>(partials, chunks, cols, ld, out);
-  ROOFLINE_CUDA_CHECK_LAUNCH();
+  launch_add_column_partials(partials, chunks, cols, ld, PartialOutputs{{out, nullptr, nullptr}}, 1, stream);
+}
+
+void add_column_partials3(const float* partials, int64_t chunks, int64_t cols, int64_t ld, float* out0,
+                          float* out1, float* out2, cudaStream_t stream) {
+  if (!out0 && !out1 && !out2) return;
+  launch_add_column_partials(partials, chunks, cols, ld, PartialOutputs{{out0, out1, out2}}, 3, stream);
 }
 
 size_t bias_grad_partials_floats(int64_t rows, int64_t cols) { return size_t(chunks_for(rows) * cols); }

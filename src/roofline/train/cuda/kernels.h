@@ -51,6 +51,13 @@ void bias_grad(const bf16* dy, int64_t rows, int64_t cols, float* partials, floa
 // out[c] += sum over k < chunks of partials[k * ld + c], in a fixed order (the second stage of per-block partials).
 void add_column_partials(const float* partials, int64_t chunks, int64_t cols, int64_t ld, float* out,
                          cudaStream_t stream);
+// The same over three adjacent column ranges of each partial row in one launch: out_j[c] += sum over k of
+// partials[k * ld + j * cols + c] for each out_j that is not null.
+void add_column_partials3(const float* partials, int64_t chunks, int64_t cols, int64_t ld, float* out0,
+                          float* out1, float* out2, cudaStream_t stream);
+
+// y[i] += x[i] for i < n (a bias gradient that a GEMM epilogue wrote, into the accumulated one).
+void add_in_place(const float* x, float* y, int64_t n, cudaStream_t stream);
 
 // ---- activations.cu
 // GELU (tanh form): y = gelu(x) over n elements; backward dx = dy * gelu'(x) (dx may alias dy).

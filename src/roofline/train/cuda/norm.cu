@@ -20,6 +20,10 @@ namespace {
 constexpr int kForwardWarps = 8;        // rows per forward block
 constexpr int kBackwardWarps = 4;
 constexpr int64_t kRowsPerBlock = 16;   // backward: rows whose dweight contributions one block sums
+// The register-row backward: 4 warps of 8 rows each per block (GPT-2's 16,384 rows: 512 partial rows).
+constexpr int kRegisterWarps = 4;
+constexpr int64_t kRegisterRowsPerBlock = 32;
+constexpr int kMaxRegisterChunks = 8;   // float4 chunks of 128 columns per lane: dim <= 1024
 
 template <int kVec>
 struct Vec {
@@ -90,6 +94,53 @@ __global__ void norm_forward_kernel(const float* x, const float* w, const float*
   }
 }
 
+// The same with the row in registers (float4 rows of dim <= 128 * kChunks), read from memory once instead of
+// three times (the re-reads above mostly hit L1, but not all); the sums run in the same order as above.
+template <int kChunks>
+__global__ void norm_forward_rows_kernel(const float* x, const float* w, const float* b, bf16* y, float* mean_out,
+                                         float* rstd_out, int64_t rows, int64_t dim, float eps) {
+  const int lane = threadIdx.x % 32;
+  const int64_t r = int64_t(blockIdx.x) * kForwardWarps + threadIdx.x / 32;
+  if (r >= rows) return;
+  const float* xr = x + r * dim;
+  Vec<4> xv[kChunks];
+#pragma unroll
+  for (int j = 0; j < kChunks; ++j) {
+    const int64_t i = 128 * j + 4 * lane;
+    xv[j] = i < dim ? Vec<4>::load(xr + i) : Vec<4>{};
+  }
+  float mu = 0.0f;
+  if (mean_out) {
+    float s = 0.0f;
+#pragma unroll
+    for (int j = 0; j < kChunks; ++j)
+      if (128 * j + 4 * lane < dim)
+        for (int k = 0; k < 4; ++k) s += xv[j].v[k];
+    mu = warp_sum(s) / float(dim);
+  }
+  float ss = 0.0f;
+#pragma unroll
+  for (int j = 0; j < kChunks; ++j)
+    if (128 * j + 4 * lane < dim)
+      for (int k = 0; k < 4; ++k) ss += (xv[j].v[k] - mu) * (xv[j].v[k] - mu);
+  const float rs = rsqrtf(warp_sum(ss) / float(dim) + eps);
+  bf16* yr = y + r * dim;
+#pragma unroll
+  for (int j = 0; j < kChunks; ++j) {
+    const int64_t i = 128 * j + 4 * lane;
+    if (i >= dim) continue;
+    const auto wv = Vec<4>::load(w + i);
+    Vec<4> bv{};
+    if (b) bv = Vec<4>::load(b + i);
+    for (int k = 0; k < 4; ++k) xv[j].v[k] = (xv[j].v[k] - mu) * rs * wv.v[k] + bv.v[k];
+    xv[j].store_bf16(yr + i);
+  }
+  if (lane == 0) {
+    if (mean_out) mean_out[r] = mu;
+    rstd_out[r] = rs;
+  }
+}
+
 // xhat = (x - mean) * rstd, g = dy * w:  dx = rstd * (g - mean(g) - xhat * mean(g * xhat))  (LayerNorm)
 //                                         dx = rstd * (g - xhat * mean(g * xhat))            (RMSNorm)
 // Each warp takes rows r0 + w, r0 + w + kBackwardWarps, ... of the block's kRowsPerBlock, summing its dy * xhat,
@@ -149,6 +200,87 @@ __global__ void norm_backward_kernel(const float* dy, const float* x, const floa
   }
 }
 
+// The register-row backward (float4 rows of dim <= 128 * kChunks): one warp per row with the row held in
+// registers across both passes (the kernel above re-reads x and dy, and its shared memory leaves little L1 for
+// the re-reads), and the warp's column sums of dy * xhat, dy and bf16(dx) kept in registers over its rows
+// r0 + warp, r0 + warp + kRegisterWarps, ... of the block's kRegisterRowsPerBlock. Lane l owns the columns
+// 128 j + 4 l .. 128 j + 4 l + 3 (j < kChunks), so nothing is shared until the block adds its warps' sums in warp
+// order into its partial row [3 * dim] (no atomics). Fewer, larger blocks than the kernel above: fewer partial
+// rows for the second stage.
+template <int kChunks>
+__global__ void __launch_bounds__(32 * kRegisterWarps)
+    norm_backward_rows_kernel(const float* dy, const float* x, const float* w, const float* mean, const float* rstd,
+                              float* dx, bool accumulate, bf16* dx_bf16, float* partials, int64_t rows, int64_t dim) {
+  extern __shared__ float warp_sums[];  // [kRegisterWarps][3 * dim]
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  Vec<4> sum_w[kChunks], sum_b[kChunks], sum_dx[kChunks];
+#pragma unroll
+  for (int j = 0; j < kChunks; ++j) sum_w[j] = Vec<4>{}, sum_b[j] = Vec<4>{}, sum_dx[j] = Vec<4>{};
+  const int64_t r0 = int64_t(blockIdx.x) * kRegisterRowsPerBlock;
+  const int64_t r1 = min(rows, r0 + kRegisterRowsPerBlock);
+  for (int64_t r = r0 + warp; r < r1; r += kRegisterWarps) {
+    const float* xr = x + r * dim;
+    const float* dyr = dy + r * dim;
+    Vec<4> xhat[kChunks], g[kChunks];  // x, then xhat; dy, then dy * w
+#pragma unroll
+    for (int j = 0; j < kChunks; ++j) {
+      const int64_t i = 128 * j + 4 * lane;
+      xhat[j] = i < dim ? Vec<4>::load(xr + i) : Vec<4>{};
+      g[j] = i < dim ? Vec<4>::load(dyr + i) : Vec<4>{};
+    }
+    const float mu = mean ? mean[r] : 0.0f, rs = rstd[r];
+    float sg = 0.0f, sgx = 0.0f;
+#pragma unroll
+    for (int j = 0; j < kChunks; ++j) {
+      const int64_t i = 128 * j + 4 * lane;
+      if (i >= dim) continue;  // columns past dim: zeros, and no sums to keep
+      const auto wv = Vec<4>::load(w + i);
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        const float dyk = g[j].v[k];
+        xhat[j].v[k] = (xhat[j].v[k] - mu) * rs;
+        g[j].v[k] = dyk * wv.v[k];
+        sg += g[j].v[k];
+        sgx += g[j].v[k] * xhat[j].v[k];
+        sum_w[j].v[k] += dyk * xhat[j].v[k];
+        sum_b[j].v[k] += dyk;
+      }
+    }
+    const float mg = mean ? warp_sum(sg) / float(dim) : 0.0f;
+    const float mgx = warp_sum(sgx) / float(dim);
+    float* dxr = dx + r * dim;
+#pragma unroll
+    for (int j = 0; j < kChunks; ++j) {
+      const int64_t i = 128 * j + 4 * lane;
+      if (i >= dim) continue;
+      Vec<4> out = accumulate ? Vec<4>::load(dxr + i) : Vec<4>{};
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        out.v[k] += rs * (g[j].v[k] - mg - xhat[j].v[k] * mgx);
+        sum_dx[j].v[k] += __bfloat162float(__float2bfloat16(out.v[k]));
+      }
+      out.store(dxr + i);
+      if (dx_bf16) out.store_bf16(dx_bf16 + r * dim + i);
+    }
+  }
+  float* sums = warp_sums + int64_t(warp) * 3 * dim;
+#pragma unroll
+  for (int j = 0; j < kChunks; ++j) {
+    const int64_t i = 128 * j + 4 * lane;
+    if (i >= dim) continue;
+    sum_w[j].store(sums + i);
+    sum_b[j].store(sums + dim + i);
+    sum_dx[j].store(sums + 2 * dim + i);
+  }
+  __syncthreads();
+  float* out = partials + int64_t(blockIdx.x) * 3 * dim;
+  for (int64_t i = threadIdx.x; i < 3 * dim; i += blockDim.x) {
+    float s = 0.0f;
+    for (int k = 0; k < kRegisterWarps; ++k) s += warp_sums[int64_t(k) * 3 * dim + i];
+    out[i] = s;
+  }
+}
+
 // float4 rows need dim % 4 == 0 and every base pointer 16-byte aligned (parameter slices need not be).
 bool vectorizable(int64_t dim, std::initializer_list<const void*> pointers) {
   if (dim % 4 != 0) return false;
@@ -157,12 +289,21 @@ bool vectorizable(int64_t dim, std::initializer_list<const void*> pointers) {
   return true;
 }
 
+// float4 chunks of 128 columns per lane for a row of dim floats.
+int register_chunks(int64_t dim) { return int((dim + 127) / 128); }
+
 int64_t backward_blocks(int64_t rows) { return (rows + kRowsPerBlock - 1) / kRowsPerBlock; }
 
 void launch_forward(const float* x, const float* w, const float* b, bf16* y, float* mean, float* rstd, int64_t rows,
                     int64_t dim, float eps, cudaStream_t stream) {
   const unsigned blocks = grid_for(rows, kForwardWarps);
-  if (vectorizable(dim, {x, w, b, y}))
+  if (vectorizable(dim, {x, w, b, y}) && register_chunks(dim) <= kMaxRegisterChunks) {
+    const int pairs = (register_chunks(dim) + 1) / 2;  // chunks rounded up to 2, 4, 6 or 8
+    if (pairs == 1) norm_forward_rows_kernel<2><<<blocks, 32 * kForwardWarps, 0, stream>>>(x, w, b, y, mean, rstd, rows, dim, eps);
+    else if (pairs == 2) norm_forward_rows_kernel<4><<<blocks, 32 * kForwardWarps, 0, stream>>>(x, w, b, y, mean, rstd, rows, dim, eps);
+    else if (pairs == 3) norm_forward_rows_kernel<6><<<blocks, 32 * kForwardWarps, 0, stream>>>(x, w, b, y, mean, rstd, rows, dim, eps);
+    else norm_forward_rows_kernel<8><<<blocks, 32 * kForwardWarps, 0, stream>>>(x, w, b, y, mean, rstd, rows, dim, eps);
+  } else if (vectorizable(dim, {x, w, b, y}))
     norm_forward_kernel<4><<<blocks, 32 * kForwardWarps, 0, stream>>>(x, w, b, y, mean, rstd, rows, dim, eps);
   else
     norm_forward_kernel<1><<<blocks, 32 * kForwardWarps, 0, stream>>>(x, w, b, y, mean, rstd, rows, dim, eps);
@@ -182,6 +323,37 @@ void launch_backward(const float* dy, const float* x, const float* w, const floa
   ROOFLINE_CUDA_CHECK_LAUNCH();
 }
 
+// Whether the register-row backward takes these rows: float4 rows that fit kMaxRegisterChunks chunks per lane.
+bool register_rows(int64_t dim, std::initializer_list<const void*> pointers) {
+  return vectorizable(dim, pointers) && register_chunks(dim) <= kMaxRegisterChunks;
+}
+
+template <int kChunks>
+void launch_backward_rows(const float* dy, const float* x, const float* w, const float* mean, const float* rstd,
+                          float* dx, bool accumulate_dx, bf16* dx_bf16, float* partials, int64_t rows, int64_t dim,
+                          cudaStream_t stream) {
+  const size_t smem = size_t(kRegisterWarps) * size_t(3 * dim) * sizeof(float);
+  if (smem > 48 * 1024)
+    ROOFLINE_CUDA_CHECK(cudaFuncSetAttribute(norm_backward_rows_kernel<kChunks>,
+                                             cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  const unsigned blocks = unsigned((rows + kRegisterRowsPerBlock - 1) / kRegisterRowsPerBlock);
+  norm_backward_rows_kernel<kChunks><<<blocks, 32 * kRegisterWarps, smem, stream>>>(
+      dy, x, w, mean, rstd, dx, accumulate_dx, dx_bf16, partials, rows, dim);
+  ROOFLINE_CUDA_CHECK_LAUNCH();
+}
+
+// Chunks per lane rounded up to an instantiated count (even counts: 2, 4, 6, 8).
+void launch_backward_rows(const float* dy, const float* x, const float* w, const float* mean, const float* rstd,
+                          float* dx, bool accumulate_dx, bf16* dx_bf16, float* partials, int64_t rows, int64_t dim,
+                          cudaStream_t stream) {
+  switch ((register_chunks(dim) + 1) / 2) {
+    case 1: return launch_backward_rows<2>(dy, x, w, mean, rstd, dx, accumulate_dx, dx_bf16, partials, rows, dim, stream);
+    case 2: return launch_backward_rows<4>(dy, x, w, mean, rstd, dx, accumulate_dx, dx_bf16, partials, rows, dim, stream);
+    case 3: return launch_backward_rows<6>(dy, x, w, mean, rstd, dx, accumulate_dx, dx_bf16, partials, rows, dim, stream);
+    default: return launch_backward_rows<8>(dy, x, w, mean, rstd, dx, accumulate_dx, dx_bf16, partials, rows, dim, stream);
+  }
+}
+
 }  // namespace
 
 void layernorm_forward(const float* x, const float* w, const float* b, bf16* y, float* mean, float* rstd,
@@ -194,18 +366,25 @@ void rmsnorm_forward(const float* x, const float* w, bf16* y, float* rstd, int64
   launch_forward(x, w, nullptr, y, nullptr, rstd, rows, dim, eps, stream);
 }
 
+// Sized for the larger of the two backward kernels' partials (the register-row one has fewer blocks).
 size_t norm_partials_floats(int64_t rows, int64_t dim) { return size_t(backward_blocks(rows) * 3 * dim); }
 
 void norm_backward(const float* dy, const float* x, const float* w, const float* mean, const float* rstd, float* dx,
                    bool accumulate_dx, bf16* dx_bf16, float* dw, float* db, float* dx_column_sums,
                    float* partials, int64_t rows, int64_t dim, cudaStream_t stream) {
   ROOFLINE_CHECK(mean || !db, "norm_backward: RMSNorm has no bias");
-  if (vectorizable(dim, {dy, x, w, dx, dx_bf16})) launch_backward<4>(dy, x, w, mean, rstd, dx, accumulate_dx, dx_bf16, partials, rows, dim, stream);
-  else launch_backward<1>(dy, x, w, mean, rstd, dx, accumulate_dx, dx_bf16, partials, rows, dim, stream);
-  const int64_t blocks = backward_blocks(rows);
-  add_column_partials(partials, blocks, dim, 3 * dim, dw, stream);
-  if (db) add_column_partials(partials + dim, blocks, dim, 3 * dim, db, stream);
-  if (dx_column_sums) add_column_partials(partials + 2 * dim, blocks, dim, 3 * dim, dx_column_sums, stream);
+  int64_t blocks = 0;
+  if (register_rows(dim, {dy, x, w, dx, dx_bf16})) {
+    launch_backward_rows(dy, x, w, mean, rstd, dx, accumulate_dx, dx_bf16, partials, rows, dim, stream);
+    blocks = (rows + kRegisterRowsPerBlock - 1) / kRegisterRowsPerBlock;
+  } else {
+    if (vectorizable(dim, {dy, x, w, dx, dx_bf16}))
+      launch_backward<4>(dy, x, w, mean, rstd, dx, accumulate_dx, dx_bf16, partials, rows, dim, stream);
+    else
+      launch_backward<1>(dy, x, w, mean, rstd, dx, accumulate_dx, dx_bf16, partials, rows, dim, stream);
+    blocks = backward_blocks(rows);
+  }
+  add_column_partials3(partials, blocks, dim, 3 * dim, dw, db, dx_column_sums, stream);
 }
 
 }  // namespace roofline::train::cuda
