@@ -11,7 +11,7 @@
 //    bf16 time over the fp8 time of the same shape.
 // Napkin math (H200, ~4.3 TB/s copy): B = 64, ctx = 4096, hd 128: 1.07 GB of K+V, ~250 us at the copy rate.
 // Prefill at S = 4096, hd 128: 137 GFLOP, ~0.5 ms at 275 TFLOP/s.
-//   roofline_gpu_attention_bench [--json FILE] [--quick]
+//   roofline_gpu_attention_bench [--json FILE] [--quick] [--decode-only]
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -208,12 +208,13 @@ void print_row(const Row& r) {
 
 int run(int argc, char** argv) {
   std::string json_path;
-  bool quick = false;
+  bool quick = false, decode_only = false;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
     else if (!std::strcmp(argv[i], "--quick")) quick = true;
+    else if (!std::strcmp(argv[i], "--decode-only")) decode_only = true;
     else {
-      std::fprintf(stderr, "usage: %s [--json FILE] [--quick]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--json FILE] [--quick] [--decode-only]\n", argv[0]);
       return 2;
     }
   }
@@ -226,7 +227,8 @@ int run(int argc, char** argv) {
               copy_bw / 1e9);
   std::printf("%-8s %-22s %4s %4s %7s %11s %10s\n", "op", "variant", "D", "B", "seq/ctx", "us", "rate");
   std::vector<Row> rows;
-  const std::vector<int> prefill_lengths = quick ? std::vector<int>{1024, 4096} : std::vector<int>{1024, 2048, 4096, 8192, 16384};
+  std::vector<int> prefill_lengths = quick ? std::vector<int>{1024, 4096} : std::vector<int>{1024, 2048, 4096, 8192, 16384};
+  if (decode_only) prefill_lengths.clear();
 
   for (int D : {64, 128}) {
     for (int S : prefill_lengths) {
@@ -270,7 +272,7 @@ int run(int argc, char** argv) {
     int B, ctx;
   };
   const std::vector<DecodeShape> decode_shapes =
-      quick ? std::vector<DecodeShape>{{1, 32768}, {64, 4096}}
+      quick ? std::vector<DecodeShape>{{1, 32768}, {64, 512}, {64, 4096}}
             : std::vector<DecodeShape>{{1, 32768}, {1, 131072}, {64, 512}, {64, 1024}, {64, 2048}, {64, 4096}, {16, 8192}};
   std::vector<DecodeShape> shapes_with_serving = decode_shapes;
   shapes_with_serving.push_back({256, 1536});  // the 8B serving goal: 256 sequences of 1000 + 1000 tokens, mid-way

@@ -203,6 +203,12 @@ TEST_F(GpuKvFp8, PagedAttentionMatchesFloat64Reference) {
       {"decode_small_d", 16, 4, 2, 16, 0, {{1, 5}, {1, 301}}},
       {"decode_small_d", 32, 4, 2, 16, 5, {{1, 77}, {4, 40}}},
       {"decode_bs1_gqa12", 128, 12, 1, 1, 0, {{1, 999}, {2, 64}}},
+      // The tensor-core decode kernel: GQA 1, 2, 8, 16 and 24 (two CTAs per kv head), head_dim 64 and 128.
+      {"decode_mha", 128, 4, 4, 16, 0, {{1, 65}, {1, 1000}}},
+      {"decode_gqa2_rows", 64, 8, 4, 16, 0, {{3, 77}, {1, 5000}}},
+      {"decode_gqa8", 64, 16, 2, 16, 0, {{1, 1}, {1, 129}, {2, 2000}}},
+      {"decode_gqa16_window", 128, 16, 1, 16, 500, {{1, 3000}, {4, 64}}},
+      {"decode_gqa24", 128, 24, 1, 16, 0, {{1, 333}, {1, 4100}}},
       {"prefill", 128, 8, 2, 16, 0, {{1, 1}, {17, 17}, {255, 255}, {1000, 1000}}},
       {"prefill_chunked_window", 128, 32, 8, 16, 256, {{100, 1100}, {255, 1255}, {1, 70}}},
       {"prefill_d64", 64, 12, 1, 16, 0, {{77, 100}, {300, 301}}},

@@ -4,7 +4,7 @@
 // first query's window) with NaN, so reading one poisons the output; the output starts as NaN, so every row
 // must be written. Batches are varlen with odd lengths; the decode path (max_query_len <= 16) and the prefill
 // path (longer queries, chunked prefill after existing context, decode rows mixed in) are both covered, with
-// GQA 1, 2, 4, 8 and 12, head_dim 64 and 128 (and the test models' 16 and 32), sliding windows, block_size 1, 16 and one block per sequence, and
+// GQA 1, 2, 4, 8, 12, 16 and 24, head_dim 64 and 128 (and the test models' 16 and 32), sliding windows, block_size 1, 16 and one block per sequence, and
 // bounds looser than the lengths. A recorded step (CUDA graph) is replayed with other lengths within its bounds.
 #include <gtest/gtest.h>
 
@@ -227,6 +227,12 @@ std::vector<PagedCase> cases() {
   out.push_back({"decode_bs1", 128, 8, 2, 1, 0, {{1, 1}, {1, 17}, {1, 255}, {2, 300}}});
   out.push_back({"decode_one_block", 128, 8, 2, 5000, 0, {{1, 17}, {1, 1000}, {1, 4097}}});
   out.push_back({"decode_gqa12", 128, 12, 1, 16, 0, {{1, 999}, {2, 64}}});
+  // GQA 2, 16 (one CTA: all 16 m16 rows of the tensor-core kernel) and 24 (two CTAs per kv head).
+  out.push_back({"decode_gqa2", 128, 8, 4, 16, 0, {{1, 5}, {1, 1000}, {3, 3000}}});
+  out.push_back({"decode_gqa2", 64, 8, 4, 16, 37, {{1, 500}, {2, 90}}});
+  out.push_back({"decode_gqa16", 128, 16, 1, 16, 0, {{1, 999}, {2, 64}, {1, 20000}}});
+  out.push_back({"decode_gqa16_window", 64, 32, 2, 16, 700, {{1, 2000}, {5, 700}}});
+  out.push_back({"decode_gqa24", 64, 24, 1, 16, 0, {{1, 333}, {16, 4100}}});
   out.push_back({"decode_loose", 64, 8, 2, 16, 0, {{1, 100}, {1, 3}}, 5, 3000});
   out.push_back({"decode_long", 128, 8, 2, 16, 0, {{1, 32768}, {1, 9000}}});
   {
