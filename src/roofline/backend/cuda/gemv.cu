@@ -473,6 +473,13 @@ int64_t normed_ctas_per_multiprocessor() {
   return v ? std::max<int64_t>(0, std::atoll(v)) : int64_t(0);
 }
 
+// Warps per multiprocessor below which a launch splits K over more warps (kw_count). 16 by default.
+// ROOFLINE_GEMV_SPLIT_WARPS_PER_SM in the environment overrides it (a measurement knob; read per launch).
+int64_t split_warps_per_multiprocessor() {
+  const char* v = std::getenv("ROOFLINE_GEMV_SPLIT_WARPS_PER_SM");
+  return v ? std::max<int64_t>(1, std::atoll(v)) : int64_t(16);
+}
+
 // a.N counts out rows (gated: rows of gate, the same number of up).
 template <bool Gated>
 void launch_any(const GemvArgs& a, int multiprocessors, cudaStream_t stream) {
@@ -485,7 +492,7 @@ void launch_any(const GemvArgs& a, int multiprocessors, cudaStream_t stream) {
   // K steps a warp takes: 32 chunks (simt), blocks of 16 chunks (mma). Split K over up to 8 warps while the
   // row groups alone give too few warps to fill the GPU, keeping >= 2 steps per warp.
   const int64_t steps = mma ? (chunks + 15) / 16 : (chunks + 31) / 32;
-  const int64_t want_warps = int64_t(16) * std::max(multiprocessors, 1);
+  const int64_t want_warps = split_warps_per_multiprocessor() * std::max(multiprocessors, 1);
   // Rows per part a CTA prefetches: at least one whenever prefetching is on.
   const int64_t row_bytes = a.K * 2, prefetch = prefetch_bytes_per_cta();
   const int prefetch_rows = prefetch == 0 ? 0 : int(std::clamp<int64_t>(prefetch / row_bytes, 1, 1 << 20));
