@@ -25,6 +25,16 @@ struct MatmulTarget {
   const Tensor* bias;  // may be null
 };
 
+// The RMSNorm in front of projections (Backend::rms_norm_matmul_many / rms_norm_matmul_swiglu): they
+// project x = rms_norm(residual) * weight, computed as rms_norm(*normed, *residual, *weight, eps) would.
+struct RmsNormInput {
+  const Tensor* residual = nullptr;  // [rows, K] (the f32 residual stream)
+  const Tensor* weight = nullptr;    // [K]
+  float eps = 1e-6f;
+  Tensor* normed = nullptr;          // [rows, K] in the projections' input dtype: where the default writes x
+                                     // (scratch; a backend that normalises inside the projection leaves it)
+};
+
 struct AttentionParams {
   int start_pos = 0;         // position of the first query row; queries are start_pos .. start_pos+T-1
   int sliding_window = 0;    // > 0: a query at position p sees keys in (p - window, p]; 0: all of [0, p]
@@ -133,6 +143,26 @@ class Backend {
   // *gate.out (gate's output shape) is scratch: the default computes both projections (matmul_many) and
   // then silu_mul into *up.out; a backend that fuses the product into the projection may leave it unwritten.
   virtual void matmul_swiglu(const Tensor& x, const MatmulTarget& gate, const MatmulTarget& up);
+
+  // ---- projections fused with the residual stream around them (a decode step's norms and adds) ----
+  // matmul_many of x = rms_norm(*in.residual) * weight. The default writes x to *in.normed, then projects it;
+  // the GPU normalises inside the projection (no separate norm kernel).
+  virtual void rms_norm_matmul_many(const RmsNormInput& in, std::span<const MatmulTarget> targets) {
+    rms_norm(*in.normed, *in.residual, *in.weight, in.eps);
+    matmul_many(*in.normed, targets);
+  }
+  // matmul_swiglu of the same x.
+  virtual void rms_norm_matmul_swiglu(const RmsNormInput& in, const MatmulTarget& gate, const MatmulTarget& up) {
+    rms_norm(*in.normed, *in.residual, *in.weight, in.eps);
+    matmul_swiglu(*in.normed, gate, up);
+  }
+  // residual[M, N] += x[M, K] · w[N, K]^T (+ bias): the residual add after the o and down projections.
+  // residual f32; scratch (residual's shape, f32) holds the product in the default (matmul, then add); the GPU
+  // adds in the projection's epilogue and leaves it unwritten.
+  virtual void matmul_add(Tensor& residual, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& scratch) {
+    matmul(scratch, x, w, bias);
+    add(residual, scratch);
+  }
 
   // out[T, H] = table[ids[t], :] converted to f32.
   virtual void embedding(Tensor& out, const Tensor& table, const int32_t* ids, int64_t count) = 0;

@@ -112,6 +112,14 @@ inline OpWork matmul_swiglu(const Tensor& x, const MatmulTarget& gate, const Mat
   return r;
 }
 
+// The projections of x = rms_norm(residual) * weight (`projected`: their work with x as the input): the f32
+// residual and the weight are read instead of x, and the norm's 4 FLOPs per element are added.
+inline OpWork rms_norm_matmul(const RmsNormInput& in, OpWork projected) {
+  projected.bytes += bytes_of(*in.residual) + bytes_of(*in.weight) - bytes_of(*in.normed);
+  projected.flops += 4.0 * double(in.residual->numel());
+  return projected;
+}
+
 // out[T, H] = table[ids]: rows gathered (read in the table's dtype) and written.
 inline OpWork embedding(const Tensor& out, const Tensor& table, int64_t count) {
   OpWork r;
@@ -292,6 +300,24 @@ class TimedBackend final : public Backend {
   void matmul_swiglu(const Tensor& x, const MatmulTarget& gate, const MatmulTarget& up) override {
     Timer t(this, "matmul_swiglu", OpCategory::Compute, [&] { return op_work::matmul_swiglu(x, gate, up); });
     inner_.matmul_swiglu(x, gate, up);
+  }
+  void rms_norm_matmul_many(const RmsNormInput& in, std::span<const MatmulTarget> targets) override {
+    Timer t(this, "norm_matmul", OpCategory::Compute, [&] { return op_work::rms_norm_matmul(in, op_work::matmul_many(*in.normed, targets)); });
+    inner_.rms_norm_matmul_many(in, targets);
+  }
+  void rms_norm_matmul_swiglu(const RmsNormInput& in, const MatmulTarget& gate, const MatmulTarget& up) override {
+    Timer t(this, "norm_matmul_swiglu", OpCategory::Compute,
+            [&] { return op_work::rms_norm_matmul(in, op_work::matmul_swiglu(*in.normed, gate, up)); });
+    inner_.rms_norm_matmul_swiglu(in, gate, up);
+  }
+  void matmul_add(Tensor& residual, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& scratch) override {
+    Timer t(this, "matmul_add", OpCategory::Compute, [&] {
+      OpWork r = op_work::matmul(residual, x, w, bias);
+      r.flops += double(residual.numel());          // the add
+      r.bytes += op_work::bytes_of(residual);       // the residual is read as well as written
+      return r;
+    });
+    inner_.matmul_add(residual, x, w, bias, scratch);
   }
   void embedding(Tensor& out, const Tensor& table, const int32_t* ids, int64_t count) override {
     Timer t(this, "embedding", OpCategory::Compute, [&] { return op_work::embedding(out, table, count); });

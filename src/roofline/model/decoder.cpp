@@ -4,6 +4,7 @@
 #include <bit>
 #include <cmath>
 #include <numbers>
+#include <cstdlib>
 #include <cstring>
 
 #include "roofline/core/error.h"
@@ -81,6 +82,8 @@ Decoder::Decoder(const ModelSpec& spec, const ModelWeights& weights, Backend& ba
   // bf16 error (bench/e2e/bf16_error_budget.py); f32 costs a few more bytes of activations per token.
   wide_qkv_ = spec_.position == PositionKind::Rotary && act_ != DType::F32 &&
               (kv_dtype_ == act_ || kv_dtype_ == DType::F8E4M3);
+  const char* fused = std::getenv("ROOFLINE_FUSED_NORM");
+  fuse_norms_ = spec_.norm == NormKind::RMSNorm && (fused == nullptr || std::strcmp(fused, "0") != 0);
 }
 
 Decoder::~Decoder() = default;
@@ -219,7 +222,11 @@ void Decoder::attention_block(const LayerWeights& L, KvPool& pool, int layer, co
   const MatmulTarget qkv[] = {{&q2, &L.q.weight, L.q.bias_ptr()},
                               {&k2, &L.k.weight, L.k.bias_ptr()},
                               {&v2, &L.v.weight, L.v.bias_ptr()}};
-  backend_.matmul_many(h, qkv);
+  Tensor x = x_.rows(0, T);
+  if (fuse_norms_)
+    backend_.rms_norm_matmul_many({&x, &L.attn_norm.weight, eps_, &h}, qkv);
+  else
+    backend_.matmul_many(h, qkv);
   const Tensor positions = positions_.rows(0, T), slots = slots_.rows(0, T);
   const KvScales scales = pool.scales(size_t(layer));
   if (s.position == PositionKind::Rotary) {
@@ -256,23 +263,38 @@ void Decoder::attention_block(const LayerWeights& L, KvPool& pool, int layer, co
   Tensor out = attn_.rows(0, T);
   backend_.paged_attention(out, q, pool.k[size_t(layer)], pool.v[size_t(layer)], batch);
   Tensor proj = proj_.rows(0, T);
-  backend_.matmul(proj, out.reshape({T, s.q_dim()}), L.o.weight, L.o.bias_ptr());
+  if (fuse_norms_)
+    backend_.matmul_add(x, out.reshape({T, s.q_dim()}), L.o.weight, L.o.bias_ptr(), proj);
+  else
+    backend_.matmul(proj, out.reshape({T, s.q_dim()}), L.o.weight, L.o.bias_ptr());
 }
 
 void Decoder::mlp_block(const LayerWeights& L, int64_t T) {
-  Tensor h = h_.rows(0, T);
+  Tensor x = x_.rows(0, T), h = h_.rows(0, T);
+  const RmsNormInput normed{&x, &L.mlp_norm.weight, eps_, &h};
   const int64_t F = spec_.intermediate_size;
   Tensor up = gate_up_.rows(0, T * F).reshape({T, F});
   if (spec_.mlp == MlpKind::GatedSiLU) {
     Tensor gate = up;
     up = gate_up_.rows(T * F, 2 * T * F).reshape({T, F});
-    backend_.matmul_swiglu(h, {&gate, &L.gate.weight, L.gate.bias_ptr()}, {&up, &L.up.weight, L.up.bias_ptr()});
+    const MatmulTarget gate_target{&gate, &L.gate.weight, L.gate.bias_ptr()}, up_target{&up, &L.up.weight, L.up.bias_ptr()};
+    if (fuse_norms_)
+      backend_.rms_norm_matmul_swiglu(normed, gate_target, up_target);
+    else
+      backend_.matmul_swiglu(h, gate_target, up_target);
   } else {
-    backend_.matmul(up, h, L.up.weight, L.up.bias_ptr());
+    const MatmulTarget up_target{&up, &L.up.weight, L.up.bias_ptr()};
+    if (fuse_norms_)
+      backend_.rms_norm_matmul_many(normed, std::span<const MatmulTarget>(&up_target, 1));
+    else
+      backend_.matmul(up, h, L.up.weight, L.up.bias_ptr());
     backend_.gelu_tanh(up);
   }
   Tensor proj = proj_.rows(0, T);
-  backend_.matmul(proj, up, L.down.weight, L.down.bias_ptr());
+  if (fuse_norms_)
+    backend_.matmul_add(x, up, L.down.weight, L.down.bias_ptr(), proj);
+  else
+    backend_.matmul(proj, up, L.down.weight, L.down.bias_ptr());
 }
 
 void Decoder::run_layers(const StepShape& shape, KvPool& pool) {
@@ -283,14 +305,24 @@ void Decoder::run_layers(const StepShape& shape, KvPool& pool) {
   // activation dtype there (bf16 would round every value before the first layer).
   backend_.embedding(x, w_.token_embedding, ids_.rows(0, T));
   if (s.position == PositionKind::Learned) backend_.add_rows(x, w_.position_embedding, positions_.rows(0, T));
-  // Each residual add is fused with the norm that follows it (the next layer's, at the end the final one).
-  norm(h, x, w_.layers.front().attn_norm);
-  for (size_t l = 0; l < w_.layers.size(); ++l) {
-    const LayerWeights& L = w_.layers[l];
-    attention_block(L, pool, int(l), shape);
-    add_norm(x, proj, L.mlp_norm, h);
-    mlp_block(L, T);
-    add_norm(x, proj, l + 1 < w_.layers.size() ? w_.layers[l + 1].attn_norm : w_.final_norm, h);
+  if (fuse_norms_) {
+    // Each norm runs inside the projections after it and each residual add inside the projection before it;
+    // only the final norm is an op of its own.
+    for (size_t l = 0; l < w_.layers.size(); ++l) {
+      attention_block(w_.layers[l], pool, int(l), shape);
+      mlp_block(w_.layers[l], T);
+    }
+    norm(h, x, w_.final_norm);
+  } else {
+    // Each residual add is fused with the norm that follows it (the next layer's, at the end the final one).
+    norm(h, x, w_.layers.front().attn_norm);
+    for (size_t l = 0; l < w_.layers.size(); ++l) {
+      const LayerWeights& L = w_.layers[l];
+      attention_block(L, pool, int(l), shape);
+      add_norm(x, proj, L.mlp_norm, h);
+      mlp_block(L, T);
+      add_norm(x, proj, l + 1 < w_.layers.size() ? w_.layers[l + 1].attn_norm : w_.final_norm, h);
+    }
   }
   logits_view_ = logits_.rows(0, shape.logit_rows);
   if (shape.logit_rows == 0) return;

@@ -102,6 +102,10 @@ class Decoder {
   // rotated query buffer): the activation dtype below f32, a KV cache in it or in fp8, rotary positions.
   bool wide_qkv_ = false;
   float eps_;
+  // RMSNorm models run each norm inside the projection after it and each residual add inside the projection
+  // before it (Backend::rms_norm_matmul_*, matmul_add): on the GPU a decode layer is then two kernels fewer.
+  // ROOFLINE_FUSED_NORM=0 in the environment keeps the separate add + norm ops (to measure what it buys).
+  bool fuse_norms_ = false;
   std::vector<double> inv_freq_;  // [rotary_dim / 2]
   Tensor rope_cos_, rope_sin_;    // [positions, rotary_dim / 2] f32, on the device
   int64_t rope_positions_ = 0;

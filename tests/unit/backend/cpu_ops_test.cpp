@@ -1,5 +1,5 @@
 // Elementwise and row ops (embedding, rms_norm, layer_norm, add, add_row, rope, silu_mul, matmul_swiglu,
-// gelu_tanh) on every ISA level x thread count, weights in every dtype, against float64 references.
+// the norm / residual-add fusions of the projections, gelu_tanh) on every ISA level x thread count, weights in every dtype, against float64 references.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -207,6 +207,71 @@ TEST(CpuOps, MatmulSwiglu) {
     backend->matmul_swiglu(f32_tensor({T, K}, x), {&gate, &gate_w, &gate_b}, {&up, &up_w, &up_b});
     EXPECT_EQ(count_not_finite(up), 0);
     EXPECT_LT(rel_l2(values_of(up), ref), 1e-5);
+  }
+}
+
+// The Backend defaults of the decode fusions on the CPU: rms_norm_matmul_many / rms_norm_matmul_swiglu
+// (rms_norm into `normed`, then the projections) and matmul_add (matmul into scratch, then add).
+TEST(CpuOps, NormedProjectionsAndMatmulAdd) {
+  const int64_t T = 3, K = 19, N1 = 23, N2 = 5, F = 11;
+  const float eps = 1e-5f;
+  const auto r = random_floats(size_t(T * K), 31, -2.0f, 2.0f), nw = random_floats(size_t(K), 32, 0.5f, 1.5f);
+  const auto w1 = random_floats(size_t(N1 * K), 33), w2 = random_floats(size_t(N2 * K), 34);
+  const auto b1 = random_floats(size_t(N1), 35), gw = random_floats(size_t(F * K), 36), uw = random_floats(size_t(F * K), 37);
+  const auto res = random_floats(size_t(T * N1), 38), xk = random_floats(size_t(T * K), 39);
+  std::vector<double> xn(size_t(T * K));  // rms_norm(r) * nw
+  for (int64_t t = 0; t < T; ++t) {
+    double ss = 0;
+    for (int64_t k = 0; k < K; ++k) ss += double(r[size_t(t * K + k)]) * r[size_t(t * K + k)];
+    const double rstd = 1.0 / std::sqrt(ss / double(K) + eps);
+    for (int64_t k = 0; k < K; ++k) xn[size_t(t * K + k)] = r[size_t(t * K + k)] * rstd * nw[size_t(k)];
+  }
+  auto dot = [&](const std::vector<double>& x, int64_t t, const std::vector<float>& w, int64_t n) {
+    double acc = 0;
+    for (int64_t k = 0; k < K; ++k) acc += x[size_t(t * K + k)] * w[size_t(n * K + k)];
+    return acc;
+  };
+  std::vector<double> ref1(size_t(T * N1)), ref2(size_t(T * N2)), ref_swiglu(size_t(T * F)), ref_add(size_t(T * N1));
+  const std::vector<double> xd(xk.begin(), xk.end());
+  for (int64_t t = 0; t < T; ++t) {
+    for (int64_t n = 0; n < N1; ++n) {
+      ref1[size_t(t * N1 + n)] = dot(xn, t, w1, n) + b1[size_t(n)];
+      ref_add[size_t(t * N1 + n)] = res[size_t(t * N1 + n)] + dot(xd, t, w1, n) + b1[size_t(n)];
+    }
+    for (int64_t n = 0; n < N2; ++n) ref2[size_t(t * N2 + n)] = dot(xn, t, w2, n);
+    for (int64_t n = 0; n < F; ++n) {
+      const double g = dot(xn, t, gw, n), u = dot(xn, t, uw, n);
+      ref_swiglu[size_t(t * F + n)] = g / (1.0 + std::exp(-g)) * u;
+    }
+  }
+  for (const auto& config : cpu_configs()) {
+    SCOPED_TRACE(config.name());
+    auto backend = make_backend(config);
+    const Tensor residual = f32_tensor({T, K}, r), weight = f32_tensor({K}, nw);
+    Tensor normed = Tensor::empty(DType::F32, {T, K});
+    const RmsNormInput in{&residual, &weight, eps, &normed};
+    const Tensor w1t = f32_tensor({N1, K}, w1), w2t = f32_tensor({N2, K}, w2), b1t = f32_tensor({N1}, b1);
+    Tensor out1 = Tensor::empty(DType::F32, {T, N1}), out2 = Tensor::empty(DType::F32, {T, N2});
+    poison(out1);
+    poison(out2);
+    const MatmulTarget targets[] = {{&out1, &w1t, &b1t}, {&out2, &w2t, nullptr}};
+    backend->rms_norm_matmul_many(in, targets);
+    EXPECT_EQ(count_not_finite(out1) + count_not_finite(out2), 0);
+    EXPECT_LT(rel_l2(values_of(out1), ref1), 1e-5);
+    EXPECT_LT(rel_l2(values_of(out2), ref2), 1e-5);
+    EXPECT_LT(rel_l2(values_of(normed), xn), 1e-6);  // the default leaves x in `normed`
+
+    const Tensor gwt = f32_tensor({F, K}, gw), uwt = f32_tensor({F, K}, uw);
+    Tensor gate = Tensor::empty(DType::F32, {T, F}), up = Tensor::empty(DType::F32, {T, F});
+    poison(up);
+    backend->rms_norm_matmul_swiglu(in, {&gate, &gwt, nullptr}, {&up, &uwt, nullptr});
+    EXPECT_EQ(count_not_finite(up), 0);
+    EXPECT_LT(rel_l2(values_of(up), ref_swiglu), 1e-5);
+
+    Tensor acc = f32_tensor({T, N1}, res), scratch = Tensor::empty(DType::F32, {T, N1});
+    backend->matmul_add(acc, f32_tensor({T, K}, xk), w1t, &b1t, scratch);
+    EXPECT_EQ(count_not_finite(acc), 0);
+    EXPECT_LT(rel_l2(values_of(acc), ref_add), 1e-6);
   }
 }
 

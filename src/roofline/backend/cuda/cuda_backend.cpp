@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 #include "roofline/backend/cuda/cuda_check.h"
@@ -228,9 +229,13 @@ bool follows(const Tensor& next, const Tensor& prev) {
   return next.dtype() == prev.dtype() && static_cast<const char*>(next.data()) ==
                                               static_cast<const char*>(prev.data()) + prev.nbytes();
 }
-}  // namespace
 
-void CudaBackend::matmul_many(const Tensor& x, std::span<const MatmulTarget> targets) {
+// The one projection that adjacent targets of a single x row form: weights [N, K], biases [N] and outputs [N]
+// each back to back in memory (upload_weights and the decoder lay q/k/v out so). Not joinable: w undefined.
+struct JoinedTargets {
+  Tensor w, out, bias;  // bias undefined when the targets have none
+};
+JoinedTargets join_targets(const Tensor& x, std::span<const MatmulTarget> targets) {
   const int64_t K = x.dim(-1);
   bool fused = targets.size() > 1 && x.numel() == K;
   int64_t N = 0;
@@ -244,33 +249,130 @@ void CudaBackend::matmul_many(const Tensor& x, std::span<const MatmulTarget> tar
     }
     N += fused ? t.w->dim(0) : 0;
   }
-  if (!fused) {
-    for (const MatmulTarget& t : targets) matmul(*t.out, x, *t.w, t.bias);
-    return;
-  }
+  JoinedTargets j;
+  if (!fused) return j;
   const MatmulTarget& first = targets[0];
-  const Tensor w(first.w->dtype(), {N, K}, const_cast<void*>(first.w->data()), Device::CUDA);
-  Tensor out(first.out->dtype(), {1, N}, first.out->data(), Device::CUDA);
-  const Tensor x_row = x.reshape({1, K});
-  if (first.bias != nullptr) {
-    const Tensor bias(first.bias->dtype(), {N}, const_cast<void*>(first.bias->data()), Device::CUDA);
-    matmul(out, x_row, w, &bias);
-  } else {
-    matmul(out, x_row, w, nullptr);
-  }
+  j.w = Tensor(first.w->dtype(), {N, K}, const_cast<void*>(first.w->data()), Device::CUDA);
+  j.out = Tensor(first.out->dtype(), {1, N}, first.out->data(), Device::CUDA);
+  if (first.bias != nullptr) j.bias = Tensor(first.bias->dtype(), {N}, const_cast<void*>(first.bias->data()), Device::CUDA);
+  return j;
 }
 
-void CudaBackend::matmul(Tensor& out, const Tensor& x, const Tensor& w, const Tensor* bias) {
-  const char* op = "matmul";
+// Whether in's norm can ride in the gemvs that project it: an f32 residual and weight on the device, and
+// `normed` in the dtype the gemvs read (the weights'), so that the fused path rounds x exactly as
+// rms_norm into `normed` would.
+bool norm_fusable(const RmsNormInput& in) {
+  if (!in.residual || !in.weight || !in.normed) return false;
+  const Tensor& r = *in.residual;
+  const int64_t K = last_dim(r);
+  return r.device() == Device::CUDA && in.weight->device() == Device::CUDA && r.dtype() == DType::F32 &&
+         in.weight->dtype() == DType::F32 && in.weight->rank() == 1 && in.weight->dim(0) == K && r.rank() >= 1 &&
+         in.normed->shape() == r.shape() && (in.normed->dtype() == DType::BF16 || in.normed->dtype() == DType::F16) &&
+         gemv_norm_supported(in.normed->dtype() == DType::BF16 ? Elem::BF16 : Elem::F16, rows_of(r), K, r.data(),
+                             in.weight->data());
+}
+
+std::optional<GemvArgs> gemv_args(const char* op, Tensor& out, const Tensor& x, const Tensor& w, const Tensor* bias) {
   check_on_device(op, out, "out");
   check_on_device(op, x, "x");
   check_on_device(op, w, "w");
   const Elem x_elem = float_elem(op, x, "x"), w_elem = float_elem(op, w, "w"), out_elem = float_elem(op, out, "out");
-  ROOFLINE_CHECK(w.rank() == 2, "matmul: w must be [N, K], got {}", shape_to_string(w.shape()));
+  ROOFLINE_CHECK(w.rank() == 2, "{}: w must be [N, K], got {}", op, shape_to_string(w.shape()));
   const int64_t N = w.dim(0), K = w.dim(1);
-  ROOFLINE_CHECK(x.rank() >= 1 && last_dim(x) == K && K > 0, "matmul: x {} must be [M, {}]", shape_to_string(x.shape()), K);
+  ROOFLINE_CHECK(x.rank() >= 1 && last_dim(x) == K && K > 0, "{}: x {} must be [M, {}]", op, shape_to_string(x.shape()), K);
   const int64_t M = rows_of(x);
-  ROOFLINE_CHECK(out.rank() >= 1 && last_dim(out) == N && rows_of(out) == M, "matmul: out {} must be [{}, {}]",
+  ROOFLINE_CHECK(out.rank() >= 1 && last_dim(out) == N && rows_of(out) == M, "{}: out {} must be [{}, {}]", op,
+                 shape_to_string(out.shape()), M, N);
+  if (x_elem != w_elem || !gemv_supported(w_elem, w_elem, M, N, K, x.data(), w.data())) return std::nullopt;
+  GemvArgs args;
+  args.out = out.data();
+  args.out_type = out_elem;
+  args.x = x.data();
+  args.w = w.data();
+  args.w_type = w_elem;
+  if (bias) {
+    check_on_device(op, *bias, "bias");
+    check_vector(op, *bias, N, "bias");
+    args.bias = bias->data();
+    args.bias_type = float_elem(op, *bias, "bias");
+  }
+  args.M = M, args.N = N, args.K = K;
+  return args;
+}
+
+// The fused SwiGLU gemv of x (its shape and dtype; a normed launch stages x itself) when it applies: the
+// fused gemv reads [gate; up] as one [2F, K] matrix and its bias as one [2F] vector. nullopt otherwise.
+std::optional<GemvArgs> swiglu_gemv_args(const char* op, const Tensor& x, const MatmulTarget& gate,
+                                         const MatmulTarget& up) {
+  check_on_device(op, x, "x");
+  check_on_device(op, *gate.w, "gate weight");
+  check_on_device(op, *up.out, "up out");
+  const int64_t K = last_dim(x), M = rows_of(x), F = gate.w->rank() == 2 ? gate.w->dim(0) : 0;
+  const bool fusable = x.dtype() == gate.w->dtype() && gate.w->rank() == 2 && gate.w->dim(1) == K &&
+                       up.w->shape() == gate.w->shape() && follows(*up.w, *gate.w) &&
+                       (gate.bias == nullptr) == (up.bias == nullptr) &&
+                       (gate.bias == nullptr || (gate.bias->numel() == F && follows(*up.bias, *gate.bias))) &&
+                       up.out->numel() == M * F && rows_of(*up.out) == M && K > 0 && x.rank() >= 1 &&
+                       (x.dtype() == DType::BF16 || x.dtype() == DType::F16) &&
+                       gemv_supported(float_elem(op, x, "x"), float_elem(op, x, "x"), M, 2 * F, K, x.data(),
+                                      gate.w->data());
+  if (!fusable) return std::nullopt;
+  check_on_device(op, *up.w, "up weight");
+  GemvArgs args;
+  args.out = up.out->data();
+  args.out_type = float_elem(op, *up.out, "up out");
+  args.x = x.data();
+  args.w = gate.w->data();
+  args.w_type = float_elem(op, *gate.w, "gate weight");
+  if (gate.bias) {
+    check_on_device(op, *gate.bias, "gate bias");
+    args.bias = gate.bias->data();
+    args.bias_type = float_elem(op, *gate.bias, "gate bias");
+  }
+  args.M = M, args.N = F, args.K = K;
+  return args;
+}
+
+void set_norm(GemvArgs& a, const RmsNormInput& in) {
+  a.x = nullptr;
+  a.norm_residual = in.residual->ptr<float>();
+  a.norm_weight = in.weight->ptr<float>();
+  a.norm_eps = in.eps;
+}
+}  // namespace
+
+void CudaBackend::matmul_many(const Tensor& x, std::span<const MatmulTarget> targets) {
+  JoinedTargets j = join_targets(x, targets);
+  if (!j.w.defined()) {
+    for (const MatmulTarget& t : targets) matmul(*t.out, x, *t.w, t.bias);
+    return;
+  }
+  matmul(j.out, x.reshape({1, x.dim(-1)}), j.w, j.bias.defined() ? &j.bias : nullptr);
+}
+
+void CudaBackend::matmul(Tensor& out, const Tensor& x, const Tensor& w, const Tensor* bias) {
+  matmul_into(out, x, w, bias, nullptr);
+}
+
+void CudaBackend::matmul_add(Tensor& residual, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& scratch) {
+  check_on_device("matmul_add", residual, "residual");
+  check_dtype("matmul_add", residual, DType::F32, "residual");
+  matmul_into(residual, x, w, bias, &scratch);
+}
+
+// matmul, or with accumulate_scratch (out f32) matmul_add: out += the product.
+void CudaBackend::matmul_into(Tensor& out, const Tensor& x, const Tensor& w, const Tensor* bias,
+                              Tensor* accumulate_scratch) {
+  const char* op = accumulate_scratch ? "matmul_add" : "matmul";
+  check_on_device(op, out, "out");
+  check_on_device(op, x, "x");
+  check_on_device(op, w, "w");
+  const Elem x_elem = float_elem(op, x, "x"), w_elem = float_elem(op, w, "w"), out_elem = float_elem(op, out, "out");
+  ROOFLINE_CHECK(w.rank() == 2, "{}: w must be [N, K], got {}", op, shape_to_string(w.shape()));
+  const int64_t N = w.dim(0), K = w.dim(1);
+  ROOFLINE_CHECK(x.rank() >= 1 && last_dim(x) == K && K > 0, "{}: x {} must be [M, {}]", op, shape_to_string(x.shape()), K);
+  const int64_t M = rows_of(x);
+  ROOFLINE_CHECK(out.rank() >= 1 && last_dim(out) == N && rows_of(out) == M, "{}: out {} must be [{}, {}]", op,
                  shape_to_string(out.shape()), M, N);
   if (M == 0 || N == 0) return;
 
@@ -296,11 +398,17 @@ void CudaBackend::matmul(Tensor& out, const Tensor& x, const Tensor& w, const Te
       args.bias_type = float_elem(op, *bias, "bias");
     }
     args.M = M, args.N = N, args.K = K;
+    args.accumulate = accumulate_scratch != nullptr;
     launch_gemv(args, multiprocessors_, stream_);
     return;
   }
   // The product's dtype: out's when cuBLASLt supports it, else f32 then converted.
   const bool direct = CublasLtGemm::supported(cuda_type(w.dtype()), cuda_type(out.dtype()));
+  if (accumulate_scratch && (!direct || bias)) {  // cuBLASLt's beta only where out is the product's own dtype
+    matmul_into(*accumulate_scratch, x, w, bias, nullptr);
+    add(out, *accumulate_scratch);
+    return;
+  }
   const DType product_dtype = direct ? out.dtype() : DType::F32;
   void* product = direct ? out.data() : matmul_out_.ensure(size_t(M * N) * sizeof(float));
   const void* bias_data = nullptr;
@@ -315,40 +423,48 @@ void CudaBackend::matmul(Tensor& out, const Tensor& x, const Tensor& w, const Te
       bias_data = converted;
     }
   }
-  gemm_->run(product, cuda_type(product_dtype), x_data, w.data(), cuda_type(w.dtype()), bias_data, M, N, K);
+  gemm_->run(product, cuda_type(product_dtype), x_data, w.data(), cuda_type(w.dtype()), bias_data, M, N, K,
+             accumulate_scratch ? 1.0f : 0.0f);
   if (!direct) launch_convert(out.data(), out_elem, product, Elem::F32, M * N, stream_);
 }
 
-void CudaBackend::matmul_swiglu(const Tensor& x, const MatmulTarget& gate, const MatmulTarget& up) {
-  const char* op = "matmul_swiglu";
-  check_on_device(op, x, "x");
-  check_on_device(op, *gate.w, "gate weight");
-  check_on_device(op, *up.out, "up out");
-  const int64_t K = last_dim(x), M = rows_of(x), F = gate.w->rank() == 2 ? gate.w->dim(0) : 0;
-  // The fused gemv reads [gate; up] as one [2F, K] matrix and its bias as one [2F] vector.
-  const bool fusable = x.dtype() == gate.w->dtype() && gate.w->rank() == 2 && gate.w->dim(1) == K &&
-                       up.w->shape() == gate.w->shape() && follows(*up.w, *gate.w) &&
-                       (gate.bias == nullptr) == (up.bias == nullptr) &&
-                       (gate.bias == nullptr || (gate.bias->numel() == F && follows(*up.bias, *gate.bias))) &&
-                       up.out->numel() == M * F && rows_of(*up.out) == M && K > 0 && x.rank() >= 1 &&
-                       (x.dtype() == DType::BF16 || x.dtype() == DType::F16) &&
-                       gemv_supported(float_elem(op, x, "x"), float_elem(op, x, "x"), M, 2 * F, K, x.data(),
-                                      gate.w->data());
-  if (!fusable) return Backend::matmul_swiglu(x, gate, up);
-  check_on_device(op, *up.w, "up weight");
-  GemvArgs args;
-  args.out = up.out->data();
-  args.out_type = float_elem(op, *up.out, "up out");
-  args.x = x.data();
-  args.w = gate.w->data();
-  args.w_type = float_elem(op, *gate.w, "gate weight");
-  if (gate.bias) {
-    check_on_device(op, *gate.bias, "gate bias");
-    args.bias = gate.bias->data();
-    args.bias_type = float_elem(op, *gate.bias, "gate bias");
+void CudaBackend::rms_norm_matmul_many(const RmsNormInput& in, std::span<const MatmulTarget> targets) {
+  const char* op = "rms_norm_matmul_many";
+  ROOFLINE_CHECK(in.residual && in.weight && in.normed, "{}: residual, weight and normed are required", op);
+  if (!norm_fusable(in)) return Backend::rms_norm_matmul_many(in, targets);
+  const Tensor& x = *in.normed;  // shape and dtype of the x the gemvs read (staged inside them instead)
+  // One gemv per target, or one for the joined targets (as matmul_many runs them); every one must be a gemv.
+  JoinedTargets j = join_targets(x, targets);
+  std::vector<GemvArgs> launches;
+  if (j.w.defined()) {
+    const Tensor row = x.reshape({1, x.dim(-1)});
+    if (auto a = gemv_args(op, j.out, row, j.w, j.bias.defined() ? &j.bias : nullptr)) launches.push_back(*a);
+  } else {
+    for (const MatmulTarget& t : targets)
+      if (auto a = gemv_args(op, *t.out, x, *t.w, t.bias)) launches.push_back(*a);
   }
-  args.M = M, args.N = F, args.K = K;
-  launch_gemv_swiglu(args, multiprocessors_, stream_);
+  if (launches.size() != (j.w.defined() ? size_t(1) : targets.size()))
+    return Backend::rms_norm_matmul_many(in, targets);
+  for (GemvArgs& a : launches) {
+    set_norm(a, in);
+    launch_gemv(a, multiprocessors_, stream_);
+  }
+}
+
+void CudaBackend::matmul_swiglu(const Tensor& x, const MatmulTarget& gate, const MatmulTarget& up) {
+  const std::optional<GemvArgs> args = swiglu_gemv_args("matmul_swiglu", x, gate, up);
+  if (!args) return Backend::matmul_swiglu(x, gate, up);
+  launch_gemv_swiglu(*args, multiprocessors_, stream_);
+}
+
+void CudaBackend::rms_norm_matmul_swiglu(const RmsNormInput& in, const MatmulTarget& gate, const MatmulTarget& up) {
+  const char* op = "rms_norm_matmul_swiglu";
+  ROOFLINE_CHECK(in.residual && in.weight && in.normed, "{}: residual, weight and normed are required", op);
+  std::optional<GemvArgs> args;
+  if (norm_fusable(in)) args = swiglu_gemv_args(op, *in.normed, gate, up);
+  if (!args) return Backend::rms_norm_matmul_swiglu(in, gate, up);
+  set_norm(*args, in);
+  launch_gemv_swiglu(*args, multiprocessors_, stream_);
 }
 
 // ---- embedding, elementwise ----

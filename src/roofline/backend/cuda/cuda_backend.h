@@ -83,6 +83,15 @@ class CudaBackend final : public Backend {
   // One gemv with SwiGLU as its epilogue when x is a single row and gate, up (and their biases) are adjacent
   // in memory (upload_weights places them so); otherwise the default (matmul_many, then silu_mul).
   void matmul_swiglu(const Tensor& x, const MatmulTarget& gate, const MatmulTarget& up) override;
+  // The decode step's norms and residual adds folded into the projections:
+  //  - rms_norm_matmul_*: where every projection is a gemv (the adjacent ones joined as matmul_many and
+  //    matmul_swiglu join them), each CTA normalises the f32 residual row itself; *in.normed stays unwritten.
+  //    Otherwise the default (rms_norm, then the projections).
+  //  - matmul_add: the gemv adds into the f32 residual in its epilogue; larger M runs cuBLASLt with beta 1
+  //    (bias-free; with a bias, the default).
+  void rms_norm_matmul_many(const RmsNormInput& in, std::span<const MatmulTarget> targets) override;
+  void rms_norm_matmul_swiglu(const RmsNormInput& in, const MatmulTarget& gate, const MatmulTarget& up) override;
+  void matmul_add(Tensor& residual, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& scratch) override;
   // ids: HOST int32 [count] (checked, then staged to the device); the table is on the device.
   void embedding(Tensor& out, const Tensor& table, const int32_t* ids, int64_t count) override;
   void rms_norm(Tensor& out, const Tensor& x, const Tensor& weight, float eps) override;
@@ -147,6 +156,7 @@ class CudaBackend final : public Backend {
 
  private:
   const int32_t* stage_ids(const char* op, const int32_t* host, int64_t count);
+  void matmul_into(Tensor& out, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor* accumulate_scratch);
 
   int device_index_ = 0;
   int multiprocessors_ = 0;

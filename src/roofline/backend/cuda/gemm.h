@@ -20,8 +20,9 @@ class CublasLtGemm {
 
   static bool supported(cudaDataType input, cudaDataType output);
 
+  // beta 1: out += the product (out f32, accumulated in place: a residual add as the epilogue).
   void run(void* out, cudaDataType out_type, const void* x, const void* w, cudaDataType in_type, const void* bias,
-           int64_t M, int64_t N, int64_t K);
+           int64_t M, int64_t N, int64_t K, float beta = 0.0f);
 
  private:
   LtGemm gemm_;

@@ -11,6 +11,13 @@
 // on earlier kernels.
 // The SwiGLU variant (Gated = true) reads w = [gate; up] ([2F, K]) and writes silu(x.gate^T) * (x.up^T)
 // ([M, F]): a warp's rows are the same output rows of gate and of up, so the product is its epilogue.
+// Two more fusions save a decode step's norm kernels (Backend::rms_norm_matmul_*, Backend::matmul_add):
+//  - Normed: x is the RMSNorm of an f32 residual row. Every CTA reads the row (L2-resident, a few KB), takes
+//    its sum of squares and stages the normalised row, rounded to w's type, in shared memory; the main loop
+//    reads x from there. The redundant per-CTA work is small next to the CTA's weight slice.
+//  - accumulate: the f32 output is added to (out += product), the residual add as the epilogue; each output
+//    element has exactly one writer (after the split-K combine), so no atomics and the sum is x + product in
+//    f32, as the separate add computed it.
 #include <nvtx3/nvtx3.hpp>
 
 #include <algorithm>
@@ -99,25 +106,101 @@ __device__ __forceinline__ void store_any(void* p, Elem type, int64_t i, float v
   }
 }
 
+// out[i] = v, or out[i] += v when accumulating (out f32: the launcher's caller checks).
+__device__ __forceinline__ void store_out(void* p, Elem type, int64_t i, float v, bool accumulate) {
+  if (accumulate)
+    static_cast<float*>(p)[i] += v;
+  else
+    store_any(p, type, i, v);
+}
+
+// The RMSNorm in front of a normed gemv (GemvArgs::norm_residual).
+struct NormIn {
+  const float* residual;  // [M, K] f32
+  const float* weight;    // [K] f32
+  float eps;
+};
+
+// Row pitch (in 16-byte chunks) of x staged in shared memory: one chunk of padding, so that the mma kernel's
+// lanes, which read the same chunk of 8 different rows, hit different banks.
+__host__ __device__ constexpr int staged_pitch(int K) { return K / 8 + 1; }
+
+// staged[m * staged_pitch(K) + c] = chunk c of rms_norm(residual[m]) * weight, rounded to T, for m < M: what
+// rms_norm (norm.cu) stores into a tensor of type T (the same formula, x * rstd * weight with
+// rstd = rsqrt(sum(x^2) / K + eps), in f32; only the order of the sum of squares differs). Every thread of
+// the CTA calls it; it synchronises before returning. The residual is read through L1 (read-only: an
+// earlier kernel wrote it), so the second pass finds it there.
+template <typename T>
+__device__ __forceinline__ void stage_rms_normed(const NormIn& norm, int M, int K, uint4* staged) {
+  __shared__ float warp_sums[kWarps][kGemvMaxM];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int chunks = K / 8, pitch = staged_pitch(K);
+  const float4* residual = reinterpret_cast<const float4*>(norm.residual);  // row m: 2 * chunks float4
+  const float4* weight = reinterpret_cast<const float4*>(norm.weight);
+  float sum[kGemvMaxM];
+#pragma unroll
+  for (int m = 0; m < kGemvMaxM; ++m) {
+    sum[m] = 0.0f;
+    if (m >= M) continue;
+    for (int c = threadIdx.x; c < chunks; c += kThreads) {
+      const float4 a = __ldg(residual + (int64_t(m) * chunks + c) * 2), b = __ldg(residual + (int64_t(m) * chunks + c) * 2 + 1);
+      sum[m] += a.x * a.x + a.y * a.y + a.z * a.z + a.w * a.w + b.x * b.x + b.y * b.y + b.z * b.z + b.w * b.w;
+    }
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) sum[m] += __shfl_xor_sync(0xffffffffu, sum[m], off);
+    if (lane == 0) warp_sums[warp][m] = sum[m];
+  }
+  __syncthreads();
+  const float inv_width = 1.0f / float(K);
+#pragma unroll
+  for (int m = 0; m < kGemvMaxM; ++m) {
+    if (m >= M) continue;
+    float total = 0.0f;
+#pragma unroll
+    for (int i = 0; i < kWarps; ++i) total += warp_sums[i][m];
+    const float rstd = rsqrtf(total * inv_width + norm.eps);
+    for (int c = threadIdx.x; c < chunks; c += kThreads) {
+      const float4 a = __ldg(residual + (int64_t(m) * chunks + c) * 2), b = __ldg(residual + (int64_t(m) * chunks + c) * 2 + 1);
+      const float4 wa = __ldg(weight + 2 * c), wb = __ldg(weight + 2 * c + 1);
+      uint4 raw;
+      auto* pairs = reinterpret_cast<typename Pair<T>::type*>(&raw);
+      pairs[0] = Pair<T>::pack(a.x * rstd * wa.x, a.y * rstd * wa.y);
+      pairs[1] = Pair<T>::pack(a.z * rstd * wa.z, a.w * rstd * wa.w);
+      pairs[2] = Pair<T>::pack(b.x * rstd * wb.x, b.y * rstd * wb.y);
+      pairs[3] = Pair<T>::pack(b.z * rstd * wb.z, b.w * rstd * wb.w);
+      staged[m * pitch + c] = raw;
+    }
+  }
+  __syncthreads();
+}
+
 // Warp w of the CTA: row group blockIdx.x * (kWarps / kw_count) + w / kw_count, K slice w % kw_count
 // (16-byte chunks c with (c / 32) % kw_count == slice). A row group is kRows rows of w; gated, it is
 // kRows / 2 out rows, its rows r < kRows / 2 in gate and the rest the same rows of up (w rows N + ...).
-template <typename T, int M, bool Gated, int kRows = kRowsFor<M>, int kUnroll = kUnrollFor<M>>
+// Normed: x is staged from the norm's residual in shared memory (dynamic, M * staged_pitch(K) chunks).
+// A CTA takes blocks blockIdx.x, + gridDim.x, ... < row_blocks (a normed launch may use fewer CTAs than
+// blocks, so that fewer CTAs repeat the norm); otherwise one block, its own.
+template <typename T, int M, bool Gated, bool Normed, int kRows = kRowsFor<M>, int kUnroll = kUnrollFor<M>>
 __global__ void __launch_bounds__(kThreads) gemv_kernel(const T* __restrict__ x, const T* __restrict__ w,
                                                         void* __restrict__ out, Elem out_type,
                                                         const void* __restrict__ bias, Elem bias_type, int N,
-                                                        int K, int kw_count, int prefetch_rows) {
+                                                        int K, int kw_count, int prefetch_rows, NormIn norm,
+                                                        bool accumulate, int row_blocks) {
   constexpr int kOutRows = Gated ? kRows / 2 : kRows;  // out rows per row group; N counts out rows
   static_assert(!Gated || kRows % 2 == 0, "a gated row group pairs gate and up rows");
   __shared__ float partial[kWarps][M * kRows];
+  extern __shared__ uint4 staged_x[];  // Normed only: [M, staged_pitch(K)] chunks of x
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int slice = warp % kw_count;
-  const int64_t n0 = (int64_t(blockIdx.x) * (kWarps / kw_count) + warp / kw_count) * kOutRows;
   const int chunks = K / 8;
   prefetch_cta_rows<Gated>(w, N, int64_t(kWarps / kw_count) * kRows, int64_t(K) * int64_t(sizeof(T)), prefetch_rows);
   device::wait_for_prior_kernels();
   device::allow_next_kernel();
+  if constexpr (Normed) stage_rms_normed<T>(norm, M, K, staged_x);
 
+  for (int block = blockIdx.x; block < row_blocks; block += gridDim.x) {
+  if (block != int(blockIdx.x)) __syncthreads();  // the slice-0 warps have read the last block's partial[]
+  const int64_t n0 = (int64_t(block) * (kWarps / kw_count) + warp / kw_count) * kOutRows;
   const uint4* wrow[kRows];
   bool row_ok[kRows];
 #pragma unroll
@@ -127,7 +210,7 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(const T* __restrict__ x,
     row_ok[r] = out_row < N;
     wrow[r] = reinterpret_cast<const uint4*>(w) + (row_ok[r] ? w_row : 0) * int64_t(chunks);
   }
-  const uint4* xv = reinterpret_cast<const uint4*>(x);
+  [[maybe_unused]] const uint4* xv = reinterpret_cast<const uint4*>(x);
 
   float acc[M][kRows];
 #pragma unroll
@@ -155,7 +238,10 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(const T* __restrict__ x,
 #pragma unroll
         for (int m = 0; m < M; ++m) {
           float xf[8];
-          unpack8<T>(__ldg(xv + int64_t(m) * chunks + c), xf);
+          if constexpr (Normed)
+            unpack8<T>(staged_x[m * staged_pitch(K) + c], xf);
+          else
+            unpack8<T>(__ldg(xv + int64_t(m) * chunks + c), xf);
 #pragma unroll
           for (int r = 0; r < kRows; ++r)
 #pragma unroll
@@ -183,7 +269,7 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(const T* __restrict__ x,
   if (kw_count > 1) {
     if (lane < M * kRows) partial[warp][lane] = mine;
     __syncthreads();
-    if (slice != 0) return;  // whole warps: the shuffle below has every lane
+    if (slice != 0) continue;  // whole warps: the shuffle below has every lane
     for (int j = 1; j < kw_count; ++j) mine += lane < M * kRows ? partial[warp + j][lane] : 0.0f;
   }
   const int m = lane / kRows, r = lane % kRows;
@@ -191,9 +277,11 @@ __global__ void __launch_bounds__(kThreads) gemv_kernel(const T* __restrict__ x,
   if (bias != nullptr && lane < M * kRows && n < N) mine += load_any(bias, bias_type, n + (r >= kOutRows ? N : 0));
   if constexpr (Gated) {
     const float up = __shfl_down_sync(0xffffffffu, mine, kOutRows);  // lane j + kOutRows: the same row of up
-    if (lane < M * kRows && r < kOutRows && n < N) store_any(out, out_type, int64_t(m) * N + n, silu(mine) * up);
+    if (lane < M * kRows && r < kOutRows && n < N)
+      store_out(out, out_type, int64_t(m) * N + n, silu(mine) * up, accumulate);
   } else {
-    if (lane < M * kRows && n < N) store_any(out, out_type, int64_t(m) * N + n, mine);
+    if (lane < M * kRows && n < N) store_out(out, out_type, int64_t(m) * N + n, mine, accumulate);
+  }
   }
 }
 
@@ -230,13 +318,15 @@ __device__ __forceinline__ uint32_t word(const uint4& v, int i) {
 // Warp w of the CTA: row group blockIdx.x * (kWarps / kw_count) + w / kw_count (16 rows of w), blocks of 16
 // chunks b with b % kw_count == w % kw_count. Gated, a row group is 8 out rows: rows g of gate (the mma's
 // rows g) and rows g of up (its rows g + 8), so a lane holds gate and up of the same outputs.
-template <typename T, bool Gated>
+template <typename T, bool Gated, bool Normed>
 __global__ void __launch_bounds__(kThreads) gemv_mma_kernel(const T* __restrict__ x, const T* __restrict__ w,
                                                             void* __restrict__ out, Elem out_type,
                                                             const void* __restrict__ bias, Elem bias_type, int M,
-                                                            int N, int K, int kw_count, int prefetch_rows) {
+                                                            int N, int K, int kw_count, int prefetch_rows,
+                                                            NormIn norm, bool accumulate) {
   constexpr int kOutRows = Gated ? kMmaRows / 2 : kMmaRows;  // out rows per row group; N counts out rows
   __shared__ float partial[kWarps][4][32];
+  extern __shared__ uint4 staged_x[];  // Normed only: [M, staged_pitch(K)] chunks of x
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
   const int slice = warp % kw_count;
   const int64_t n0 = (int64_t(blockIdx.x) * (kWarps / kw_count) + warp / kw_count) * kOutRows;
@@ -245,12 +335,13 @@ __global__ void __launch_bounds__(kThreads) gemv_mma_kernel(const T* __restrict_
                            prefetch_rows);
   device::wait_for_prior_kernels();
   device::allow_next_kernel();
+  if constexpr (Normed) stage_rms_normed<T>(norm, M, K, staged_x);
   const int64_t row_a = n0 + g, row_b = Gated ? n0 + g : n0 + g + 8;  // out rows of the mma rows g, g + 8
   const bool ok_a = row_a < N, ok_b = row_b < N, ok_x = g < M;
   const int64_t w_row_b = Gated ? N + row_b : row_b;
   const uint4* wa = reinterpret_cast<const uint4*>(w) + (ok_a ? row_a : 0) * int64_t(chunks);
   const uint4* wb = reinterpret_cast<const uint4*>(w) + (ok_b ? w_row_b : 0) * int64_t(chunks);
-  const uint4* xr = reinterpret_cast<const uint4*>(x) + (ok_x ? g : 0) * int64_t(chunks);
+  [[maybe_unused]] const uint4* xr = reinterpret_cast<const uint4*>(x) + (ok_x ? g : 0) * int64_t(chunks);
   float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
   const uint4 zero = make_uint4(0, 0, 0, 0);
   for (int b = slice; b < nblocks; b += kw_count) {
@@ -261,7 +352,10 @@ __global__ void __launch_bounds__(kThreads) gemv_mma_kernel(const T* __restrict_
       const bool in = ci < chunks;
       va[j] = in && ok_a ? load_stream(wa + ci) : zero;
       vb[j] = in && ok_b ? load_stream(wb + ci) : zero;
-      vx[j] = in && ok_x ? __ldg(xr + ci) : zero;
+      if constexpr (Normed)
+        vx[j] = in && ok_x ? staged_x[g * staged_pitch(K) + ci] : zero;
+      else
+        vx[j] = in && ok_x ? __ldg(xr + ci) : zero;
     }
 #pragma unroll
     for (int j = 0; j < 4; ++j)
@@ -287,32 +381,43 @@ __global__ void __launch_bounds__(kThreads) gemv_mma_kernel(const T* __restrict_
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
       const int m = 2 * q + i;
-      if (m < M && ok_a) store_any(out, out_type, int64_t(m) * N + row_a, silu(c[i]) * c[i + 2]);
+      if (m < M && ok_a) store_out(out, out_type, int64_t(m) * N + row_a, silu(c[i]) * c[i + 2], accumulate);
     }
   } else {
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       const int m = 2 * q + (i & 1);
       const int64_t n = i >= 2 ? row_b : row_a;
-      if (m < M && n < N) store_any(out, out_type, int64_t(m) * N + n, c[i]);
+      if (m < M && n < N) store_out(out, out_type, int64_t(m) * N + n, c[i], accumulate);
     }
   }
 }
 
-template <typename T, bool Gated>
-void launch_simt(const GemvArgs& a, unsigned blocks, int kw_count, int prefetch_rows, cudaStream_t stream) {
+// Dynamic shared memory of a launch: x staged for a normed one, none otherwise.
+size_t staged_bytes(int64_t M, int64_t K, bool normed) {
+  return normed ? size_t(M) * size_t(staged_pitch(int(K))) * sizeof(uint4) : 0;
+}
+// Past 48 KB a kernel must opt in to its dynamic shared memory.
+template <typename Kernel>
+void allow_shared(Kernel kernel, size_t bytes) {
+  if (bytes > size_t(48) << 10)
+    ROOFLINE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
+}
+
+// blocks: row blocks (kWarps / kw_count row groups each); ctas <= blocks CTAs take them.
+template <typename T, bool Gated, bool Normed>
+void launch_simt(const GemvArgs& a, unsigned blocks, unsigned ctas, int kw_count, int prefetch_rows,
+                 cudaStream_t stream) {
   const T* x = static_cast<const T*>(a.x);
   const T* w = static_cast<const T*>(a.w);
   const int N = int(a.N), K = int(a.K);
-  switch (a.M) {
-    case 1: launch_chained(gemv_kernel<T, 1, Gated>, blocks, kThreads, 0, stream, x, w, a.out, a.out_type, a.bias,
-                           a.bias_type, N, K, kw_count, prefetch_rows); break;
-    case 2: launch_chained(gemv_kernel<T, 2, Gated>, blocks, kThreads, 0, stream, x, w, a.out, a.out_type, a.bias,
-                           a.bias_type, N, K, kw_count, prefetch_rows); break;
-    case 3: launch_chained(gemv_kernel<T, 3, Gated>, blocks, kThreads, 0, stream, x, w, a.out, a.out_type, a.bias,
-                           a.bias_type, N, K, kw_count, prefetch_rows); break;
-    default: break;
-  }
+  const NormIn norm{a.norm_residual, a.norm_weight, a.norm_eps};
+  auto kernel = a.M == 1 ? gemv_kernel<T, 1, Gated, Normed> : a.M == 2 ? gemv_kernel<T, 2, Gated, Normed>
+                                                                       : gemv_kernel<T, 3, Gated, Normed>;
+  const size_t smem = staged_bytes(a.M, a.K, Normed);
+  allow_shared(kernel, smem);
+  launch_chained(kernel, ctas, kThreads, smem, stream, x, w, a.out, a.out_type, a.bias, a.bias_type, N, K, kw_count,
+                 prefetch_rows, norm, a.accumulate, int(blocks));
 }
 
 template <typename F>
@@ -332,6 +437,18 @@ bool gemv_supported(Elem w_type, Elem x_type, int64_t M, int64_t N, int64_t K, c
 }
 
 namespace {
+// Shared memory a normed launch may stage x in: 72 KB (8 rows of 4096 bf16 and their padding, or 4 of 8192)
+// still lets three CTAs share an SM.
+constexpr size_t kMaxStagedBytes = size_t(72) << 10;
+}  // namespace
+
+bool gemv_norm_supported(Elem w_type, int64_t M, int64_t K, const void* residual, const void* weight) {
+  return (w_type == Elem::BF16 || w_type == Elem::F16) && M >= 1 && M <= kGemvMaxM && K >= 8 && K % 8 == 0 &&
+         K < (int64_t(1) << 24) && staged_bytes(M, K, true) <= kMaxStagedBytes && aligned16(residual) &&
+         aligned16(weight);
+}
+
+namespace {
 // Bytes of its weight slice (per part: gate and up each) a CTA asks L2 for before it waits on the kernel
 // before it. Measured on H100, 1B shape (vocab 32000) at batch 1, context 128 (docs/performance.md,
 // 2026-11-22 session 3), tok/s by bytes per CTA: whole slice 851, 32 KB 881, 16 KB 930-939, 8 KB 960,
@@ -346,6 +463,26 @@ int64_t prefetch_bytes_per_cta() {
   return bytes;
 }
 
+// CTAs per multiprocessor a normed SIMT launch (M < 4) is capped at, each CTA then taking several row blocks
+// for one norm; 0: no cap (one CTA per row block, as an unnormed launch). Every CTA reads the f32 residual
+// row and the norm weight (8 bytes per K element) next to its weight slice (16 to 32 bytes per K element at
+// M = 1), so uncapped the redundant L2 reads add a quarter to a half of the weight bytes.
+// ROOFLINE_GEMV_NORM_CTAS_PER_SM in the environment overrides it (a measurement knob; read per launch).
+// Measured on H100 (2026-12-07, decode batch 1): the cap costs more than the reads it saves: 1B v32k ctx 128
+// 983 tok/s uncapped, 965 at 4 CTAs per SM, 943 at 2; ctx 4096 875 -> 832 at 2; 8B 175.2 -> 166.3 at 2.
+int64_t normed_ctas_per_multiprocessor() {
+  const char* v = std::getenv("ROOFLINE_GEMV_NORM_CTAS_PER_SM");
+  return v ? std::max<int64_t>(0, std::atoll(v)) : int64_t(0);
+}
+
+// Warps per multiprocessor below which a launch splits K over more warps (kw_count). 16 by default
+// (measured on H100, 1B v32k batch 1 ctx 128 with the fused norms: 16 gives 983 tok/s, 32 gives 945).
+// ROOFLINE_GEMV_SPLIT_WARPS_PER_SM in the environment overrides it (a measurement knob; read per launch).
+int64_t split_warps_per_multiprocessor() {
+  const char* v = std::getenv("ROOFLINE_GEMV_SPLIT_WARPS_PER_SM");
+  return v ? std::max<int64_t>(1, std::atoll(v)) : int64_t(16);
+}
+
 // a.N counts out rows (gated: rows of gate, the same number of up).
 template <bool Gated>
 void launch_any(const GemvArgs& a, int multiprocessors, cudaStream_t stream) {
@@ -358,7 +495,7 @@ void launch_any(const GemvArgs& a, int multiprocessors, cudaStream_t stream) {
   // K steps a warp takes: 32 chunks (simt), blocks of 16 chunks (mma). Split K over up to 8 warps while the
   // row groups alone give too few warps to fill the GPU, keeping >= 2 steps per warp.
   const int64_t steps = mma ? (chunks + 15) / 16 : (chunks + 31) / 32;
-  const int64_t want_warps = int64_t(16) * std::max(multiprocessors, 1);
+  const int64_t want_warps = split_warps_per_multiprocessor() * std::max(multiprocessors, 1);
   // Rows per part a CTA prefetches: at least one whenever prefetching is on.
   const int64_t row_bytes = a.K * 2, prefetch = prefetch_bytes_per_cta();
   const int prefetch_rows = prefetch == 0 ? 0 : int(std::clamp<int64_t>(prefetch / row_bytes, 1, 1 << 20));
@@ -366,14 +503,24 @@ void launch_any(const GemvArgs& a, int multiprocessors, cudaStream_t stream) {
   while (kw_count < kWarps && groups * kw_count < want_warps && steps >= int64_t(4) * kw_count) kw_count *= 2;
   const int64_t groups_per_block = kWarps / kw_count;
   const auto blocks = unsigned((groups + groups_per_block - 1) / groups_per_block);
+  const NormIn norm{a.norm_residual, a.norm_weight, a.norm_eps};
+  const bool normed = a.norm_residual != nullptr;
   dispatch_w(a.w_type, [&](auto tag) {
     using T = decltype(tag);
-    if (mma)
-      launch_chained(gemv_mma_kernel<T, Gated>, blocks, kThreads, 0, stream, static_cast<const T*>(a.x),
-                     static_cast<const T*>(a.w), a.out, a.out_type, a.bias, a.bias_type, int(a.M), int(a.N),
-                     int(a.K), kw_count, prefetch_rows);
-    else
-      launch_simt<T, Gated>(a, blocks, kw_count, prefetch_rows, stream);
+    if (mma) {
+      auto kernel = normed ? gemv_mma_kernel<T, Gated, true> : gemv_mma_kernel<T, Gated, false>;
+      const size_t smem = staged_bytes(a.M, a.K, normed);
+      allow_shared(kernel, smem);
+      launch_chained(kernel, blocks, kThreads, smem, stream, static_cast<const T*>(a.x), static_cast<const T*>(a.w),
+                     a.out, a.out_type, a.bias, a.bias_type, int(a.M), int(a.N), int(a.K), kw_count, prefetch_rows,
+                     norm, a.accumulate);
+    } else if (normed) {
+      const int64_t per_sm = normed_ctas_per_multiprocessor();
+      const auto ctas = unsigned(per_sm > 0 ? std::min<int64_t>(blocks, per_sm * std::max(multiprocessors, 1)) : blocks);
+      launch_simt<T, Gated, true>(a, blocks, ctas, kw_count, prefetch_rows, stream);
+    } else {
+      launch_simt<T, Gated, false>(a, blocks, blocks, kw_count, prefetch_rows, stream);
+    }
   });
 }
 }  // namespace

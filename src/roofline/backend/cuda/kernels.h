@@ -192,8 +192,20 @@ struct GemvArgs {
   const void* bias = nullptr;  // optional
   Elem bias_type = Elem::BF16;
   int64_t M = 0, N = 0, K = 0;
+  // The RMSNorm in front of the product (Backend::rms_norm_matmul_*), optional: with norm_residual set, x is
+  // not read; every CTA computes x = rms_norm(norm_residual[M, K]) * norm_weight[K] (both f32, 16-byte
+  // aligned) itself, rounded to w's type as rms_norm into such a tensor would store it, and keeps it in
+  // shared memory (gemv_norm_supported bounds M * K).
+  const float* norm_residual = nullptr;
+  const float* norm_weight = nullptr;
+  float norm_eps = 1e-6f;
+  // out += product instead of out = product (out f32): the residual add as the epilogue
+  // (Backend::matmul_add). Each element has one writer, so no atomics.
+  bool accumulate = false;
 };
 bool gemv_supported(Elem w_type, Elem x_type, int64_t M, int64_t N, int64_t K, const void* x, const void* w);
+// Whether a gemv (gemv_supported) can also take the norm of GemvArgs::norm_residual for this M and K.
+bool gemv_norm_supported(Elem w_type, int64_t M, int64_t K, const void* residual, const void* weight);
 void launch_gemv(const GemvArgs& args, int multiprocessors, cudaStream_t stream);
 // The gate/up projection with SwiGLU as its epilogue: w = [gate; up] ([2N, K], gate rows first), bias
 // optional [2N]; out[M, N] = silu(x . gate^T + b_gate) * (x . up^T + b_up). Same requirements as launch_gemv
