@@ -72,8 +72,9 @@ class Builder {
   }
 
   // Rows of a decode-sized step run through the CUDA decoder's GEMV path, which fuses k/v into q's kernel,
-  // up into gate's and the SwiGLU into its epilogue; flash attention is one kernel for scores and values
-  // (two when decode splits the context: partials, then their reduction); qk-norm runs inside RoPE.
+  // up into gate's and the SwiGLU into its epilogue, and (RMSNorm models) each layer's two norms into the
+  // prologue of the GEMV after them; flash attention is one kernel for scores and values (two when decode
+  // splits the context: partials, then their reduction); qk-norm runs inside RoPE.
   void count_fused_kernels(std::vector<OpCost>& ops) const {
     const bool gemv = s_.tokens <= 8;
     for (OpCost& c : ops) {
@@ -81,7 +82,8 @@ class Builder {
       if (c.name == "attention_values" || c.name == "qk_norm") c.kernels = 0;
       if (c.name == "attention_scores" && !training() && s_.tokens == s_.sequences) c.kernels = 2 * c.repeats;
       if (gemv && (c.name == "k_proj" || c.name == "v_proj" || c.name == "silu_mul" ||
-                   (c.name == "up_proj" && spec_.mlp == MlpKind::GatedSiLU)))
+                   (c.name == "up_proj" && spec_.mlp == MlpKind::GatedSiLU) ||
+                   (spec_.norm == NormKind::RMSNorm && (c.name == "attn_norm" || c.name == "mlp_norm"))))
         c.kernels = 0;
     }
   }
