@@ -272,7 +272,12 @@ bool norm_fusable(const RmsNormInput& in) {
                              in.weight->data());
 }
 
-std::optional<GemvArgs> gemv_args(const char* op, Tensor& out, const Tensor& x, const Tensor& w, const Tensor* bias) {
+// out[M, N] = x[M, K] . w[N, K]^T: every operand on the device, of a float dtype, with shapes that agree.
+struct MatmulOperands {
+  int64_t M, N, K;
+  Elem x, w, out;
+};
+MatmulOperands check_matmul(const char* op, const Tensor& out, const Tensor& x, const Tensor& w) {
   check_on_device(op, out, "out");
   check_on_device(op, x, "x");
   check_on_device(op, w, "w");
@@ -283,6 +288,11 @@ std::optional<GemvArgs> gemv_args(const char* op, Tensor& out, const Tensor& x, 
   const int64_t M = rows_of(x);
   ROOFLINE_CHECK(out.rank() >= 1 && last_dim(out) == N && rows_of(out) == M, "{}: out {} must be [{}, {}]", op,
                  shape_to_string(out.shape()), M, N);
+  return {M, N, K, x_elem, w_elem, out_elem};
+}
+
+std::optional<GemvArgs> gemv_args(const char* op, Tensor& out, const Tensor& x, const Tensor& w, const Tensor* bias) {
+  const auto [M, N, K, x_elem, w_elem, out_elem] = check_matmul(op, out, x, w);
   if (x_elem != w_elem || !gemv_supported(w_elem, w_elem, M, N, K, x.data(), w.data())) return std::nullopt;
   GemvArgs args;
   args.out = out.data();
@@ -364,16 +374,7 @@ void CudaBackend::matmul_add(Tensor& residual, const Tensor& x, const Tensor& w,
 void CudaBackend::matmul_into(Tensor& out, const Tensor& x, const Tensor& w, const Tensor* bias,
                               Tensor* accumulate_scratch) {
   const char* op = accumulate_scratch ? "matmul_add" : "matmul";
-  check_on_device(op, out, "out");
-  check_on_device(op, x, "x");
-  check_on_device(op, w, "w");
-  const Elem x_elem = float_elem(op, x, "x"), w_elem = float_elem(op, w, "w"), out_elem = float_elem(op, out, "out");
-  ROOFLINE_CHECK(w.rank() == 2, "{}: w must be [N, K], got {}", op, shape_to_string(w.shape()));
-  const int64_t N = w.dim(0), K = w.dim(1);
-  ROOFLINE_CHECK(x.rank() >= 1 && last_dim(x) == K && K > 0, "{}: x {} must be [M, {}]", op, shape_to_string(x.shape()), K);
-  const int64_t M = rows_of(x);
-  ROOFLINE_CHECK(out.rank() >= 1 && last_dim(out) == N && rows_of(out) == M, "{}: out {} must be [{}, {}]", op,
-                 shape_to_string(out.shape()), M, N);
+  const auto [M, N, K, x_elem, w_elem, out_elem] = check_matmul(op, out, x, w);
   if (M == 0 || N == 0) return;
 
   // x in the dtype of w.

@@ -127,6 +127,37 @@ __device__ __forceinline__ DecodeRow decode_row(const PagedAttentionArgs& a, int
   return r;
 }
 
+// The CTA's end: each warp's online-softmax state of `heads` query heads (warp w's head h in row
+// w * rows_per_warp + h of warp_o [.., D], warp_m and warp_l, in shared memory) merged over the warps, then
+// written: the output row itself when the row has one chunk, else this chunk's partial.
+template <int D>
+__device__ void merge_warps_and_write(const float* warp_o, const float* warp_m, const float* warp_l,
+                                      int rows_per_warp, int heads, const PagedAttentionArgs& a,
+                                      const PagedDecodePlan& plan, void* workspace, const DecodeRow& row,
+                                      int head0, int slot_row, int chunk) {
+  const bool single = plan.num_chunks == 1;
+  const Partials part = Partials::at(workspace, a, plan.num_chunks);
+  for (int idx = threadIdx.x; idx < heads * D; idx += kThreads) {
+    const int h = idx / D, d = idx % D;
+    float mx = warp_m[h], sum = warp_l[h], out = warp_o[h * D + d];
+#pragma unroll
+    for (int w = 1; w < kWarps; ++w) {
+      float o1[1] = {out};
+      const float o2[1] = {warp_o[(w * rows_per_warp + h) * D + d]};
+      merge_state(mx, sum, o1, warp_m[w * rows_per_warp + h], warp_l[w * rows_per_warp + h], o2);
+      out = o1[0];
+    }
+    if (single) {
+      static_cast<bf16*>(a.out)[(int64_t(row.t) * a.Hq + head0 + h) * D + d] =
+          __float2bfloat16_rn(sum > 0.0f ? out / sum : 0.0f);
+    } else {
+      const int64_t at = (int64_t(slot_row) * a.Hq + head0 + h) * plan.num_chunks + chunk;
+      part.o[at * D + d] = out;
+      if (d == 0) part.m[at] = mx, part.l[at] = sum;
+    }
+  }
+}
+
 // This lane's 8 elements of a key (value) row in shared memory, unscaled.
 template <typename KV>
 __device__ __forceinline__ void load_piece(const unsigned char* p, float (&out)[8]) {
@@ -327,27 +358,7 @@ __global__ void __launch_bounds__(kThreads) paged_decode_split_kernel(PagedAtten
   }
   __syncthreads();
 
-  const bool single = plan.num_chunks == 1;
-  const Partials part = Partials::at(workspace, a, plan.num_chunks);
-  for (int idx = threadIdx.x; idx < heads * D; idx += kThreads) {
-    const int h = idx / D, d = idx % D;
-    float mx = warp_m[h], sum = warp_l[h], out = warp_o[h * D + d];
-#pragma unroll
-    for (int w = 1; w < kWarps; ++w) {
-      float o1[1] = {out};
-      const float o2[1] = {warp_o[(w * HEADS + h) * D + d]};
-      merge_state(mx, sum, o1, warp_m[w * HEADS + h], warp_l[w * HEADS + h], o2);
-      out = o1[0];
-    }
-    if (single) {
-      static_cast<bf16*>(a.out)[(int64_t(row.t) * a.Hq + head0 + h) * D + d] =
-          __float2bfloat16_rn(sum > 0.0f ? out / sum : 0.0f);
-    } else {
-      const int64_t at = (int64_t(slot_row) * a.Hq + head0 + h) * plan.num_chunks + chunk;
-      part.o[at * D + d] = out;
-      if (d == 0) part.m[at] = mx, part.l[at] = sum;
-    }
-  }
+  merge_warps_and_write<D>(warp_o, warp_m, warp_l, HEADS, heads, a, plan, workspace, row, head0, slot_row, chunk);
 }
 
 // ---- The tensor-core split kernel (head_dim 64 and 128) ----------------------------------------------------
@@ -658,27 +669,7 @@ __global__ void __launch_bounds__(kThreads) paged_decode_mma_kernel(PagedAttenti
   }
   __syncthreads();
 
-  const bool single = plan.num_chunks == 1;
-  const Partials part = Partials::at(workspace, a, plan.num_chunks);
-  for (int idx = threadIdx.x; idx < heads * D; idx += kThreads) {
-    const int h = idx / D, d = idx % D;
-    float mx = warp_m[h], sum = warp_l[h], out = warp_o[h * D + d];
-#pragma unroll
-    for (int w = 1; w < kWarps; ++w) {
-      float o1[1] = {out};
-      const float o2[1] = {warp_o[(w * kMmaRows + h) * D + d]};
-      merge_state(mx, sum, o1, warp_m[w * kMmaRows + h], warp_l[w * kMmaRows + h], o2);
-      out = o1[0];
-    }
-    if (single) {
-      static_cast<bf16*>(a.out)[(int64_t(row.t) * a.Hq + head0 + h) * D + d] =
-          __float2bfloat16_rn(sum > 0.0f ? out / sum : 0.0f);
-    } else {
-      const int64_t at = (int64_t(slot_row) * a.Hq + head0 + h) * plan.num_chunks + chunk;
-      part.o[at * D + d] = out;
-      if (d == 0) part.m[at] = mx, part.l[at] = sum;
-    }
-  }
+  merge_warps_and_write<D>(warp_o, warp_m, warp_l, kMmaRows, heads, a, plan, workspace, row, head0, slot_row, chunk);
 }
 
 // One CTA per (row slot, query head): out[t, h, :] from the partials of the chunks that hold keys. Warp w
