@@ -291,23 +291,30 @@ MatmulOperands check_matmul(const char* op, const Tensor& out, const Tensor& x, 
   return {M, N, K, x_elem, w_elem, out_elem};
 }
 
-std::optional<GemvArgs> gemv_args(const char* op, Tensor& out, const Tensor& x, const Tensor& w, const Tensor* bias) {
-  const auto [M, N, K, x_elem, w_elem, out_elem] = check_matmul(op, out, x, w);
-  if (x_elem != w_elem || !gemv_supported(w_elem, w_elem, M, N, K, x.data(), w.data())) return std::nullopt;
+// The gemv kernel's arguments for checked operands, x given in w's dtype.
+GemvArgs gemv_launch_args(const char* op, const MatmulOperands& m, Tensor& out, const void* x, const Tensor& w,
+                          const Tensor* bias) {
   GemvArgs args;
   args.out = out.data();
-  args.out_type = out_elem;
-  args.x = x.data();
+  args.out_type = m.out;
+  args.x = x;
   args.w = w.data();
-  args.w_type = w_elem;
+  args.w_type = m.w;
   if (bias) {
     check_on_device(op, *bias, "bias");
-    check_vector(op, *bias, N, "bias");
+    check_vector(op, *bias, m.N, "bias");
     args.bias = bias->data();
     args.bias_type = float_elem(op, *bias, "bias");
   }
-  args.M = M, args.N = N, args.K = K;
+  args.M = m.M, args.N = m.N, args.K = m.K;
   return args;
+}
+
+std::optional<GemvArgs> gemv_args(const char* op, Tensor& out, const Tensor& x, const Tensor& w, const Tensor* bias) {
+  const MatmulOperands operands = check_matmul(op, out, x, w);
+  const auto [M, N, K, x_elem, w_elem, out_elem] = operands;
+  if (x_elem != w_elem || !gemv_supported(w_elem, w_elem, M, N, K, x.data(), w.data())) return std::nullopt;
+  return gemv_launch_args(op, operands, out, x.data(), w, bias);
 }
 
 // The fused SwiGLU gemv of x (its shape and dtype; a normed launch stages x itself) when it applies: the
@@ -374,7 +381,8 @@ void CudaBackend::matmul_add(Tensor& residual, const Tensor& x, const Tensor& w,
 void CudaBackend::matmul_into(Tensor& out, const Tensor& x, const Tensor& w, const Tensor* bias,
                               Tensor* accumulate_scratch) {
   const char* op = accumulate_scratch ? "matmul_add" : "matmul";
-  const auto [M, N, K, x_elem, w_elem, out_elem] = check_matmul(op, out, x, w);
+  const MatmulOperands operands = check_matmul(op, out, x, w);
+  const auto [M, N, K, x_elem, w_elem, out_elem] = operands;
   if (M == 0 || N == 0) return;
 
   // x in the dtype of w.
@@ -386,19 +394,7 @@ void CudaBackend::matmul_into(Tensor& out, const Tensor& x, const Tensor& w, con
   }
   // Small M (decode): the memory-bound gemv kernel reads any bias and writes any output dtype directly.
   if (gemv_supported(w_elem, w_elem, M, N, K, x_data, w.data())) {
-    GemvArgs args;
-    args.out = out.data();
-    args.out_type = out_elem;
-    args.x = x_data;
-    args.w = w.data();
-    args.w_type = w_elem;
-    if (bias) {
-      check_on_device(op, *bias, "bias");
-      check_vector(op, *bias, N, "bias");
-      args.bias = bias->data();
-      args.bias_type = float_elem(op, *bias, "bias");
-    }
-    args.M = M, args.N = N, args.K = K;
+    GemvArgs args = gemv_launch_args(op, operands, out, x_data, w, bias);
     args.accumulate = accumulate_scratch != nullptr;
     launch_gemv(args, multiprocessors_, stream_);
     return;
