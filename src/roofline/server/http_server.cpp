@@ -282,6 +282,9 @@ void HttpServer::Impl::set_up() {
     if (res.status == 404)
       return send_error(res, ApiError(404, fmt::format("Invalid URL ({} {})", req.method, req.path),
                                       "invalid_request_error", {}, "not_found"));
+    // These two leave the request (or the rest of its body) unread on the connection: it cannot carry another
+    // request, and a client that reused it would fail its next request ("other side closed").
+    res.set_header("Connection", "close");
     if (res.status == 413)
       return send_error(res, ApiError(413, fmt::format("the request body is larger than the limit of {} bytes", limit),
                                       "invalid_request_error", {}, "request_too_large"));
