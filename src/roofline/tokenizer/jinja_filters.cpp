@@ -2,6 +2,7 @@
 // (map, select, reverse, items, ...) are lists here: templates iterate, join or `| list` them.
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <unordered_map>
@@ -56,7 +57,10 @@ Value lookup_path(const Value& v, const std::string& path) {
     size_t dot = path.find('.', pos);
     std::string part = path.substr(pos, dot == std::string::npos ? std::string::npos : dot - pos);
     bool numeric = !part.empty() && std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
-    cur = get_item(cur, numeric ? Value(int64_t(std::stoll(part))) : Value(part));
+    int64_t index = 0;
+    if (numeric && std::from_chars(part.data(), part.data() + part.size(), index).ec != std::errc())
+      render_error("attribute path '{}': index {} out of range", path, part);
+    cur = get_item(cur, numeric ? Value(index) : Value(part));
     if (dot == std::string::npos) return cur;
     pos = dot + 1;
   }

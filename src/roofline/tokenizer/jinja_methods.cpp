@@ -2,6 +2,7 @@
 // functions of the environment. Methods that would mutate a list or dict are refused, as in
 // transformers' ImmutableSandboxedEnvironment.
 #include <algorithm>
+#include <charconv>
 #include <ctime>
 #include <memory>
 #include <unordered_map>
@@ -13,6 +14,7 @@ namespace roofline::jinja {
 namespace {
 
 constexpr int64_t kMaxRange = 100000;  // jinja2.sandbox.MAX_RANGE
+constexpr int64_t kMaxFormatWidth = int64_t(1) << 20;  // str.format field widths
 
 using Method = Value (*)(const Value& self, CallArgs& args);
 
@@ -247,7 +249,10 @@ Value str_format(const Value& self, CallArgs& args) {
     }
     const Value* v = nullptr;
     if (field.empty() || std::all_of(field.begin(), field.end(), ::isdigit)) {
-      size_t index = field.empty() ? auto_index++ : size_t(std::stoul(field));
+      size_t index = auto_index;
+      if (field.empty()) ++auto_index;
+      else if (std::from_chars(field.data(), field.data() + field.size(), index).ec != std::errc())
+        render_error("Replacement index {} out of range for positional args tuple", field);
       if (index >= args.positional.size()) render_error("Replacement index {} out of range for positional args tuple", index);
       v = &args.positional[index];
     } else {
@@ -268,7 +273,11 @@ Value str_format(const Value& self, CallArgs& args) {
         p = 1;
       }
       if (spec.find_first_not_of("0123456789", p) != std::string::npos) render_error("unsupported format spec '{}'", spec);
-      int64_t width = p < spec.size() ? std::stoll(spec.substr(p)) : 0, n = int64_t(utf8_length(text));
+      // A width past kMaxFormatWidth is refused: a template must not be able to ask for gigabytes.
+      int64_t width = 0, n = int64_t(utf8_length(text));
+      if (p < spec.size() && (std::from_chars(spec.data() + p, spec.data() + spec.size(), width).ec != std::errc() ||
+                              width > kMaxFormatWidth))
+        render_error("format width '{}' is larger than {}", spec.substr(p), kMaxFormatWidth);
       if (width > n) {
         int64_t margin = width - n, left = align == '<' ? 0 : align == '>' ? margin : margin / 2;
         text = std::string(size_t(left), fill) + text + std::string(size_t(margin - left), fill);

@@ -544,9 +544,12 @@ class Parser {
     if (t.text == ".") {
       const Token& attr = next();
       if (attr.type == T::Name) return std::make_unique<GetattrExpr>(t.line, std::move(node), attr.text);
-      if (attr.type == T::Integer)
-        return std::make_unique<GetitemExpr>(t.line, std::move(node),
-                                             std::make_unique<LiteralExpr>(attr.line, Value(int64_t(std::stoll(attr.text)))));
+      if (attr.type == T::Integer) {
+        int64_t index = 0;
+        auto [p, ec] = std::from_chars(attr.text.data(), attr.text.data() + attr.text.size(), index);
+        if (ec != std::errc()) error(attr, "integer literal out of range");
+        return std::make_unique<GetitemExpr>(t.line, std::move(node), std::make_unique<LiteralExpr>(attr.line, Value(index)));
+      }
       error(attr, "expected a name or number after '.'");
     }
     // [index], [start:stop:step] or [a, b] (a tuple key)

@@ -248,7 +248,9 @@ class Renderer {
     ValueDict kwargs;
     std::vector<bool> bound(params.size());
     for (size_t i = 0; i < params.size() && i < args.positional.size(); ++i) bound[i] = true;
-    for (auto& [key, value] : args.keyword) {
+    for (auto& keyword : args.keyword) {
+      const auto& key = keyword.first;  // a plain reference: lambdas cannot capture structured bindings in clang 14
+      auto& value = keyword.second;
       auto it = std::find_if(params.begin(), params.end(), [&](const MacroParam& p) { return p.name == key; });
       if (it != params.end()) {
         size_t index = size_t(it - params.begin());

@@ -125,5 +125,15 @@ TEST(JinjaSyntax, DeepNestingIsRejectedNotACrash) {
   EXPECT_TRUE(contains(error_of(source), "nested too deeply"));
 }
 
+// Found by tests/fuzz/fuzz_chat_template.cpp: a template comes from a model file, so numbers it spells out of
+// range and format widths that would allocate gigabytes are errors of the template, never crashes.
+TEST(JinjaSyntax, OutOfRangeNumbersAndHugeWidthsAreTemplateErrors) {
+  EXPECT_TRUE(contains(error_of("{{ messages.99999999999999999999 }}", R"({"messages": []})"), "out of range"));
+  EXPECT_TRUE(contains(error_of("{{ [{'a': 1}] | map(attribute='99999999999999999999') | list }}"), "out of range"));
+  EXPECT_TRUE(contains(error_of("{{ '{99999999999999999999}'.format(1) }}"), "out of range"));
+  EXPECT_TRUE(contains(error_of("{{ '{:>99999999999}'.format(1) }}"), "larger than"));
+  EXPECT_EQ(render("{{ '{:>5}'.format(1) }}"), "    1");
+}
+
 }  // namespace
 }  // namespace roofline
