@@ -33,7 +33,7 @@ void WordCache::put_hot(const WordKey& key, const int32_t* ids, size_t n) {
   e.hash = key.hash;
   e.key_len = uint8_t(key.bytes.size());
   e.n_ids = uint8_t(n);
-  std::memcpy(e.ids, ids, n * sizeof(int32_t));
+  if (n > 0) std::memcpy(e.ids, ids, n * sizeof(int32_t));  // (a word may encode to no ids; ids is null then)
 }
 
 bool WordCache::lookup(const WordKey& key, std::vector<int32_t>& out) {
@@ -97,6 +97,8 @@ BpeModel::BpeModel(std::vector<std::pair<std::string, int32_t>> vocab,
   int32_t max_id = -1;
   for (const auto& [token, id] : vocab) {
     if (id < 0) fail("{}: vocab token '{}' has negative id {}", where, token, id);
+    if (id > kMaxTokenId)
+      fail("{}: vocab token '{}' has id {}, past the largest supported id {}", where, token, id, kMaxTokenId);
     max_id = std::max(max_id, id);
   }
   id_to_token_.resize(size_t(max_id + 1));

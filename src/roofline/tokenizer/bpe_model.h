@@ -24,6 +24,10 @@
 
 namespace roofline::tok {
 
+// The largest token id a tokenizer file may use (16.7M; the largest vocabularies in use have ~256k tokens):
+// tables indexed by id are as long as the largest id, and a file must not be able to ask for gigabytes.
+constexpr int32_t kMaxTokenId = (1 << 24) - 1;
+
 // A word as the cache sees it: its bytes, its hash and, when short, its bytes zero-padded to 24 so that
 // comparing keys is three word compares.
 struct WordKey {

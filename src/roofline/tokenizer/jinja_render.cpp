@@ -10,6 +10,10 @@ namespace {
 
 // Macro calls nest at most this deep (Python would hit its own recursion limit).
 constexpr int kMaxCallDepth = 100;
+// A template comes from a model file: nested loops must not run for hours nor outputs grow to gigabytes. A
+// real chat template runs tens of statements per message; these bounds are far past any conversation.
+constexpr int64_t kMaxStatements = 5'000'000;
+constexpr size_t kMaxOutputBytes = size_t(1) << 28;
 
 // Variables visible at one point of the template. Jinja gives each for-loop iteration, macro call and
 // `with` block its own scope: a `set` inside them is gone afterwards (hence namespace()).
@@ -76,6 +80,13 @@ class Renderer {
  private:
   int line_ = 0;  // line of the statement or expression being evaluated, for error messages
   int call_depth_ = 0;
+  int64_t statements_ = 0;  // executed so far, against kMaxStatements
+
+  void count_statement() {
+    if (++statements_ > kMaxStatements)
+      render_error("the template ran more than {} statements (a loop that does not end in reasonable time)",
+                   kMaxStatements);
+  }
 
   // ---- statements --------------------------------------------------------------------------------
 
@@ -98,6 +109,8 @@ class Renderer {
   Flow exec(const Stmt& stmt, const ScopePtr& scope, std::string& out) {
     line_ = stmt.line;
     try {
+      count_statement();
+      if (out.size() > kMaxOutputBytes) render_error("the output is larger than {} bytes", kMaxOutputBytes);
       return exec_unlocated(stmt, scope, out);
     } catch (const RenderError& e) {
       fail("chat template error at line {}: {}", line_, e.what());
@@ -195,6 +208,7 @@ class Renderer {
     OnExit release{[&last_changed] { last_changed->reset(); }};    // it may hold `loop` itself: a cycle
     int64_t n = int64_t(items.size());
     for (int64_t i = 0; i < n; ++i) {
+      count_statement();  // an iteration counts as one, so that empty loop bodies are bounded too
       auto iteration = std::make_shared<Scope>(scope);
       assign(s.target, items[size_t(i)], *iteration);
       iteration->set("loop", loop_object(items, i, last_changed));

@@ -131,7 +131,7 @@ Tokenizer Tokenizer::from_json_string(const std::string& json, const std::string
         t.id = *model_id;
       } else {
         int64_t id = tok::json_int(a, "id", where);
-        if (id < 0 || id > INT32_MAX) fail("{}: id {} out of range", where, id);
+        if (id < 0 || id > tok::kMaxTokenId) fail("{}: id {} out of range (0 to {})", where, id, tok::kMaxTokenId);
         t.id = int32_t(id);
       }
       impl->added.add(std::move(t));

@@ -250,6 +250,19 @@ TEST(TokenizerErrors, MalformedJson) {
   EXPECT_TRUE(contains(e, "nomodel.json") && contains(e, "model")) << e;
 }
 
+// Found by tests/fuzz/fuzz_tokenizer_json.cpp: tables indexed by id are as long as the largest id, so a file
+// with one huge id asked for tens of gigabytes; ids past 2^24 - 1 are an error of the file.
+TEST(TokenizerErrors, HugeIdsAreRefused) {
+  std::string e = error_of([] { load(make_json({{"a", 0}, {"b", 2000000000}}, json::array())); });
+  EXPECT_TRUE(contains(e, "'b' has id 2000000000") && contains(e, "largest supported id 16777215")) << e;
+  json j = make_json({{"a", 0}}, json::array());
+  j["added_tokens"] = json::array({added(1 << 30, "<big>", true)});
+  e = error_of([&] { load(j); });
+  EXPECT_TRUE(contains(e, "id 1073741824 out of range")) << e;
+  j["added_tokens"] = json::array({added((1 << 24) - 1, "<big>", true)});
+  EXPECT_EQ(load(j).vocab_size(), 1 << 24);  // the largest allowed id still loads
+}
+
 TEST(TokenizerErrors, UnsupportedModelTypes) {
   for (const char* type : {"WordPiece", "Unigram", "WordLevel"}) {
     json j = make_json({{"a", 0}}, json::array());
