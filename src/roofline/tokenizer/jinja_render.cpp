@@ -12,7 +12,7 @@ namespace {
 constexpr int kMaxCallDepth = 100;
 // A template comes from a model file: nested loops must not run for hours nor outputs grow to gigabytes. A
 // real chat template runs tens of statements per message; these bounds are far past any conversation.
-constexpr int64_t kMaxStatements = 5'000'000;
+constexpr int64_t kMaxStatements = 1'000'000;
 constexpr size_t kMaxOutputBytes = size_t(1) << 28;
 
 // Variables visible at one point of the template. Jinja gives each for-loop iteration, macro call and
