@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
-#include <numbers>
 #include <cstdlib>
 #include <cstring>
+#include <numbers>
 
 #include "roofline/core/error.h"
 

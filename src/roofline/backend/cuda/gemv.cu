@@ -463,24 +463,15 @@ int64_t prefetch_bytes_per_cta() {
   return bytes;
 }
 
-// CTAs per multiprocessor a normed SIMT launch (M < 4) is capped at, each CTA then taking several row blocks
-// for one norm; 0: no cap (one CTA per row block, as an unnormed launch). Every CTA reads the f32 residual
-// row and the norm weight (8 bytes per K element) next to its weight slice (16 to 32 bytes per K element at
-// M = 1), so uncapped the redundant L2 reads add a quarter to a half of the weight bytes.
-// ROOFLINE_GEMV_NORM_CTAS_PER_SM in the environment overrides it (a measurement knob; read per launch).
-// Measured on H100 (2026-12-07, decode batch 1): the cap costs more than the reads it saves: 1B v32k ctx 128
-// 983 tok/s uncapped, 965 at 4 CTAs per SM, 943 at 2; ctx 4096 875 -> 832 at 2; 8B 175.2 -> 166.3 at 2.
-int64_t normed_ctas_per_multiprocessor() {
-  const char* v = std::getenv("ROOFLINE_GEMV_NORM_CTAS_PER_SM");
-  return v ? std::max<int64_t>(0, std::atoll(v)) : int64_t(0);
-}
-
 // Warps per multiprocessor below which a launch splits K over more warps (kw_count). 16 by default
 // (measured on H100, 1B v32k batch 1 ctx 128 with the fused norms: 16 gives 983 tok/s, 32 gives 945).
-// ROOFLINE_GEMV_SPLIT_WARPS_PER_SM in the environment overrides it (a measurement knob; read per launch).
+// ROOFLINE_GEMV_SPLIT_WARPS_PER_SM in the environment overrides it (a measurement knob; read once).
 int64_t split_warps_per_multiprocessor() {
-  const char* v = std::getenv("ROOFLINE_GEMV_SPLIT_WARPS_PER_SM");
-  return v ? std::max<int64_t>(1, std::atoll(v)) : int64_t(16);
+  static const int64_t warps = [] {
+    const char* v = std::getenv("ROOFLINE_GEMV_SPLIT_WARPS_PER_SM");
+    return v ? std::max<int64_t>(1, std::atoll(v)) : int64_t(16);
+  }();
+  return warps;
 }
 
 // a.N counts out rows (gated: rows of gate, the same number of up).
@@ -515,9 +506,10 @@ void launch_any(const GemvArgs& a, int multiprocessors, cudaStream_t stream) {
                      a.out, a.out_type, a.bias, a.bias_type, int(a.M), int(a.N), int(a.K), kw_count, prefetch_rows,
                      norm, a.accumulate);
     } else if (normed) {
-      const int64_t per_sm = normed_ctas_per_multiprocessor();
-      const auto ctas = unsigned(per_sm > 0 ? std::min<int64_t>(blocks, per_sm * std::max(multiprocessors, 1)) : blocks);
-      launch_simt<T, Gated, true>(a, blocks, ctas, kw_count, prefetch_rows, stream);
+      // One CTA per row block, as unnormed: capping the CTAs (each then taking several row blocks for one
+      // norm, fewer redundant residual reads) measured slower on H100 (1B v32k batch 1: 983 tok/s uncapped,
+      // 965 at 4 CTAs per SM, 943 at 2; 8B 175.2 -> 166.3 at 2).
+      launch_simt<T, Gated, true>(a, blocks, blocks, kw_count, prefetch_rows, stream);
     } else {
       launch_simt<T, Gated, false>(a, blocks, blocks, kw_count, prefetch_rows, stream);
     }
