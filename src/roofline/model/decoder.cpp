@@ -70,6 +70,9 @@ Decoder::Decoder(const ModelSpec& spec, const ModelWeights& weights, Backend& ba
       w_(weights),
       backend_(backend),
       act_(backend.activation_dtype()),
+      matmul_in_(act_ == DType::BF16 && (weights.stored_dtype() == DType::F16 || weights.stored_dtype() == DType::F32)
+                     ? weights.stored_dtype()
+                     : act_),
       kv_dtype_(kv_cache_dtype),
       eps_(float(spec.norm_eps)) {
   ROOFLINE_CHECK(kv_dtype_ == act_ || kv_dtype_ == DType::F8E4M3,
@@ -141,20 +144,20 @@ void Decoder::ensure_capacity(int64_t tokens, int64_t seqs, int64_t blocks_per_s
     // is the largest error of a bf16 forward pass (the adds are fused into the norms, so it costs one
     // f32 read and write per layer).
     x_ = backend_.alloc(DType::F32, {T, s.hidden_size});
-    h_ = backend_.alloc(act_, {T, s.hidden_size});
+    h_ = backend_.alloc(matmul_in_, {T, s.hidden_size});
     qkv_ = backend_.alloc(wide_qkv_ ? DType::F32 : act_, {T * (s.q_dim() + 2 * s.kv_dim())});
     attn_ = backend_.alloc(act_, {T, s.num_heads, s.head_dim});
     if (wide_qkv_) q_rotated_ = backend_.alloc(act_, {T, s.num_heads, s.head_dim});
     // The o and down projections write f32 (the GEMM accumulates in f32 anyway): they are added straight
     // into the residual, so rounding them to bf16 first would add error at every layer for no speed.
     proj_ = backend_.alloc(DType::F32, {T, s.hidden_size});
-    gate_up_ = backend_.alloc(act_, {T * s.intermediate_size * (s.mlp == MlpKind::GatedSiLU ? 2 : 1)});
+    gate_up_ = backend_.alloc(matmul_in_, {T * s.intermediate_size * (s.mlp == MlpKind::GatedSiLU ? 2 : 1)});
     meta_ = Tensor();  // re-laid out below
   }
   if (logit_rows > cap_logit_rows_) {
     cap_logit_rows_ = grown(logit_rows, cap_logit_rows_, 1);
     logits_ = backend_.alloc(DType::F32, {cap_logit_rows_, s.vocab_size});
-    gathered_ = backend_.alloc(act_, {cap_logit_rows_, s.hidden_size});
+    gathered_ = backend_.alloc(matmul_in_, {cap_logit_rows_, s.hidden_size});
   }
   if (seqs > cap_seqs_ || blocks_per_seq > cap_blocks_ || !meta_.defined()) {
     cap_seqs_ = grown(seqs, cap_seqs_, 8);

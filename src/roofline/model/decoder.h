@@ -97,6 +97,10 @@ class Decoder {
   const ModelWeights& w_;
   Backend& backend_;
   DType act_;
+  // The dtype of what the projections read (normed activations, the MLP's hidden, the lm_head rows): the
+  // checkpoint's own f16 or f32 where the activation dtype is bf16, so nothing is rounded below the
+  // weights' precision and the GEMMs need no conversion of their input; the activation dtype otherwise.
+  DType matmul_in_;
   DType kv_dtype_;
   // The q/k/v projections write f32 where RoPE + KV store can round them once into the pools (and the
   // rotated query buffer): the activation dtype below f32, a KV cache in it or in fp8, rotary positions.
