@@ -5,7 +5,6 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <vector>
@@ -86,10 +85,6 @@ CudaBackend::CudaBackend(int device_index) : device_index_(device_index) {
   multiprocessors_ = prop.multiProcessorCount;
   ROOFLINE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   gemm_ = std::make_unique<CublasLtGemm>(stream_, kGemmWorkspaceBytes);
-  // ROOFLINE_GEMM_AUTOTUNE=1 (log: also print each shape's candidates): decode-sized GEMMs take the fastest
-  // of cuBLASLt's candidates, timed at their first use, instead of the heuristic's first.
-  if (const char* tune = std::getenv("ROOFLINE_GEMM_AUTOTUNE"); tune && std::strcmp(tune, "0") != 0)
-    gemm_->enable_autotune(std::strcmp(tune, "log") == 0);
 }
 
 CudaBackend::~CudaBackend() {

@@ -19,7 +19,6 @@ class CublasLtGemm {
   CublasLtGemm(cudaStream_t stream, size_t workspace_bytes) : gemm_(stream, workspace_bytes) {}
 
   static bool supported(cudaDataType input, cudaDataType output);
-  void enable_autotune(bool log) { gemm_.enable_autotune(log); }
 
   // beta 1: out += the product (out f32, accumulated in place: a residual add as the epilogue).
   void run(void* out, cudaDataType out_type, const void* x, const void* w, cudaDataType in_type, const void* bias,

@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <vector>
 
 #include "roofline/backend/cuda/cuda_check.h"
@@ -113,8 +112,8 @@ LtGemm::Plan& LtGemm::plan_for(const Key& key) {
 }
 
 // Times up to 8 heuristic candidates (median of 5 after one warm-up) writing D to a scratch buffer.
-std::optional<cublasLtMatmulAlgo_t> LtGemm::survey_plan(const Key& key, const Plan& plan, const void* a,
-                                                        const void* b, const void* c_in, float beta) {
+void LtGemm::survey_plan(const Key& key, const Plan& plan, const void* a, const void* b, const void* c_in,
+                         float beta) {
   cublasLtMatmulPreference_t preference = nullptr;
   LT_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&preference));
   const uint64_t bytes = workspace_bytes_;
@@ -170,7 +169,7 @@ std::optional<cublasLtMatmulAlgo_t> LtGemm::survey_plan(const Key& key, const Pl
   int best = -1;
   for (int i = 0; i < found; ++i)
     if (ms_of[size_t(i)] > 0 && (best < 0 || ms_of[size_t(i)] < ms_of[size_t(best)])) best = i;
-  if (best < 0) return std::nullopt;
+  if (best < 0) return;
   const double flops = 2.0 * double(key.M) * double(key.N) * double(key.K);
   survey_lines_.push_back(fmt::format(
       "{:>6} {:>6} {:>6} {}{} {:<4} {:>2} cand. | heuristic #0 {:>7.3f} ms {:>5.0f} TFLOP/s | best #{} {:>7.3f} ms "
@@ -178,8 +177,6 @@ std::optional<cublasLtMatmulAlgo_t> LtGemm::survey_plan(const Key& key, const Pl
       key.M, key.N, key.K, key.ta ? "T" : "N", key.tb ? "T" : "N", key.c_type == CUDA_R_32F ? "f32" : "bf16", found,
       ms_of[0], ms_of[0] > 0 ? flops / (ms_of[0] * 1e-3) / 1e12 : 0.0, best, ms_of[size_t(best)],
       flops / (ms_of[size_t(best)] * 1e-3) / 1e12));
-  if (autotune_log_) std::fprintf(stderr, "gemm autotune: %s\n", survey_lines_.back().c_str());
-  return results[best].algo;
 }
 
 std::string LtGemm::survey() const {
@@ -213,15 +210,10 @@ void LtGemm::run(int64_t M, int64_t N, int64_t K, GemmOperand a, GemmOperand b, 
   if (bias) set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, bias);
   if (a_row_sums) set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, static_cast<const void*>(a_row_sums));
   if (gelu.kind != GemmGelu::Kind::None) set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, gelu.aux);
-  // Autotuning stops at M 256: decode batches (padded to a few sizes) are where the heuristic misjudges the
-  // skinny shapes, while prefill chunks come in any length and would each cost a survey.
-  if (first_use && (survey_enabled_ || (autotune_ && M <= kAutotuneMaxM))) {  // the pointers set above
+  if (first_use && survey_enabled_) {  // the pointers set above
     cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
     ROOFLINE_CUDA_CHECK(cudaStreamIsCapturing(stream_, &capture));
-    if (capture == cudaStreamCaptureStatusNone) {
-      const std::optional<cublasLtMatmulAlgo_t> fastest = survey_plan(key, plan, a.data, b.data, c_in, beta);
-      if (autotune_ && M <= kAutotuneMaxM && fastest) plan.algo = *fastest;
-    }
+    if (capture == cudaStreamCaptureStatusNone) survey_plan(key, plan, a.data, b.data, c_in, beta);
   }
   const float alpha = 1.0f;
   LT_CUBLAS_CHECK(cublasLtMatmul(handle_, plan.desc, &alpha, b.data, plan.a, a.data, plan.b, &beta, c_in, plan.c, c,

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "roofline/backend/cuda/cuda_check.h"
+#include "roofline/core/error.h"
 
 namespace roofline::train::cuda {
 
@@ -26,7 +27,17 @@ class DeviceArray {
     if (n == 0) return;
     void* p = nullptr;
     if constexpr (Pinned) ROOFLINE_CUDA_CHECK(cudaMallocHost(&p, n * sizeof(T)));
-    else ROOFLINE_CUDA_CHECK(cudaMalloc(&p, n * sizeof(T)));
+    else if (const cudaError_t e = cudaMalloc(&p, n * sizeof(T)); e == cudaErrorMemoryAllocation) {
+      (void)cudaGetLastError();
+      size_t free_bytes = 0, total_bytes = 0;
+      cudaMemGetInfo(&free_bytes, &total_bytes);
+      constexpr double kGiB = double(1 << 30);
+      fail("training: out of GPU memory allocating {:.2f} GiB ({:.2f} GiB free of {:.2f}); a smaller --batch or "
+           "--checkpoint-activations needs less (roofline estimate --workload train shows the budget)",
+           double(n * sizeof(T)) / kGiB, double(free_bytes) / kGiB, double(total_bytes) / kGiB);
+    } else {
+      ROOFLINE_CUDA_CHECK(e);
+    }
     ptr_ = static_cast<T*>(p);
     n_ = n;
   }
