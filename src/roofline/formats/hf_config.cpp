@@ -287,15 +287,25 @@ void check_positive(const std::string& label, const char* what, int64_t value) {
   if (value <= 0) fail("{}: {} must be positive, got {}", label, what, value);
 }
 
-void validate(const ModelSpec& s, const std::string& label) {
-  check_positive(label, "vocab_size", s.vocab_size);
-  check_positive(label, "hidden_size", s.hidden_size);
-  check_positive(label, "num_layers", s.num_layers);
-  check_positive(label, "num_heads", s.num_heads);
-  check_positive(label, "num_kv_heads", s.num_kv_heads);
-  check_positive(label, "head_dim", s.head_dim);
-  check_positive(label, "intermediate_size", s.intermediate_size);
-  check_positive(label, "max_position_embeddings", s.max_position_embeddings);
+// Positive, and at most `most`: far above any real model's value, low enough that every size derived from
+// the spec (widths, parameter count, cache bytes per token) fits in 64 bits and positions in 32.
+void check_size(const std::string& label, const char* what, int64_t value, int64_t most) {
+  check_positive(label, what, value);
+  if (value > most) fail("{}: {} is {}, larger than any model this engine runs (at most {})", label, what, value, most);
+}
+
+}  // namespace
+
+void check_model_spec(const ModelSpec& s, const std::string& label) {
+  check_size(label, "vocab_size", s.vocab_size, int64_t(1) << 24);  // token ids stay below 2^24 (tokenizer)
+  check_size(label, "hidden_size", s.hidden_size, int64_t(1) << 20);
+  check_size(label, "num_layers", s.num_layers, int64_t(1) << 12);
+  check_size(label, "num_heads", s.num_heads, int64_t(1) << 12);
+  check_size(label, "num_kv_heads", s.num_kv_heads, int64_t(1) << 12);
+  check_size(label, "head_dim", s.head_dim, int64_t(1) << 12);
+  check_size(label, "num_heads x head_dim", s.q_dim(), int64_t(1) << 20);
+  check_size(label, "intermediate_size", s.intermediate_size, int64_t(1) << 22);
+  check_size(label, "max_position_embeddings", s.max_position_embeddings, int64_t(1) << 30);
   if (s.num_heads % s.num_kv_heads != 0)
     fail("{}: num_attention_heads ({}) is not a multiple of num_key_value_heads ({})", label, s.num_heads,
          s.num_kv_heads);
@@ -316,6 +326,8 @@ void validate(const ModelSpec& s, const std::string& label) {
   for (int64_t id : s.eos_token_ids)
     if (id < 0) fail("{}: eos_token_id {} is negative", label, id);
 }
+
+namespace {
 
 json parse_json_text(const std::string& text, const std::string& label) {
   try {
@@ -360,7 +372,7 @@ ModelSpec parse_impl(const std::string& config_text, const std::string& config_l
   spec.eos_token_ids = f.int_list("eos_token_id");
   if (!gen_text.empty()) parse_generation(parse_json_text(gen_text, gen_label), gen_label, spec);
 
-  validate(spec, config_label);
+  check_model_spec(spec, config_label);
   return spec;
 }
 

@@ -86,6 +86,10 @@ const std::vector<std::string>& supported_architectures();
 // file and the field for a missing or ill-typed field, and listing supported_architectures() for an
 // unknown architecture.
 ModelSpec load_model_spec(const std::string& model_dir);
+// Throws roofline::Error, naming `label`, where a spec is not one this engine can run: sizes not positive or
+// beyond any real model (so every derived size fits in 64 bits), heads not a multiple of kv heads, odd rotary
+// dims, a non-positive epsilon or rope theta. The parsers call it; so does anything that builds a spec itself.
+void check_model_spec(const ModelSpec& spec, const std::string& label);
 // The same from JSON text (tests); generation_config may be empty.
 ModelSpec parse_model_spec(const std::string& config_json, const std::string& generation_config_json,
                            const std::string& label);

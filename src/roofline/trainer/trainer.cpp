@@ -75,6 +75,7 @@ ModelSpec spec_from_options(const TrainOptions& o, int64_t vocab_size, std::opti
     fail("--heads ({}) must be a multiple of --kv-heads ({})", s.num_heads, s.num_kv_heads);
   if (o.seq > s.max_position_embeddings)
     fail("--seq {} exceeds the model's {} positions", o.seq, s.max_position_embeddings);
+  check_model_spec(s, "the new model (--layers, --hidden, --heads, --kv-heads, --ffn, --max-positions)");
   return s;
 }
 

@@ -461,6 +461,16 @@ TEST(ModelSpec, SanityChecks) {
   EXPECT_HAS(error_with("\"num_hidden_layers\": 32", "\"num_hidden_layers\": -1"), "num_layers must be positive");
   EXPECT_HAS(error_with("\"rms_norm_eps\": 1e-05", "\"rms_norm_eps\": 0"), "norm epsilon must be positive");
   EXPECT_HAS(error_with("\"hidden_act\": \"silu\"", "\"hidden_act\": \"gelu\""), "field 'hidden_act' is 'gelu'");
+  // Sizes beyond any model: refused before anything multiplies them (found by the config fuzzer, as signed
+  // overflow in the parameter count).
+  EXPECT_HAS(error_with("\"num_hidden_layers\": 32", "\"num_hidden_layers\": 100000"),
+             "num_layers is 100000, larger than any model this engine runs (at most 4096)");
+  EXPECT_HAS(error_with("\"vocab_size\": 32000", "\"vocab_size\": 1099511627776"),
+             "vocab_size is 1099511627776, larger than any model this engine runs (at most 16777216)");
+  EXPECT_HAS(error_with("\"intermediate_size\": 14336", "\"intermediate_size\": 4611686018427387904"),
+             "intermediate_size is 4611686018427387904");
+  EXPECT_HAS(error_with("\"max_position_embeddings\": 32768", "\"max_position_embeddings\": 4294967296"),
+             "max_position_embeddings is 4294967296");
 }
 
 TEST(ModelSpec, ParameterCountsCountBiasesAndTiedEmbeddingsOnce) {

@@ -338,6 +338,16 @@ TEST(TrainSpec, FromScratchShapesAndErrors) {
   EXPECT_EQ(s.intermediate_size, 256);
   o.arch = "bert";
   EXPECT_THROW(spec_from_options(o, 384, 0, 1), Error);
+  // Sizes past any real model are refused with the flags named, before anything multiplies them.
+  o.arch = "llama";
+  o.hidden = int64_t(1) << 40;
+  try {
+    spec_from_options(o, 384, 0, 1);
+    ADD_FAILURE() << "a 2^40-wide model was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--hidden"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("larger than any model"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace
