@@ -67,6 +67,7 @@ std::string toml_value(const std::string& raw, const std::string& path, int line
   }
   const size_t hash = v.find('#');
   if (hash != std::string::npos) v = trim(v.substr(0, hash));
+  if (v.empty()) fail("{}:{}: missing value (only a comment)", path, line);
   if (v.front() == '[') {
     if (v.back() != ']') fail("{}:{}: unterminated array", path, line);
     std::string inner = v.substr(1, v.size() - 2), out;
@@ -93,7 +94,10 @@ std::vector<std::pair<std::string, std::string>> read_config_file(const std::str
   if (!in) fail("--config {}: cannot read", path);
   std::stringstream ss;
   ss << in.rdbuf();
-  const std::string text = ss.str();
+  return parse_config_text(ss.str(), path);
+}
+
+std::vector<std::pair<std::string, std::string>> parse_config_text(const std::string& text, const std::string& path) {
   std::vector<std::pair<std::string, std::string>> out;
   const std::string start = trim(text.substr(0, std::min<size_t>(text.size(), 64)));
   if (!start.empty() && start[0] == '{') {

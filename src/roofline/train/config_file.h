@@ -12,5 +12,7 @@ namespace roofline::train {
 // (key, value as command-line text) pairs, in file order; booleans become "true"/"false", arrays "1,2,3".
 // Throws roofline::Error naming the file and line for syntax errors.
 std::vector<std::pair<std::string, std::string>> read_config_file(const std::string& path);
+// The same from the file's text; `path` names it in errors.
+std::vector<std::pair<std::string, std::string>> parse_config_text(const std::string& text, const std::string& path);
 
 }  // namespace roofline::train

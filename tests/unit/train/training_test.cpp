@@ -316,6 +316,10 @@ TEST(TrainConfig, TomlAndJson) {
   EXPECT_EQ(j, want_json);
   EXPECT_THROW(read_config_file(tmp / "bad.toml"), Error);
   EXPECT_THROW(read_config_file(tmp / "missing.toml"), Error);
+  EXPECT_THROW(parse_config_text("lr = # no value\n", "c.toml"), Error);
+  EXPECT_THROW(parse_config_text("lr = [1, 2\n", "c.toml"), Error);
+  EXPECT_THROW(parse_config_text("name = \"open\n", "c.toml"), Error);
+  EXPECT_THROW(parse_config_text("{\"a\": {\"b\": {}}, \"c\": {\"x\": 1}", "c.json"), Error);
 }
 
 TEST(TrainSpec, FromScratchShapesAndErrors) {
