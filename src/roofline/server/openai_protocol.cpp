@@ -98,7 +98,7 @@ Json parse_body(std::string_view body) {
   Json j;
   try {
     j = Json::parse(body);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for a number like 1e99999
     throw invalid_request(fmt::format("the request body is not valid JSON: {}", e.what()), {}, "invalid_json");
   }
   if (!j.is_object())

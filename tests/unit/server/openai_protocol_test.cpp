@@ -39,6 +39,7 @@ void expect_rejected(Endpoint endpoint, const std::vector<BadCase>& cases) {
 TEST(OpenAiProtocol, CompletionErrorsNameTheFieldAndTheRule) {
   expect_rejected(Endpoint::kCompletions, {
       {"{not json", "", "not valid JSON"},
+      {R"({"prompt": "x", "temperature": 1e99999})", "", "not valid JSON"},  // number overflow (fuzzer)
       {"[1, 2]", "", "must be a JSON object (got an array)"},
       {"{}", "prompt", "'prompt' is required"},
       {R"({"prompt": 5})", "prompt", "'prompt' must be a string or a list of token ids (got an integer)"},
