@@ -205,7 +205,15 @@ DataSplit::DataSplit(const std::string& dir, const std::string& split) {
     fail("{}: not valid JSON: {}", manifest_path.string(), e.what());
   }
   if (!m.contains(split) || !m[split].is_array()) fail("{}: no '{}' list", manifest_path.string(), split);
-  for (const auto& entry : m[split]) shards_.emplace_back((fs::path(dir) / entry.at("file").get<std::string>()).string());
+  for (const auto& entry : m[split]) {
+    if (!entry.is_object() || !entry.contains("file") || !entry["file"].is_string())
+      fail("{}: each '{}' entry must be an object with a \"file\" name", manifest_path.string(), split);
+    const std::string file = entry["file"].get<std::string>();
+    // Shards live in the data directory: a name that climbs out of it is not one prepare wrote.
+    if (file.empty() || fs::path(file).is_absolute() || file.find("..") != std::string::npos)
+      fail("{}: shard name '{}' is not a file inside {}", manifest_path.string(), file, dir);
+    shards_.emplace_back((fs::path(dir) / file).string());
+  }
 }
 
 DataSplit::DataSplit(std::vector<std::string> shard_paths) {

@@ -35,6 +35,7 @@ class TempDir {
     fs::remove_all(path_, ec);
   }
   std::string operator/(const std::string& name) const { return (path_ / name).string(); }
+  std::string dir() const { return path_.string(); }
 
  private:
   fs::path path_;
@@ -108,6 +109,20 @@ TEST(TrainData, ShardHeaderAndErrors) {
   fs::resize_file(tmp / "t.bin", kShardHeaderBytes + 2);
   EXPECT_THROW(TokenShard(tmp / "t.bin"), Error);
   EXPECT_THROW(write_shard(tmp / "x.bin", {5, 200}, 100), Error);
+  // A manifest whose entries are not shard names inside the directory is refused, naming the manifest.
+  for (const char* entries : {R"([{"name": "s.bin"}])", R"([{"file": 5}])", R"(["s.bin"])",
+                              R"([{"file": "../s.bin"}])", R"([{"file": "/etc/passwd"}])"}) {
+    std::ofstream(tmp / "manifest.json") << "{\"train\": " << entries << "}";
+    try {
+      DataSplit split(tmp.dir(), "train");
+      ADD_FAILURE() << entries << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("manifest.json"), std::string::npos) << e.what();
+    }
+  }
+  std::ofstream(tmp / "manifest.json") << R"({"train": [{"file": "s.bin"}, {"file": "t2.bin"}]})";
+  write_shard(tmp / "t2.bin", {7, 8, 9}, 100);
+  EXPECT_EQ(DataSplit(tmp.dir(), "train").tokens(), 6);
 }
 
 TEST(TrainData, LoaderIsReproducibleAndResumable) {
