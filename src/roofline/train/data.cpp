@@ -1,5 +1,6 @@
 #include "roofline/train/data.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -210,7 +211,8 @@ DataSplit::DataSplit(const std::string& dir, const std::string& split) {
       fail("{}: each '{}' entry must be an object with a \"file\" name", manifest_path.string(), split);
     const std::string file = entry["file"].get<std::string>();
     // Shards live in the data directory: a name that climbs out of it is not one prepare wrote.
-    if (file.empty() || fs::path(file).is_absolute() || file.find("..") != std::string::npos)
+    const fs::path name(file);
+    if (file.empty() || name.is_absolute() || std::ranges::any_of(name, [](const fs::path& part) { return part == ".."; }))
       fail("{}: shard name '{}' is not a file inside {}", manifest_path.string(), file, dir);
     shards_.emplace_back((fs::path(dir) / file).string());
   }

@@ -113,7 +113,7 @@ LtGemm::Plan& LtGemm::plan_for(const Key& key) {
 
 // Times up to 8 heuristic candidates (median of 5 after one warm-up) writing D to a scratch buffer.
 void LtGemm::survey_plan(const Key& key, const Plan& plan, const void* a, const void* b, const void* c_in,
-                         float beta) {
+                            float beta) {
   cublasLtMatmulPreference_t preference = nullptr;
   LT_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&preference));
   const uint64_t bytes = workspace_bytes_;
@@ -130,13 +130,6 @@ void LtGemm::survey_plan(const Key& key, const Plan& plan, const void* a, const 
   void* scratch = nullptr;
   const size_t c_bytes = size_t(key.M) * size_t(key.ldc) * (key.c_type == CUDA_R_32F ? 4 : 2);
   ROOFLINE_CUDA_CHECK(cudaMalloc(&scratch, c_bytes));
-  // Larger than any Hopper L2 (50 MB on H100/H200): written before each timed run to evict the operands.
-  constexpr size_t kFlushBytes = size_t(128) << 20;
-  void* flush = nullptr;
-  if (cudaMalloc(&flush, kFlushBytes) != cudaSuccess) {
-    (void)cudaGetLastError();  // no room: time with whatever L2 holds
-    flush = nullptr;
-  }
   cudaEvent_t start = nullptr, stop = nullptr;
   ROOFLINE_CUDA_CHECK(cudaEventCreate(&start));
   ROOFLINE_CUDA_CHECK(cudaEventCreate(&stop));
@@ -145,7 +138,6 @@ void LtGemm::survey_plan(const Key& key, const Plan& plan, const void* a, const 
   for (int i = 0; i < found; ++i) {
     std::vector<float> times;
     for (int rep = 0; rep < 6; ++rep) {
-      if (flush) ROOFLINE_CUDA_CHECK(cudaMemsetAsync(flush, rep, kFlushBytes, stream_));
       ROOFLINE_CUDA_CHECK(cudaEventRecord(start, stream_));
       const cublasStatus_t status =
           cublasLtMatmul(handle_, plan.desc, &alpha, b, plan.a, a, plan.b, &beta, c_in, plan.c, scratch, plan.c,
@@ -165,7 +157,6 @@ void LtGemm::survey_plan(const Key& key, const Plan& plan, const void* a, const 
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
   cudaFree(scratch);
-  if (flush) cudaFree(flush);
   int best = -1;
   for (int i = 0; i < found; ++i)
     if (ms_of[size_t(i)] > 0 && (best < 0 || ms_of[size_t(i)] < ms_of[size_t(best)])) best = i;
@@ -210,11 +201,7 @@ void LtGemm::run(int64_t M, int64_t N, int64_t K, GemmOperand a, GemmOperand b, 
   if (bias) set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, bias);
   if (a_row_sums) set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, static_cast<const void*>(a_row_sums));
   if (gelu.kind != GemmGelu::Kind::None) set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, gelu.aux);
-  if (first_use && survey_enabled_) {  // the pointers set above
-    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-    ROOFLINE_CUDA_CHECK(cudaStreamIsCapturing(stream_, &capture));
-    if (capture == cudaStreamCaptureStatusNone) survey_plan(key, plan, a.data, b.data, c_in, beta);
-  }
+  if (first_use && survey_enabled_) survey_plan(key, plan, a.data, b.data, c_in, beta);  // the pointers set above
   const float alpha = 1.0f;
   LT_CUBLAS_CHECK(cublasLtMatmul(handle_, plan.desc, &alpha, b.data, plan.a, a.data, plan.b, &beta, c_in, plan.c, c,
                                     plan.c, &plan.algo, workspace_, workspace_bytes_, stream_));

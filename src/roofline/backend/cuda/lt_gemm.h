@@ -82,8 +82,6 @@ class LtGemm {
     cublasLtMatmulAlgo_t algo{};
   };
   Plan& plan_for(const Key& key);
-  // L2 is flushed before each timed run: the operands of a small GEMM fit in L2, which would favour
-  // algorithms that re-read them.
   void survey_plan(const Key& key, const Plan& plan, const void* a, const void* b, const void* c_in, float beta);
   static void destroy(Plan& plan);
 
