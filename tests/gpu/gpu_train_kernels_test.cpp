@@ -60,11 +60,13 @@ std::vector<double> download(const DeviceArray<bf16>& d) {
 class GpuTrainKernels : public test::GpuTest {};
 
 TEST_F(GpuTrainKernels, LayerNormAndRmsNormForwardBackward) {
-  // 75 rows: backward blocks of 16 and of 32 rows, the last one partial. Widths: float4 rows in registers with
-  // whole and partial chunks of 128 columns (200, 300, 768 as GPT-2's, 1000); rows of an odd number of float
-  // pairs (202) and float4 rows too wide for registers (2048), both through the shared-memory kernel.
-  const int64_t rows = 75;
-  for (int64_t dim : {200, 202, 300, 768, 1000, 2048})
+  // 75 rows: backward blocks of 16 and of 64 rows, the last one partial (its warps with 1 or 2 rows); 1,000 and
+  // 4,100 rows: 15 and 64 full blocks of 64 and a partial one (several partial rows per reduction group).
+  // Widths: float4 rows in registers with whole and partial chunks of 128 columns (4, 200, 300, 768 as
+  // GPT-2's, 1000, 1024); rows of an odd number of float pairs (202) and float4 rows too wide for registers
+  // (2048), both through the shared-memory kernel.
+  for (auto [rows, dim] : {std::pair<int64_t, int64_t>{75, 4}, {75, 200}, {75, 202}, {75, 300}, {75, 768},
+                           {75, 1000}, {75, 2048}, {4100, 768}, {1000, 1024}, {1000, 202}})
   for (bool layernorm : {true, false}) {
     const auto x = random_floats(size_t(rows * dim), 1, -2, 3), w = random_floats(static_cast<size_t>(dim), 2, 0.5, 1.5),
                b = random_floats(static_cast<size_t>(dim), 3), dy = random_floats(size_t(rows * dim), 4);
@@ -104,16 +106,16 @@ TEST_F(GpuTrainKernels, LayerNormAndRmsNormForwardBackward) {
         rdx[k] = dres0[k] + rs * (double(dy[k]) * w[static_cast<size_t>(i)] - (layernorm ? mg : 0.0) - xhat * mgx);
       }
     }
-    EXPECT_LT(relative_l2(download(y), ry), 5e-3) << layernorm << " dim " << dim;
-    EXPECT_LT(relative_l2(download(ddx), rdx), 1e-5) << layernorm << " dim " << dim;
+    EXPECT_LT(relative_l2(download(y), ry), 5e-3) << layernorm << " " << rows << " x " << dim;
+    EXPECT_LT(relative_l2(download(ddx), rdx), 1e-5) << layernorm << " " << rows << " x " << dim;
     const std::vector<double> dx_f32 = download(ddx), dx_b16 = download(dx_bf16);
     for (size_t k = 0; k < dx_f32.size(); ++k)  // the bf16 copy is the f32 result rounded
       ASSERT_EQ(dx_b16[k], round_bf16(float(dx_f32[k]))) << k;
     std::vector<double> rsum(dsum0.begin(), dsum0.end());  // plus the column sums of that bf16 copy
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t i = 0; i < dim; ++i) rsum[size_t(i)] += dx_b16[size_t(r * dim + i)];
-    EXPECT_LT(relative_l2(download(ddsum), rsum), 1e-5) << layernorm << " dim " << dim;
-    EXPECT_LT(relative_l2(download(ddw), rdw), 1e-5) << layernorm << " dim " << dim;
+    EXPECT_LT(relative_l2(download(ddsum), rsum), 1e-5) << layernorm << " " << rows << " x " << dim;
+    EXPECT_LT(relative_l2(download(ddw), rdw), 1e-5) << layernorm << " " << rows << " x " << dim;
     if (layernorm) EXPECT_LT(relative_l2(download(ddb), rdb), 1e-5);
     // A second run from the same state gives the same bits (the partial sums are added in a fixed order).
     auto ddx2 = to_device(dres0), ddw2 = to_device(dw0), ddb2 = to_device(db0), ddsum2 = to_device(dsum0);
@@ -121,17 +123,17 @@ TEST_F(GpuTrainKernels, LayerNormAndRmsNormForwardBackward) {
     norm_backward(ddy.get(), dx_.get(), dw_.get(), layernorm ? mean.get() : nullptr, rstd.get(), ddx2.get(), true,
                   dx_bf16_2.get(), ddw2.get(), layernorm ? ddb2.get() : nullptr, ddsum2.get(), partials.get(), rows,
                   dim, nullptr);
-    EXPECT_EQ(download(ddx2), dx_f32) << layernorm << " dim " << dim;
-    EXPECT_EQ(download(dx_bf16_2), dx_b16) << layernorm << " dim " << dim;
-    EXPECT_EQ(download(ddw2), download(ddw)) << layernorm << " dim " << dim;
-    EXPECT_EQ(download(ddb2), download(ddb)) << layernorm << " dim " << dim;
-    EXPECT_EQ(download(ddsum2), download(ddsum)) << layernorm << " dim " << dim;
+    EXPECT_EQ(download(ddx2), dx_f32) << layernorm << " " << rows << " x " << dim;
+    EXPECT_EQ(download(dx_bf16_2), dx_b16) << layernorm << " " << rows << " x " << dim;
+    EXPECT_EQ(download(ddw2), download(ddw)) << layernorm << " " << rows << " x " << dim;
+    EXPECT_EQ(download(ddb2), download(ddb)) << layernorm << " " << rows << " x " << dim;
+    EXPECT_EQ(download(ddsum2), download(ddsum)) << layernorm << " " << rows << " x " << dim;
   }
 }
 
 // The final norm's backward: dx written, not accumulated (accumulate_dx false), without the optional outputs.
 TEST_F(GpuTrainKernels, NormBackwardWritesDxWithoutOptionalOutputs) {
-  for (auto [rows, dim] : {std::pair<int64_t, int64_t>{1, 768}, {33, 128}, {70, 2048}}) {
+  for (auto [rows, dim] : {std::pair<int64_t, int64_t>{1, 768}, {33, 128}, {70, 2048}, {1000, 768}}) {
     const auto x = random_floats(size_t(rows * dim), 21, -2, 3), w = random_floats(size_t(dim), 22, 0.5, 1.5),
                dy = random_floats(size_t(rows * dim), 23), dw0 = random_floats(size_t(dim), 24),
                stale = random_floats(size_t(rows * dim), 25);

@@ -4,8 +4,9 @@
 // (no atomics). The same partials also give the column sums of the bf16 dx: the bias gradient of the linear
 // layer whose output gradient dx is (the residual stream's next consumer in backward), for free.
 // One warp per row: a row (768 floats for GPT-2) is 6 float4 per lane, so the row statistics need only warp
-// shuffles, never a block barrier; the row's re-reads in later passes hit L1. kVec = 4 (float4 accesses)
-// where dim % 4 == 0, else 1.
+// shuffles, never a block barrier. Rows of float4s up to 1024 wide are held in registers (read from memory
+// once); other rows go through the general kernels, whose re-reads in later passes mostly hit L1. kVec = 4
+// (float4 accesses) where dim % 4 == 0, else 1.
 #include <cstdint>
 #include <initializer_list>
 
@@ -20,9 +21,9 @@ namespace {
 constexpr int kForwardWarps = 8;        // rows per forward block
 constexpr int kBackwardWarps = 4;
 constexpr int64_t kRowsPerBlock = 16;   // backward: rows whose dweight contributions one block sums
-// The register-row backward: 4 warps of 8 rows each per block (GPT-2's 16,384 rows: 512 partial rows).
-constexpr int kRegisterWarps = 4;
-constexpr int64_t kRegisterRowsPerBlock = 32;
+// The register-row backward: 8 warps of 8 rows each per block (GPT-2's 16,384 rows: 256 partial rows).
+constexpr int kRowWarps = 8;
+constexpr int64_t kRowsPerRowBlock = 64;
 constexpr int kMaxRegisterChunks = 8;   // float4 chunks of 128 columns per lane: dim <= 1024
 
 template <int kVec>
@@ -37,6 +38,16 @@ struct Vec {
       for (int k = 0; k < kVec; ++k) r.v[k] = p[k];
     }
     return r;
+  }
+  // Read once (x, dy, the residual gradient): evict first, keep L1 and L2 for what is read again.
+  __device__ static Vec load_streaming(const float* p) {
+    static_assert(kVec == 4);
+    const float4 f = __ldcs(reinterpret_cast<const float4*>(p));
+    return Vec{{f.x, f.y, f.z, f.w}};
+  }
+  __device__ void store_streaming(float* p) const {
+    static_assert(kVec == 4);
+    __stcs(reinterpret_cast<float4*>(p), make_float4(v[0], v[1], v[2], v[3]));
   }
   __device__ void store(float* p) const {
     if constexpr (kVec == 4) *reinterpret_cast<float4*>(p) = make_float4(v[0], v[1], v[2], v[3]);
@@ -200,33 +211,44 @@ __global__ void norm_backward_kernel(const float* dy, const float* x, const floa
   }
 }
 
-// The register-row backward (float4 rows of dim <= 128 * kChunks): one warp per row with the row held in
-// registers across both passes (the kernel above re-reads x and dy, and its shared memory leaves little L1 for
-// the re-reads), and the warp's column sums of dy * xhat, dy and bf16(dx) kept in registers over its rows
-// r0 + warp, r0 + warp + kRegisterWarps, ... of the block's kRegisterRowsPerBlock. Lane l owns the columns
-// 128 j + 4 l .. 128 j + 4 l + 3 (j < kChunks), so nothing is shared until the block adds its warps' sums in warp
-// order into its partial row [3 * dim] (no atomics). Fewer, larger blocks than the kernel above: fewer partial
-// rows for the second stage.
+// The register-row backward (float4 rows of dim <= 128 * kChunks): one warp per row with the whole row (x, dy
+// and the residual gradient it adds to) loaded into registers at once, before any arithmetic, so that each warp
+// has its row's bytes in flight together; the kernel above re-reads x and dy. The warp's column sums of
+// dy * xhat, dy and bf16(dx) over its rows r0 + warp, r0 + warp + kRowWarps, ... of the block's
+// kRowsPerRowBlock live in the warp's own shared-memory row, each lane owning columns 128 j + 4 l .. + 3 (no
+// races, no barrier until the end; kept in registers they would cost 72 more registers a thread and half the
+// warps per SM). The block then adds its warps' sums in warp order into its partial row [3 * dim].
+// 8 warps of 8 rows each, two blocks per SM: GPT-2's 16,384 rows are 256 blocks, one wave on 132 SMs.
 template <int kChunks>
-__global__ void __launch_bounds__(32 * kRegisterWarps)
-    norm_backward_rows_kernel(const float* dy, const float* x, const float* w, const float* mean, const float* rstd,
-                              float* dx, bool accumulate, bf16* dx_bf16, float* partials, int64_t rows, int64_t dim) {
-  extern __shared__ float warp_sums[];  // [kRegisterWarps][3 * dim]
+__global__ void __launch_bounds__(32 * kRowWarps, kChunks <= 6 ? 2 : 1)
+    norm_backward_rows_kernel(const float* __restrict__ dy, const float* __restrict__ x,
+                              const float* __restrict__ w, const float* __restrict__ mean,
+                              const float* __restrict__ rstd, float* __restrict__ dx, bool accumulate,
+                              bf16* __restrict__ dx_bf16, float* __restrict__ partials, int64_t rows, int64_t dim) {
+  extern __shared__ float warp_sums[];  // [kRowWarps][3 * dim]
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  Vec<4> sum_w[kChunks], sum_b[kChunks], sum_dx[kChunks];
+  float* sums = warp_sums + int64_t(warp) * 3 * dim;
 #pragma unroll
-  for (int j = 0; j < kChunks; ++j) sum_w[j] = Vec<4>{}, sum_b[j] = Vec<4>{}, sum_dx[j] = Vec<4>{};
-  const int64_t r0 = int64_t(blockIdx.x) * kRegisterRowsPerBlock;
-  const int64_t r1 = min(rows, r0 + kRegisterRowsPerBlock);
-  for (int64_t r = r0 + warp; r < r1; r += kRegisterWarps) {
+  for (int j = 0; j < kChunks; ++j) {
+    const int64_t i = 128 * j + 4 * lane;
+    if (i >= dim) continue;
+    Vec<4>{}.store(sums + i);
+    Vec<4>{}.store(sums + dim + i);
+    Vec<4>{}.store(sums + 2 * dim + i);
+  }
+  const int64_t r0 = int64_t(blockIdx.x) * kRowsPerRowBlock;
+  const int64_t r1 = min(rows, r0 + kRowsPerRowBlock);
+  for (int64_t r = r0 + warp; r < r1; r += kRowWarps) {
     const float* xr = x + r * dim;
     const float* dyr = dy + r * dim;
-    Vec<4> xhat[kChunks], g[kChunks];  // x, then xhat; dy, then dy * w
+    float* dxr = dx + r * dim;
+    Vec<4> xhat[kChunks], g[kChunks], out[kChunks];  // x, then xhat; dy, then dy * w; dx in, then dx out
 #pragma unroll
     for (int j = 0; j < kChunks; ++j) {
       const int64_t i = 128 * j + 4 * lane;
-      xhat[j] = i < dim ? Vec<4>::load(xr + i) : Vec<4>{};
-      g[j] = i < dim ? Vec<4>::load(dyr + i) : Vec<4>{};
+      xhat[j] = i < dim ? Vec<4>::load_streaming(xr + i) : Vec<4>{};
+      g[j] = i < dim ? Vec<4>::load_streaming(dyr + i) : Vec<4>{};
+      out[j] = accumulate && i < dim ? Vec<4>::load_streaming(dxr + i) : Vec<4>{};
     }
     const float mu = mean ? mean[r] : 0.0f, rs = rstd[r];
     float sg = 0.0f, sgx = 0.0f;
@@ -235,6 +257,7 @@ __global__ void __launch_bounds__(32 * kRegisterWarps)
       const int64_t i = 128 * j + 4 * lane;
       if (i >= dim) continue;  // columns past dim: zeros, and no sums to keep
       const auto wv = Vec<4>::load(w + i);
+      auto sum_w = Vec<4>::load(sums + i), sum_b = Vec<4>::load(sums + dim + i);
 #pragma unroll
       for (int k = 0; k < 4; ++k) {
         const float dyk = g[j].v[k];
@@ -242,42 +265,35 @@ __global__ void __launch_bounds__(32 * kRegisterWarps)
         g[j].v[k] = dyk * wv.v[k];
         sg += g[j].v[k];
         sgx += g[j].v[k] * xhat[j].v[k];
-        sum_w[j].v[k] += dyk * xhat[j].v[k];
-        sum_b[j].v[k] += dyk;
+        sum_w.v[k] += dyk * xhat[j].v[k];
+        sum_b.v[k] += dyk;
       }
+      sum_w.store(sums + i);
+      sum_b.store(sums + dim + i);
     }
     const float mg = mean ? warp_sum(sg) / float(dim) : 0.0f;
     const float mgx = warp_sum(sgx) / float(dim);
-    float* dxr = dx + r * dim;
 #pragma unroll
     for (int j = 0; j < kChunks; ++j) {
       const int64_t i = 128 * j + 4 * lane;
       if (i >= dim) continue;
-      Vec<4> out = accumulate ? Vec<4>::load(dxr + i) : Vec<4>{};
+      auto sum_dx = Vec<4>::load(sums + 2 * dim + i);
 #pragma unroll
       for (int k = 0; k < 4; ++k) {
-        out.v[k] += rs * (g[j].v[k] - mg - xhat[j].v[k] * mgx);
-        sum_dx[j].v[k] += __bfloat162float(__float2bfloat16(out.v[k]));
+        out[j].v[k] += rs * (g[j].v[k] - mg - xhat[j].v[k] * mgx);
+        sum_dx.v[k] += __bfloat162float(__float2bfloat16(out[j].v[k]));
       }
-      out.store(dxr + i);
-      if (dx_bf16) out.store_bf16(dx_bf16 + r * dim + i);
+      sum_dx.store(sums + 2 * dim + i);
+      out[j].store_streaming(dxr + i);
+      if (dx_bf16) out[j].store_bf16(dx_bf16 + r * dim + i);
     }
   }
-  float* sums = warp_sums + int64_t(warp) * 3 * dim;
-#pragma unroll
-  for (int j = 0; j < kChunks; ++j) {
-    const int64_t i = 128 * j + 4 * lane;
-    if (i >= dim) continue;
-    sum_w[j].store(sums + i);
-    sum_b[j].store(sums + dim + i);
-    sum_dx[j].store(sums + 2 * dim + i);
-  }
   __syncthreads();
-  float* out = partials + int64_t(blockIdx.x) * 3 * dim;
+  float* block_out = partials + int64_t(blockIdx.x) * 3 * dim;
   for (int64_t i = threadIdx.x; i < 3 * dim; i += blockDim.x) {
     float s = 0.0f;
-    for (int k = 0; k < kRegisterWarps; ++k) s += warp_sums[int64_t(k) * 3 * dim + i];
-    out[i] = s;
+    for (int k = 0; k < kRowWarps; ++k) s += warp_sums[int64_t(k) * 3 * dim + i];
+    block_out[i] = s;
   }
 }
 
@@ -332,12 +348,12 @@ template <int kChunks>
 void launch_backward_rows(const float* dy, const float* x, const float* w, const float* mean, const float* rstd,
                           float* dx, bool accumulate_dx, bf16* dx_bf16, float* partials, int64_t rows, int64_t dim,
                           cudaStream_t stream) {
-  const size_t smem = size_t(kRegisterWarps) * size_t(3 * dim) * sizeof(float);
+  const size_t smem = size_t(kRowWarps) * size_t(3 * dim) * sizeof(float);
   if (smem > 48 * 1024)
     ROOFLINE_CUDA_CHECK(cudaFuncSetAttribute(norm_backward_rows_kernel<kChunks>,
                                              cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-  const unsigned blocks = unsigned((rows + kRegisterRowsPerBlock - 1) / kRegisterRowsPerBlock);
-  norm_backward_rows_kernel<kChunks><<<blocks, 32 * kRegisterWarps, smem, stream>>>(
+  const unsigned blocks = unsigned((rows + kRowsPerRowBlock - 1) / kRowsPerRowBlock);
+  norm_backward_rows_kernel<kChunks><<<blocks, 32 * kRowWarps, smem, stream>>>(
       dy, x, w, mean, rstd, dx, accumulate_dx, dx_bf16, partials, rows, dim);
   ROOFLINE_CUDA_CHECK_LAUNCH();
 }
@@ -376,7 +392,7 @@ void norm_backward(const float* dy, const float* x, const float* w, const float*
   int64_t blocks = 0;
   if (register_rows(dim, {dy, x, w, dx, dx_bf16})) {
     launch_backward_rows(dy, x, w, mean, rstd, dx, accumulate_dx, dx_bf16, partials, rows, dim, stream);
-    blocks = (rows + kRegisterRowsPerBlock - 1) / kRegisterRowsPerBlock;
+    blocks = (rows + kRowsPerRowBlock - 1) / kRowsPerRowBlock;
   } else {
     if (vectorizable(dim, {dy, x, w, dx, dx_bf16}))
       launch_backward<4>(dy, x, w, mean, rstd, dx, accumulate_dx, dx_bf16, partials, rows, dim, stream);
