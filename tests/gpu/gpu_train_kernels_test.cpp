@@ -63,10 +63,12 @@ TEST_F(GpuTrainKernels, LayerNormAndRmsNormForwardBackward) {
   // 75 rows: backward blocks of 16 and of 64 rows, the last one partial (its warps with 1 or 2 rows); 1,000 and
   // 4,100 rows: 15 and 64 full blocks of 64 and a partial one (several partial rows per reduction group).
   // Widths: float4 rows in registers with whole and partial chunks of 128 columns (4, 200, 300, 768 as
-  // GPT-2's, 1000, 1024); rows of an odd number of float pairs (202) and float4 rows too wide for registers
-  // (2048), both through the shared-memory kernel.
+  // GPT-2's, 1000, 1024), and past 1024 with the residual gradient loaded in groups after the row statistics
+  // (1100: 9 chunks of the 12-chunk kernel; 2048 as Llama 3.2 1B's); rows of an odd number of float pairs
+  // (202) and float4 rows too wide for registers (2100), both through the shared-memory kernel.
   for (auto [rows, dim] : {std::pair<int64_t, int64_t>{75, 4}, {75, 200}, {75, 202}, {75, 300}, {75, 768},
-                           {75, 1000}, {75, 2048}, {4100, 768}, {1000, 1024}, {1000, 202}})
+                           {75, 1000}, {75, 1100}, {75, 2048}, {75, 2100}, {4100, 768}, {1000, 1024},
+                           {1000, 2048}, {1000, 202}})
   for (bool layernorm : {true, false}) {
     const auto x = random_floats(size_t(rows * dim), 1, -2, 3), w = random_floats(static_cast<size_t>(dim), 2, 0.5, 1.5),
                b = random_floats(static_cast<size_t>(dim), 3), dy = random_floats(size_t(rows * dim), 4);
@@ -133,7 +135,7 @@ TEST_F(GpuTrainKernels, LayerNormAndRmsNormForwardBackward) {
 
 // The final norm's backward: dx written, not accumulated (accumulate_dx false), without the optional outputs.
 TEST_F(GpuTrainKernels, NormBackwardWritesDxWithoutOptionalOutputs) {
-  for (auto [rows, dim] : {std::pair<int64_t, int64_t>{1, 768}, {33, 128}, {70, 2048}, {1000, 768}}) {
+  for (auto [rows, dim] : {std::pair<int64_t, int64_t>{1, 768}, {33, 128}, {70, 2048}, {70, 2100}, {1000, 768}}) {
     const auto x = random_floats(size_t(rows * dim), 21, -2, 3), w = random_floats(size_t(dim), 22, 0.5, 1.5),
                dy = random_floats(size_t(rows * dim), 23), dw0 = random_floats(size_t(dim), 24),
                stale = random_floats(size_t(rows * dim), 25);

@@ -4,9 +4,9 @@
 // (no atomics). The same partials also give the column sums of the bf16 dx: the bias gradient of the linear
 // layer whose output gradient dx is (the residual stream's next consumer in backward), for free.
 // One warp per row: a row (768 floats for GPT-2) is 6 float4 per lane, so the row statistics need only warp
-// shuffles, never a block barrier. Rows of float4s up to 1024 wide are held in registers (read from memory
-// once); other rows go through the general kernels, whose re-reads in later passes mostly hit L1. kVec = 4
-// (float4 accesses) where dim % 4 == 0, else 1.
+// shuffles, never a block barrier. Rows of float4s up to 1024 wide (backward: 2048) are held in registers
+// (read from memory once); other rows go through the general kernels, whose re-reads in later passes mostly
+// hit L1. kVec = 4 (float4 accesses) where dim % 4 == 0, else 1.
 #include <cstdint>
 #include <initializer_list>
 
@@ -24,7 +24,12 @@ constexpr int64_t kRowsPerBlock = 16;   // backward: rows whose dweight contribu
 // The register-row backward: 8 warps of 8 rows each per block (GPT-2's 16,384 rows: 256 partial rows).
 constexpr int kRowWarps = 8;
 constexpr int64_t kRowsPerRowBlock = 64;
-constexpr int kMaxRegisterChunks = 8;   // float4 chunks of 128 columns per lane: dim <= 1024
+constexpr int kMaxRegisterChunks = 8;   // forward: float4 chunks of 128 columns per lane, dim <= 1024
+// Backward: dim <= 2048. Up to 8 chunks the residual gradient is loaded with the row; past that x and dy take
+// 128 registers, and the residual gradient comes in after the row statistics, kResidualGroup chunks at a time.
+constexpr int kMaxBackwardChunks = 16;
+constexpr int kMaxPrefetchChunks = 8;
+constexpr int kResidualGroup = 4;
 
 template <int kVec>
 struct Vec {
@@ -213,7 +218,9 @@ __global__ void norm_backward_kernel(const float* dy, const float* x, const floa
 
 // The register-row backward (float4 rows of dim <= 128 * kChunks): one warp per row with the whole row (x, dy
 // and the residual gradient it adds to) loaded into registers at once, before any arithmetic, so that each warp
-// has its row's bytes in flight together; the kernel above re-reads x and dy. The warp's column sums of
+// has its row's bytes in flight together; the kernel above re-reads x and dy. Rows wider than
+// 128 * kMaxPrefetchChunks load the residual gradient after the row statistics, kResidualGroup chunks at a
+// time (all of it would not fit the registers); one block of 8 warps per SM, each with 16 KB in flight. The warp's column sums of
 // dy * xhat, dy and bf16(dx) over its rows r0 + warp, r0 + warp + kRowWarps, ... of the block's
 // kRowsPerRowBlock live in the warp's own shared-memory row, each lane owning columns 128 j + 4 l .. + 3 (no
 // races, no barrier until the end; kept in registers they would cost 72 more registers a thread and half the
@@ -242,13 +249,15 @@ __global__ void __launch_bounds__(32 * kRowWarps, kChunks <= 6 ? 2 : 1)
     const float* xr = x + r * dim;
     const float* dyr = dy + r * dim;
     float* dxr = dx + r * dim;
-    Vec<4> xhat[kChunks], g[kChunks], out[kChunks];  // x, then xhat; dy, then dy * w; dx in, then dx out
+    constexpr bool kPrefetch = kChunks <= kMaxPrefetchChunks;
+    constexpr int kHeld = kPrefetch ? kChunks : kResidualGroup;
+    Vec<4> xhat[kChunks], g[kChunks], out[kHeld];  // x, then xhat; dy, then dy * w; dx in, then dx out
 #pragma unroll
     for (int j = 0; j < kChunks; ++j) {
       const int64_t i = 128 * j + 4 * lane;
       xhat[j] = i < dim ? Vec<4>::load_streaming(xr + i) : Vec<4>{};
       g[j] = i < dim ? Vec<4>::load_streaming(dyr + i) : Vec<4>{};
-      out[j] = accumulate && i < dim ? Vec<4>::load_streaming(dxr + i) : Vec<4>{};
+      if constexpr (kPrefetch) out[j] = accumulate && i < dim ? Vec<4>::load_streaming(dxr + i) : Vec<4>{};
     }
     const float mu = mean ? mean[r] : 0.0f, rs = rstd[r];
     float sg = 0.0f, sgx = 0.0f;
@@ -274,18 +283,29 @@ __global__ void __launch_bounds__(32 * kRowWarps, kChunks <= 6 ? 2 : 1)
     const float mg = mean ? warp_sum(sg) / float(dim) : 0.0f;
     const float mgx = warp_sum(sgx) / float(dim);
 #pragma unroll
-    for (int j = 0; j < kChunks; ++j) {
-      const int64_t i = 128 * j + 4 * lane;
-      if (i >= dim) continue;
-      auto sum_dx = Vec<4>::load(sums + 2 * dim + i);
+    for (int j0 = 0; j0 < kChunks; j0 += kHeld) {
+      if constexpr (!kPrefetch) {  // this group's residual gradient, all its loads in flight together
 #pragma unroll
-      for (int k = 0; k < 4; ++k) {
-        out[j].v[k] += rs * (g[j].v[k] - mg - xhat[j].v[k] * mgx);
-        sum_dx.v[k] += __bfloat162float(__float2bfloat16(out[j].v[k]));
+        for (int h = 0; h < kHeld; ++h) {
+          const int64_t i = 128 * (j0 + h) + 4 * lane;
+          out[h] = accumulate && i < dim ? Vec<4>::load_streaming(dxr + i) : Vec<4>{};
+        }
       }
-      sum_dx.store(sums + 2 * dim + i);
-      out[j].store_streaming(dxr + i);
-      if (dx_bf16) out[j].store_bf16(dx_bf16 + r * dim + i);
+#pragma unroll
+      for (int h = 0; h < kHeld; ++h) {
+        const int j = j0 + h;
+        const int64_t i = 128 * j + 4 * lane;
+        if (i >= dim) continue;
+        auto sum_dx = Vec<4>::load(sums + 2 * dim + i);
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+          out[h].v[k] += rs * (g[j].v[k] - mg - xhat[j].v[k] * mgx);
+          sum_dx.v[k] += __bfloat162float(__float2bfloat16(out[h].v[k]));
+        }
+        sum_dx.store(sums + 2 * dim + i);
+        out[h].store_streaming(dxr + i);
+        if (dx_bf16) out[h].store_bf16(dx_bf16 + r * dim + i);
+      }
     }
   }
   __syncthreads();
@@ -339,9 +359,9 @@ void launch_backward(const float* dy, const float* x, const float* w, const floa
   ROOFLINE_CUDA_CHECK_LAUNCH();
 }
 
-// Whether the register-row backward takes these rows: float4 rows that fit kMaxRegisterChunks chunks per lane.
+// Whether the register-row backward takes these rows: float4 rows that fit kMaxBackwardChunks chunks per lane.
 bool register_rows(int64_t dim, std::initializer_list<const void*> pointers) {
-  return vectorizable(dim, pointers) && register_chunks(dim) <= kMaxRegisterChunks;
+  return vectorizable(dim, pointers) && register_chunks(dim) <= kMaxBackwardChunks;
 }
 
 template <int kChunks>
@@ -358,11 +378,14 @@ void launch_backward_rows(const float* dy, const float* x, const float* w, const
   ROOFLINE_CUDA_CHECK_LAUNCH();
 }
 
-// Chunks per lane rounded up to an instantiated count (even counts: 2, 4, 6, 8).
+// Chunks per lane rounded up to an instantiated count: 2, 4, 6, 8, then 12 or 16 (whole residual groups).
 void launch_backward_rows(const float* dy, const float* x, const float* w, const float* mean, const float* rstd,
                           float* dx, bool accumulate_dx, bf16* dx_bf16, float* partials, int64_t rows, int64_t dim,
                           cudaStream_t stream) {
-  switch ((register_chunks(dim) + 1) / 2) {
+  const int chunks = register_chunks(dim);
+  if (chunks > 12) return launch_backward_rows<16>(dy, x, w, mean, rstd, dx, accumulate_dx, dx_bf16, partials, rows, dim, stream);
+  if (chunks > 8) return launch_backward_rows<12>(dy, x, w, mean, rstd, dx, accumulate_dx, dx_bf16, partials, rows, dim, stream);
+  switch ((chunks + 1) / 2) {
     case 1: return launch_backward_rows<2>(dy, x, w, mean, rstd, dx, accumulate_dx, dx_bf16, partials, rows, dim, stream);
     case 2: return launch_backward_rows<4>(dy, x, w, mean, rstd, dx, accumulate_dx, dx_bf16, partials, rows, dim, stream);
     case 3: return launch_backward_rows<6>(dy, x, w, mean, rstd, dx, accumulate_dx, dx_bf16, partials, rows, dim, stream);
