@@ -9,6 +9,7 @@
 // hit L1. kVec = 4 (float4 accesses) where dim % 4 == 0, else 1.
 #include <cstdint>
 #include <initializer_list>
+#include <type_traits>
 
 #include "roofline/backend/cuda/cuda_check.h"
 #include "roofline/core/error.h"
@@ -25,10 +26,10 @@ constexpr int64_t kRowsPerBlock = 16;   // backward: rows whose dweight contribu
 constexpr int kRowWarps = 8;
 constexpr int64_t kRowsPerRowBlock = 64;
 constexpr int kMaxRegisterChunks = 8;   // forward: float4 chunks of 128 columns per lane, dim <= 1024
-// Backward: dim <= 2048. Up to 8 chunks the residual gradient is loaded with the row; past that x and dy take
-// 128 registers, and the residual gradient comes in after the row statistics, kResidualGroup chunks at a time.
+// Backward: dim <= 2048. Up to 6 chunks (768 wide) the residual gradient is loaded with the row; past that it
+// comes in after the row statistics, kResidualGroup chunks at a time (x and dy alone take 128 registers at 2048).
 constexpr int kMaxBackwardChunks = 16;
-constexpr int kMaxPrefetchChunks = 8;
+constexpr int kMaxPrefetchChunks = 6;
 constexpr int kResidualGroup = 4;
 
 template <int kVec>
@@ -218,16 +219,17 @@ __global__ void norm_backward_kernel(const float* dy, const float* x, const floa
 
 // The register-row backward (float4 rows of dim <= 128 * kChunks): one warp per row with the whole row (x, dy
 // and the residual gradient it adds to) loaded into registers at once, before any arithmetic, so that each warp
-// has its row's bytes in flight together; the kernel above re-reads x and dy. Rows wider than
-// 128 * kMaxPrefetchChunks load the residual gradient after the row statistics, kResidualGroup chunks at a
-// time (all of it would not fit the registers); one block of 8 warps per SM, each with 16 KB in flight. The warp's column sums of
+// has its row's bytes in flight together (the kernel above re-reads x and dy). The warp's column sums of
 // dy * xhat, dy and bf16(dx) over its rows r0 + warp, r0 + warp + kRowWarps, ... of the block's
 // kRowsPerRowBlock live in the warp's own shared-memory row, each lane owning columns 128 j + 4 l .. + 3 (no
-// races, no barrier until the end; kept in registers they would cost 72 more registers a thread and half the
-// warps per SM). The block then adds its warps' sums in warp order into its partial row [3 * dim].
-// 8 warps of 8 rows each, two blocks per SM: GPT-2's 16,384 rows are 256 blocks, one wave on 132 SMs.
+// races, no barrier until the end; kept in registers they would cost 72 more registers a thread at GPT-2's
+// width and half the warps per SM). The block then adds its warps' sums in warp order into its partial row
+// [3 * dim]. Up to 1024 wide: two blocks of 8 warps per SM (GPT-2's 16,384 rows: 256 blocks, one wave on 132
+// SMs). Rows wider than 128 * kMaxPrefetchChunks load the residual gradient after the row statistics,
+// kResidualGroup chunks at a time (all of it would not fit the registers); past 1024, one block per SM, each
+// warp with its 16 KB of x and dy in flight at 2048 wide.
 template <int kChunks>
-__global__ void __launch_bounds__(32 * kRowWarps, kChunks <= 6 ? 2 : 1)
+__global__ void __launch_bounds__(32 * kRowWarps, kChunks <= 8 ? 2 : 1)
     norm_backward_rows_kernel(const float* __restrict__ dy, const float* __restrict__ x,
                               const float* __restrict__ w, const float* __restrict__ mean,
                               const float* __restrict__ rstd, float* __restrict__ dx, bool accumulate,
@@ -382,15 +384,17 @@ void launch_backward_rows(const float* dy, const float* x, const float* w, const
 void launch_backward_rows(const float* dy, const float* x, const float* w, const float* mean, const float* rstd,
                           float* dx, bool accumulate_dx, bf16* dx_bf16, float* partials, int64_t rows, int64_t dim,
                           cudaStream_t stream) {
+  const auto launch = [&](auto chunks) {
+    launch_backward_rows<decltype(chunks)::value>(dy, x, w, mean, rstd, dx, accumulate_dx, dx_bf16, partials, rows,
+                                                  dim, stream);
+  };
   const int chunks = register_chunks(dim);
-  if (chunks > 12) return launch_backward_rows<16>(dy, x, w, mean, rstd, dx, accumulate_dx, dx_bf16, partials, rows, dim, stream);
-  if (chunks > 8) return launch_backward_rows<12>(dy, x, w, mean, rstd, dx, accumulate_dx, dx_bf16, partials, rows, dim, stream);
-  switch ((chunks + 1) / 2) {
-    case 1: return launch_backward_rows<2>(dy, x, w, mean, rstd, dx, accumulate_dx, dx_bf16, partials, rows, dim, stream);
-    case 2: return launch_backward_rows<4>(dy, x, w, mean, rstd, dx, accumulate_dx, dx_bf16, partials, rows, dim, stream);
-    case 3: return launch_backward_rows<6>(dy, x, w, mean, rstd, dx, accumulate_dx, dx_bf16, partials, rows, dim, stream);
-    default: return launch_backward_rows<8>(dy, x, w, mean, rstd, dx, accumulate_dx, dx_bf16, partials, rows, dim, stream);
-  }
+  if (chunks <= 2) launch(std::integral_constant<int, 2>{});
+  else if (chunks <= 4) launch(std::integral_constant<int, 4>{});
+  else if (chunks <= 6) launch(std::integral_constant<int, 6>{});
+  else if (chunks <= 8) launch(std::integral_constant<int, 8>{});
+  else if (chunks <= 12) launch(std::integral_constant<int, 12>{});
+  else launch(std::integral_constant<int, 16>{});
 }
 
 }  // namespace
