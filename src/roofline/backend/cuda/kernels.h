@@ -133,6 +133,10 @@ struct PagedAttentionArgs {
   int fixed_query_rows = 0, fixed_context_len = 0;
   // Kernel lab (bench/micro): 0 lets the prefill launcher choose its query rows per warp; 16 or 32 force them.
   int prefill_warp_rows = 0;
+  // Kernel lab: which prefill kernel runs (PrefillKernel::Auto: the process default, set_prefill_kernel) and,
+  // for the wgmma kernel, its keys per block (0: the launcher's choice; 64 or 128).
+  enum class PrefillKernel : uint8_t { Auto, MmaSync, Wgmma } prefill_kernel = PrefillKernel::Auto;
+  int prefill_keys_per_block = 0;
 };
 
 // Flash-decoding: each query row's visible keys are cut into chunks of chunk_len keys over CTAs; a second
@@ -149,8 +153,20 @@ PagedDecodePlan plan_paged_decode(const PagedAttentionArgs& args, int multiproce
 void launch_paged_decode(const PagedAttentionArgs& args, const PagedDecodePlan& plan, void* workspace,
                          cudaStream_t stream);
 // Varlen FlashAttention-2 (tensor cores, online softmax, scores never leave registers); D in {16, 32, 64, 128},
-// scale > 0. The tile height follows the bounds and the multiprocessor count.
+// scale > 0. The tile height follows the bounds and the multiprocessor count. bf16 pools of head_dim 64 or 128
+// run on the Hopper wgmma kernel (paged_attention_prefill_wgmma.cu) unless the mma.sync one is chosen
+// (args.prefill_kernel, or the process default); everything else runs on the mma.sync kernel.
 void launch_paged_prefill(const PagedAttentionArgs& args, int multiprocessors, cudaStream_t stream);
+// The process default for PrefillKernel::Auto: Wgmma, or MmaSync when the environment sets
+// ROOFLINE_PREFILL_WGMMA=0 (read once). Setting it (tests, A/B) returns the previous default; Auto restores
+// the environment's choice.
+using PrefillKernel = PagedAttentionArgs::PrefillKernel;
+PrefillKernel set_prefill_kernel(PrefillKernel kernel);
+PrefillKernel prefill_kernel_default();
+// The wgmma kernel alone: bf16 pools, D 64 or 128 (paged_prefill_wgmma_supported), scale > 0, keys_per_block
+// 64 or 128.
+bool paged_prefill_wgmma_supported(const PagedAttentionArgs& args);
+void launch_paged_prefill_wgmma(const PagedAttentionArgs& args, int keys_per_block, cudaStream_t stream);
 
 // ---- paged_kv.cu ---------------------------------------------------------------------------------------
 // k_pool[slots[t], :] = k[t, :] and v_pool[slots[t], :] = v[t, :] for t < T, rows of row_bytes bytes (any

@@ -20,7 +20,10 @@
 #include <nvtx3/nvtx3.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 
 #include "roofline/backend/cuda/cuda_check.h"
 #include "roofline/backend/cuda/device/convert.cuh"
@@ -383,14 +386,41 @@ void launch_prefill_d(const PagedAttentionArgs& a, int multiprocessors, cudaStre
     launch_prefill<D, 2>(a, stream);
 }
 
+PrefillKernel environment_prefill_kernel() {
+  static const PrefillKernel from_env = [] {
+    const char* v = std::getenv("ROOFLINE_PREFILL_WGMMA");
+    return v != nullptr && std::strcmp(v, "0") == 0 ? PrefillKernel::MmaSync : PrefillKernel::Wgmma;
+  }();
+  return from_env;
+}
+
+std::atomic<PrefillKernel> process_prefill_kernel{PrefillKernel::Auto};  // Auto: the environment's choice
+
+// Keys per block of the wgmma kernel: 128 (each K/V tile feeds twice the rows of products per barrier).
+int wgmma_keys_per_block(const PagedAttentionArgs& a) {
+  return a.prefill_keys_per_block == 64 || a.prefill_keys_per_block == 128 ? a.prefill_keys_per_block : 128;
+}
+
 }  // namespace
 
+PrefillKernel set_prefill_kernel(PrefillKernel kernel) { return process_prefill_kernel.exchange(kernel); }
+
+PrefillKernel prefill_kernel_default() {
+  const PrefillKernel set = process_prefill_kernel.load();
+  return set == PrefillKernel::Auto ? environment_prefill_kernel() : set;
+}
+
 void launch_paged_prefill(const PagedAttentionArgs& a, int multiprocessors, cudaStream_t stream) {
-  nvtx3::scoped_range range("cuda::paged_attention_prefill");
   ROOFLINE_CHECK(a.Hkv > 0 && a.Hq % a.Hkv == 0, "paged_attention: Hq {} must be a multiple of Hkv {}", a.Hq, a.Hkv);
   ROOFLINE_CHECK(a.num_seqs <= 65535, "paged_attention: {} sequences in one batch, at most 65535", a.num_seqs);
   if (a.num_seqs <= 0 || a.max_query_len <= 0 || a.Hq <= 0) return;
   ROOFLINE_CHECK(a.scale > 0.0f, "paged_attention: scale {} must be > 0", a.scale);
+  const PrefillKernel kernel = a.prefill_kernel == PrefillKernel::Auto ? prefill_kernel_default() : a.prefill_kernel;
+  if (kernel == PrefillKernel::Wgmma && paged_prefill_wgmma_supported(a)) {
+    launch_paged_prefill_wgmma(a, wgmma_keys_per_block(a), stream);
+    return;
+  }
+  nvtx3::scoped_range range("cuda::paged_attention_prefill");
   switch (a.D) {
     case 16: launch_prefill_d<16>(a, multiprocessors, stream); break;
     case 32: launch_prefill_d<32>(a, multiprocessors, stream); break;

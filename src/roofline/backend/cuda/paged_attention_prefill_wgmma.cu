@@ -1,0 +1,312 @@
+// Paged varlen prefill attention on Hopper's warpgroup tensor cores (wgmma, sm_90a): the function of
+// paged_attention_prefill.cu (same arguments, masks and rules), for bf16 pools and head_dim 64 or 128.
+//   out[t, h, :] = sum_j softmax_j(scale * q[t, h, :] . k[j, h / G, :]) v[j, h / G, :],  j in visible(t)
+// A CTA is two warpgroups (256 threads); each owns 64 consecutive query rows of one query head, so a CTA covers
+// kBlockM = 128 rows and walks the key blocks of BN keys its rows can see. Per key block, per warpgroup:
+//   S = Q K^T   wgmma m64nBNk16, A = Q and B = K both from shared memory (K-major descriptors), f32 in registers
+//   online softmax in registers (as the mma.sync kernel: raw-unit max, one FFMA + exp2 per probability, O and l
+//   rescaled only when some row's max grew)
+//   O += P V    wgmma m64nDk16, A = P from registers (the S accumulators of two n8 tiles are exactly the A
+//               fragment of one k16 step, see device/wgmma.cuh), B = V from shared memory, N-major (transposed)
+// The score matrix never leaves registers. Tiles live in shared memory in the 128-byte-swizzled layout the
+// descriptors describe (device/wgmma.cuh, "SW128 rows"): Q [kBlockM x D], and K and V [BN x D] in two stages.
+// Every thread copies its 16-byte chunks with cp.async, one pool row at a time through the block table (pages
+// are 16 rows, so a tile is many pages); the block's pool rows are looked up one block ahead into registers,
+// and K/V of block i + 1 load while block i is computed. Each block starts with cp.async.wait_group 0, a
+// fence.proxy.async (cp.async writes through the generic proxy, wgmma reads through the async proxy) and a
+// barrier, which also tells every warpgroup that the other stage is free again.
+// Rule (as the mma.sync kernel): pool rows outside the keys the CTA may see are never read (zero-filled), so
+// stale rows, NaN or other sequences in the pool cannot leak in. Query rows past the sequence are zero-filled
+// and never written.
+#include <nvtx3/nvtx3.hpp>
+
+#include <cmath>
+#include <cstdlib>
+
+#include "roofline/backend/cuda/cuda_check.h"
+#include "roofline/backend/cuda/device/convert.cuh"
+#include "roofline/backend/cuda/device/mma.cuh"
+#include "roofline/backend/cuda/device/reduce.cuh"
+#include "roofline/backend/cuda/device/wgmma.cuh"
+#include "roofline/backend/cuda/kernels.h"
+#include "roofline/backend/cuda/paged_attention.cuh"
+#include "roofline/core/error.h"
+
+namespace roofline::cuda {
+
+namespace {
+
+using device::bf16;
+
+constexpr int kWarpGroups = 2;
+constexpr int kThreads = 128 * kWarpGroups;
+
+template <int D, int BN>
+struct WgTiles {
+  static_assert(D == 64 || D == 128, "head_dim 64 or 128 (rows of one or two 128-byte swizzle atoms)");
+  static_assert(BN == 64 || BN == 128, "64 or 128 keys per block");
+  static constexpr int kBlockM = 64 * kWarpGroups;       // query rows per CTA
+  static constexpr int kChunks = D / 8;                  // 16-byte chunks per row
+  static constexpr int kRowsPerPass = kThreads / kChunks;  // rows one copy instruction of the CTA covers
+  static constexpr int kQPasses = kBlockM / kRowsPerPass;
+  static constexpr int kKvPasses = BN / kRowsPerPass;
+  static constexpr uint32_t kQBytes = kBlockM * D * 2;
+  static constexpr uint32_t kKvBytes = BN * D * 2;  // one K or V tile (one stage)
+  // Q, K stage 0 and 1, V stage 0 and 1, each a multiple of 8 KB, so all start 1024-byte aligned after the
+  // base is; the slack aligns the base.
+  static constexpr size_t kSmemBytes = kQBytes + 4 * size_t(kKvBytes) + 1024;
+};
+
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+  const __nv_bfloat162 p = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&p);
+}
+
+// 16-byte global -> shared copy to a shared address; zero-fills without reading when !valid.
+__device__ __forceinline__ void cp_async_16(uint32_t smem, const void* global, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem), "l"(global), "r"(valid ? 16 : 0));
+}
+
+template <int N>
+__device__ __forceinline__ void fence_registers(uint32_t (&r)[N][4]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) asm volatile("" : "+r"(r[i][e])::"memory");
+}
+
+template <int BN>
+__device__ __forceinline__ void wgmma_scores(float (&s)[BN / 2], uint64_t q_desc, uint64_t k_desc, bool accumulate) {
+  if constexpr (BN == 128)
+    device::wgmma_m64n128k16_ss(s, q_desc, k_desc, accumulate);
+  else
+    device::wgmma_m64n64k16_ss(s, q_desc, k_desc, accumulate);
+}
+
+template <int D>
+__device__ __forceinline__ void wgmma_values(float (&o)[D / 2], const uint32_t (&p)[4], uint64_t v_desc) {
+  if constexpr (D == 128)
+    device::wgmma_m64n128k16_rs_bt(o, p, v_desc);
+  else
+    device::wgmma_m64n64k16_rs_bt(o, p, v_desc);
+}
+
+template <int D, int BN, int kMinBlocks>
+__global__ void __launch_bounds__(kThreads, kMinBlocks) paged_prefill_wgmma_kernel(PagedAttentionArgs a) {
+  using T = WgTiles<D, BN>;
+  constexpr int kBlockM = T::kBlockM;
+  constexpr int kNTiles = BN / 8;  // n8 tiles of the score accumulator
+  extern __shared__ unsigned char smem_raw[];
+  const uint32_t sQ = (device::smem_address(smem_raw) + 1023u) & ~1023u;
+  const uint32_t sK = sQ + T::kQBytes;         // [2][BN x D]
+  const uint32_t sV = sK + 2 * T::kKvBytes;    // [2][BN x D]
+
+  const SequenceView seq = load_sequence(a, int(blockIdx.z));
+  // Longest (last) query blocks first: under the causal mask they have the most keys.
+  const int m0 = int(gridDim.x - 1 - blockIdx.x) * kBlockM;
+  if (m0 >= seq.n || seq.context < seq.n) return;
+
+  const int tid = int(threadIdx.x);
+  const int warp_group = tid / 128, warp = (tid / 32) % 4, lane = tid % 32;
+  const int g = lane / 4, t4 = lane % 4;
+  const int head = blockIdx.y, kv_head = head / (a.Hq / a.Hkv);
+  const int64_t q_pitch = int64_t(a.Hq) * D, kv_pitch = int64_t(a.Hkv) * D;
+  const bf16* q = static_cast<const bf16*>(a.q) + int64_t(seq.q_begin) * q_pitch + int64_t(head) * D;
+  const bf16* k = static_cast<const bf16*>(a.k_pool) + int64_t(kv_head) * D;
+  const bf16* v = static_cast<const bf16*>(a.v_pool) + int64_t(kv_head) * D;
+
+  // Keys this CTA's rows can see: [kv_begin, kv_end).
+  const int start_pos = seq.context - seq.n;  // position of query row 0
+  const int q_first = start_pos + m0;
+  const int q_last = start_pos + min(m0 + kBlockM, seq.n) - 1;
+  const int kv_begin = first_visible(q_first, a.window);
+  const int kv_end = q_last + 1;
+  const int n_first = kv_begin / BN * BN;
+  // Pool row of key position p, or -1 outside [kv_begin, kv_end) (never read).
+  auto lookup = [&](int p) { return p >= kv_begin && p < kv_end ? pool_row(seq, p, a.block_size) : -1; };
+
+  // This thread copies chunk `chunk` of rows first_row + i * kRowsPerPass of every tile.
+  const int chunk = tid % T::kChunks, first_row = tid / T::kChunks;
+#pragma unroll
+  for (int i = 0; i < T::kQPasses; ++i) {
+    const int r = first_row + i * T::kRowsPerPass;
+    const bool valid = m0 + r < seq.n;
+    cp_async_16(sQ + device::sw128_offset(kBlockM, r, chunk), q + (valid ? int64_t(m0 + r) * q_pitch + chunk * 8 : 0),
+                valid);
+  }
+  int pool_rows[T::kKvPasses];  // of the next key block to copy
+  auto lookup_block = [&](int n0) {
+#pragma unroll
+    for (int i = 0; i < T::kKvPasses; ++i) pool_rows[i] = lookup(n0 + first_row + i * T::kRowsPerPass);
+  };
+  auto load_block = [&](int stage) {
+#pragma unroll
+    for (int i = 0; i < T::kKvPasses; ++i) {
+      const uint32_t at = stage * T::kKvBytes + device::sw128_offset(BN, first_row + i * T::kRowsPerPass, chunk);
+      const bool valid = pool_rows[i] >= 0;
+      const int64_t from = valid ? int64_t(pool_rows[i]) * kv_pitch + chunk * 8 : 0;
+      cp_async_16(sK + at, k + from, valid);
+      cp_async_16(sV + at, v + from, valid);
+    }
+  };
+  lookup_block(n_first);
+  load_block(0);
+  device::cp_async_commit();
+  lookup_block(n_first + BN);  // in flight while the first block lands
+
+  // Descriptors (device/wgmma.cuh): Q rows of this warpgroup and K are K-major, V is N-major with its 64-dim
+  // atoms BN * 128 bytes apart. Offsets are added in 16-byte units to the start-address field.
+  const uint64_t q_desc = device::sw128_descriptor(sQ + warp_group * 64 * 128, 16, 1024);
+  const uint64_t k_desc = device::sw128_descriptor(sK, 16, 1024);
+  const uint64_t v_desc = device::sw128_descriptor(sV, BN * 128, 1024);
+
+  float o[D / 2];  // O: this warpgroup's 64 x D accumulator (layout in device/wgmma.cuh)
+#pragma unroll
+  for (int i = 0; i < D / 2; ++i) o[i] = 0.0f;
+  float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.0f, 0.0f};  // rows g and g + 8; log2 units
+  const float scale_log2 = a.scale * kLog2e;
+  const int row0 = warp_group * 64 + warp * 16 + g;  // this thread's first row within the CTA tile (and row0 + 8)
+
+  int stage = 0;
+  for (int n0 = n_first; n0 < kv_end; n0 += BN, stage ^= 1) {
+    device::cp_async_wait<0>();           // K and V of this block (and Q, the first time) landed for this thread
+    device::fence_proxy_async_shared();   // ... and are visible to the tensor cores' (async proxy) reads
+    __syncthreads();                      // ... for every thread; every warpgroup is done with the other stage
+    if (n0 + BN < kv_end) {
+      load_block(stage ^ 1);
+      device::cp_async_commit();
+      lookup_block(n0 + 2 * BN);
+    }
+
+    // S = Q K^T: (64 x BN) per warpgroup, D / 16 k-steps; k-step kk is atom kk / 4, bytes (kk % 4) * 32.
+    float s[BN / 2];
+#pragma unroll
+    for (int i = 0; i < BN / 2; ++i) s[i] = 0.0f;
+    device::fence_registers(s);
+    device::wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      const uint32_t q_at = (kk / 4) * kBlockM * 128 + (kk % 4) * 32;
+      const uint32_t k_at = stage * T::kKvBytes + (kk / 4) * BN * 128 + (kk % 4) * 32;
+      wgmma_scores<BN>(s, q_desc + (q_at >> 4), k_desc + (k_at >> 4), kk > 0);
+    }
+    device::wgmma_commit();
+    device::wgmma_wait<0>();
+    device::fence_registers(s);
+
+    // Mask only where some (row, key) pair of the block is not visible: the diagonal and window edges.
+    const bool needs_mask = n0 + BN - 1 > q_first || (a.window > 0 && n0 <= q_last - a.window);
+    if (needs_mask) {
+#pragma unroll
+      for (int j = 0; j < kNTiles; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int pos = q_first + row0 + (e / 2) * 8;
+          const int key = n0 + j * 8 + t4 * 2 + (e % 2);
+          const bool visible = key <= pos && (a.window <= 0 || key > pos - a.window);
+          if (!visible) s[4 * j + e] = -INFINITY;
+        }
+    }
+
+    // Online softmax, rows g (e = 0, 1) and g + 8 (e = 2, 3); the four lanes of a quad share a row.
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      float block_max = -INFINITY;
+#pragma unroll
+      for (int j = 0; j < kNTiles; ++j) block_max = fmaxf(block_max, fmaxf(s[4 * j + 2 * r], s[4 * j + 2 * r + 1]));
+      block_max = fmaxf(block_max, __shfl_xor_sync(device::kFullMask, block_max, 1));
+      block_max = fmaxf(block_max, __shfl_xor_sync(device::kFullMask, block_max, 2));
+      const float new_max = fmaxf(row_max[r], block_max);
+      const bool grew = new_max > row_max[r];
+      if (__any_sync(device::kFullMask, grew)) {
+        const float correction = grew ? exp2f((row_max[r] - new_max) * scale_log2) : 1.0f;  // 0 from -inf
+        row_max[r] = new_max;
+        row_sum[r] *= correction;
+#pragma unroll
+        for (int dj = 0; dj < D / 8; ++dj) o[4 * dj + 2 * r] *= correction, o[4 * dj + 2 * r + 1] *= correction;
+      }
+      const float neg_base = new_max == -INFINITY ? 0.0f : -new_max * scale_log2;  // nothing visible yet: p = 0
+#pragma unroll
+      for (int j = 0; j < kNTiles; ++j) {
+        s[4 * j + 2 * r] = exp2f(fmaf(s[4 * j + 2 * r], scale_log2, neg_base));
+        s[4 * j + 2 * r + 1] = exp2f(fmaf(s[4 * j + 2 * r + 1], scale_log2, neg_base));
+        row_sum[r] += s[4 * j + 2 * r] + s[4 * j + 2 * r + 1];
+      }
+    }
+    // P as A fragments: n8 tiles 2kk and 2kk + 1 are keys 16kk .. 16kk + 15 (device/wgmma.cuh).
+    uint32_t pf[BN / 16][4];
+#pragma unroll
+    for (int kk = 0; kk < BN / 16; ++kk) {
+      pf[kk][0] = pack_bf16(s[8 * kk + 0], s[8 * kk + 1]);
+      pf[kk][1] = pack_bf16(s[8 * kk + 2], s[8 * kk + 3]);
+      pf[kk][2] = pack_bf16(s[8 * kk + 4], s[8 * kk + 5]);
+      pf[kk][3] = pack_bf16(s[8 * kk + 6], s[8 * kk + 7]);
+    }
+
+    // O += P V: BN / 16 k-steps of 16 keys, 2048 bytes of V each.
+    fence_registers(pf);
+    device::fence_registers(o);
+    device::wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < BN / 16; ++kk) {
+      const uint32_t v_at = stage * T::kKvBytes + kk * 2048;
+      wgmma_values<D>(o, pf[kk], v_desc + (v_at >> 4));
+    }
+    device::wgmma_commit();
+    device::wgmma_wait<0>();
+    device::fence_registers(o);
+  }
+
+  // out = O / l, rows g and g + 8 of each warp's 16, pairs of columns per lane.
+  bf16* out = static_cast<bf16*>(a.out) + int64_t(seq.q_begin) * q_pitch + int64_t(head) * D;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float l = row_sum[r];
+    l += __shfl_xor_sync(device::kFullMask, l, 1);
+    l += __shfl_xor_sync(device::kFullMask, l, 2);
+    const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+    const int row = m0 + row0 + r * 8;
+    if (row >= seq.n) continue;
+#pragma unroll
+    for (int dj = 0; dj < D / 8; ++dj) {
+      const __nv_bfloat162 pair = __floats2bfloat162_rn(o[4 * dj + 2 * r] * inv, o[4 * dj + 2 * r + 1] * inv);
+      *reinterpret_cast<__nv_bfloat162*>(out + row * q_pitch + dj * 8 + t4 * 2) = pair;
+    }
+  }
+}
+
+template <int D, int BN, int kMinBlocks>
+void launch(const PagedAttentionArgs& a, cudaStream_t stream) {
+  using T = WgTiles<D, BN>;
+  constexpr size_t smem = T::kSmemBytes;
+  auto kernel = paged_prefill_wgmma_kernel<D, BN, kMinBlocks>;
+  ROOFLINE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  const dim3 grid(unsigned((a.max_query_len + T::kBlockM - 1) / T::kBlockM), unsigned(a.Hq), unsigned(a.num_seqs));
+  kernel<<<grid, kThreads, smem, stream>>>(a);
+  ROOFLINE_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+bool paged_prefill_wgmma_supported(const PagedAttentionArgs& a) { return !a.kv_fp8 && (a.D == 64 || a.D == 128); }
+
+void launch_paged_prefill_wgmma(const PagedAttentionArgs& a, int keys_per_block, cudaStream_t stream) {
+  nvtx3::scoped_range range("cuda::paged_attention_prefill_wgmma");
+  ROOFLINE_CHECK(paged_prefill_wgmma_supported(a), "paged_attention: the wgmma prefill kernel takes bf16 pools of "
+                 "head_dim 64 or 128, not {} head_dim {}", a.kv_fp8 ? "F8_E4M3" : "BF16", a.D);
+  ROOFLINE_CHECK(keys_per_block == 64 || keys_per_block == 128, "paged_attention: {} keys per block (64 or 128)",
+                 keys_per_block);
+  if (a.D == 128) {
+    if (keys_per_block == 128)
+      launch<128, 128, 1>(a, stream);
+    else
+      launch<128, 64, 1>(a, stream);
+  } else {
+    if (keys_per_block == 128)
+      launch<64, 128, 1>(a, stream);
+    else
+      launch<64, 64, 2>(a, stream);
+  }
+}
+
+}  // namespace roofline::cuda
