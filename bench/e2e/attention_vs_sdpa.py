@@ -12,6 +12,8 @@ timing (noted per row as gqa="repeat"; the repeated K/V are then 4x the bytes SD
 still counts the unrepeated bytes, like ours). Timing: CUDA events, warm-up, median of many.
 
   python3 bench/e2e/attention_vs_sdpa.py --bin build-gpu/bin/roofline_gpu_attention_bench --out OUTDIR [--quick]
+      [--prefill-only] [--ours-json FILE (an earlier run of the bench, instead of --bin)]
+Prefill rows also show the bench's mma.sync kernel ("paged bs16 mma.sync") where it ran.
 """
 import argparse
 import json
@@ -56,6 +58,8 @@ def main():
     ap.add_argument("--bin", help="roofline_gpu_attention_bench; run first and merged when given")
     ap.add_argument("--out", required=True)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--prefill-only", action="store_true")
+    ap.add_argument("--ours-json", help="the bench's --json output of an earlier run (instead of --bin)")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
 
@@ -63,8 +67,11 @@ def main():
     if args.bin:
         ours_json = os.path.join(args.out, "gpu_attention_bench.json")
         cmd = [args.bin, "--json", ours_json] + (["--quick"] if args.quick else [])
+        cmd += ["--prefill-only"] if args.prefill_only else []
         subprocess.run(cmd, check=True)
         ours = json.load(open(ours_json))
+    elif args.ours_json:
+        ours = json.load(open(args.ours_json))
 
     import torch
     torch.manual_seed(0)
@@ -85,7 +92,7 @@ def main():
     shapes = [(1, 32768), (64, 4096)] if args.quick else [(1, 32768), (1, 131072), (64, 512), (64, 1024),
                                                              (64, 2048), (64, 4096), (16, 8192)]
     for D in (128, 64):
-        for B, ctx in shapes:
+        for B, ctx in ([] if args.prefill_only else shapes):
             if D == 64 and ctx not in (4096, 32768):
                 continue
             q = torch.randn(B, HQ, 1, D, device=dev, dtype=torch.bfloat16)
@@ -111,6 +118,8 @@ def main():
                     else:
                         r["roofline_gb_s"] = o["gb_s"]
                     r["speedup"] = r["sdpa_us"] / o["us"]
+                if same and o["variant"] == "paged bs16 mma.sync":
+                    r["roofline_mma_sync_tflop_s"] = o["tflop_s"]
     result = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__, "Hq": HQ, "Hkv": HKV,
               "dtype": "bf16", "sdpa_backend": "FLASH_ATTENTION", "rows": rows}
     if ours:
@@ -119,7 +128,8 @@ def main():
         json.dump(result, f, indent=1)
 
     print(f"\n{result['device']}, torch {torch.__version__}, Hq {HQ} / Hkv {HKV}, bf16")
-    print(f"{'op':8} {'D':>4} {'B':>3} {'seq/ctx':>7} {'SDPA':>10} {'roofline':>10} {'unit':8} {'speedup':>8} gqa")
+    print(f"{'op':8} {'D':>4} {'B':>3} {'seq/ctx':>7} {'SDPA':>10} {'roofline':>10} {'unit':8} {'speedup':>8} gqa"
+          "  (mma.sync)")
     for r in rows:
         unit = "TFLOP/s" if r["op"] == "prefill" else "GB/s"
         key = "tflop_s" if r["op"] == "prefill" else "gb_s"
@@ -127,7 +137,8 @@ def main():
         ours_text = f"{ours_rate:.1f}" if ours_rate else "-"
         speedup_text = f"{r['speedup']:.2f}x" if "speedup" in r else "-"
         print(f"{r['op']:8} {r['D']:>4} {r['B']:>3} {r.get('seq', r.get('ctx')):>7} {r['sdpa_' + key]:>10.1f} "
-              f"{ours_text:>10} {unit:8} {speedup_text:>8} {r['gqa']}")
+              f"{ours_text:>10} {unit:8} {speedup_text:>8} {r['gqa']}"
+              + (f"  {r['roofline_mma_sync_tflop_s']:.1f}" if "roofline_mma_sync_tflop_s" in r else ""))
     return 0
 
 

@@ -1,8 +1,10 @@
 // GPU attention micro benchmark (CudaBackend, Hopper): prints a table and writes JSON.
 //  - prefill: causal attention of one sequence of S rows, 32 query heads over 8 kv heads (GQA 4:1), head_dim
 //    64 and 128, bf16. FLOPs = 2 * 2 * S * S / 2 * Hq * D (QK^T and PV, half the square under the mask).
-//    Variants: paged (block_size 16, shuffled blocks) as CudaBackend::paged_attention runs it, the kernel lab's
-//    16- and 32-row warps forced, and the contiguous cache through CudaBackend::attention_prefill.
+//    Variants: the mma.sync kernel (the reference of d=), paged (block_size 16, shuffled blocks) as
+//    CudaBackend::paged_attention runs it (the Hopper wgmma kernel unless ROOFLINE_PREFILL_WGMMA=0), the wgmma
+//    kernel with 64- and 128-key blocks forced, the mma.sync kernel's 16- and 32-row warps forced (not with
+//    --quick), and the contiguous cache through CudaBackend::attention_prefill.
 //  - decode: one query row per sequence against B sequences of ctx keys (paged, block_size 16, shuffled blocks),
 //    timed as graph replays. Bytes = the K and V rows read, B * ctx * Hkv * D * 2 (K, V) * 2 bytes; the
 //    fraction is of the measured device-to-device copy bandwidth (bytes read + written).
@@ -11,7 +13,7 @@
 //    bf16 time over the fp8 time of the same shape.
 // Napkin math (H200, ~4.3 TB/s copy): B = 64, ctx = 4096, hd 128: 1.07 GB of K+V, ~250 us at the copy rate.
 // Prefill at S = 4096, hd 128: 137 GFLOP, ~0.5 ms at 275 TFLOP/s.
-//   roofline_gpu_attention_bench [--json FILE] [--quick] [--decode-only]
+//   roofline_gpu_attention_bench [--json FILE] [--quick] [--decode-only | --prefill-only]
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -208,13 +210,14 @@ void print_row(const Row& r) {
 
 int run(int argc, char** argv) {
   std::string json_path;
-  bool quick = false, decode_only = false;
+  bool quick = false, decode_only = false, prefill_only = false;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
     else if (!std::strcmp(argv[i], "--quick")) quick = true;
     else if (!std::strcmp(argv[i], "--decode-only")) decode_only = true;
+    else if (!std::strcmp(argv[i], "--prefill-only")) prefill_only = true;
     else {
-      std::fprintf(stderr, "usage: %s [--json FILE] [--quick] [--decode-only]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--json FILE] [--quick] [--decode-only | --prefill-only]\n", argv[0]);
       return 2;
     }
   }
@@ -245,12 +248,26 @@ int run(int argc, char** argv) {
         rows.push_back({"prefill", variant, D, 1, S, us, flops / us * 1e-6, 0.0, diff});
         print_row(rows.back());
       };
-      measure("paged bs16", [&] { gpu.paged_attention(s.out, s.q, s.k_pool, s.v_pool, s.batch); });
-      for (int warp_rows : {16, 32}) {
+      // The mma.sync kernel first: the reference the other variants' d= compares against.
+      {
         cuda::PagedAttentionArgs a = lab_args(s);
-        a.prefill_warp_rows = warp_rows;
-        measure(fmt::format("paged bs16 warp{}", warp_rows), [&gpu, a] { cuda::launch_paged_prefill(a, gpu.multiprocessors(), gpu.stream()); });
+        a.prefill_kernel = cuda::PrefillKernel::MmaSync;
+        measure("paged bs16 mma.sync", [&gpu, a] { cuda::launch_paged_prefill(a, gpu.multiprocessors(), gpu.stream()); });
       }
+      measure("paged bs16", [&] { gpu.paged_attention(s.out, s.q, s.k_pool, s.v_pool, s.batch); });
+      for (int keys : {64, 128}) {
+        cuda::PagedAttentionArgs a = lab_args(s);
+        a.prefill_kernel = cuda::PrefillKernel::Wgmma;
+        a.prefill_keys_per_block = keys;
+        measure(fmt::format("paged bs16 wgmma n{}", keys), [&gpu, a] { cuda::launch_paged_prefill(a, gpu.multiprocessors(), gpu.stream()); });
+      }
+      if (!quick)
+        for (int warp_rows : {16, 32}) {
+          cuda::PagedAttentionArgs a = lab_args(s);
+          a.prefill_kernel = cuda::PrefillKernel::MmaSync;
+          a.prefill_warp_rows = warp_rows;
+          measure(fmt::format("paged bs16 warp{}", warp_rows), [&gpu, a] { cuda::launch_paged_prefill(a, gpu.multiprocessors(), gpu.stream()); });
+        }
       // The contiguous form: a cache [S, Hkv, D] (the pool's bytes, as one block; its contents differ, so the
       // output is not compared).
       Tensor k_cache = s.k_pool.reshape({s.k_pool.dim(0) * kBlockSize, kHkv, D});
@@ -276,6 +293,7 @@ int run(int argc, char** argv) {
             : std::vector<DecodeShape>{{1, 32768}, {1, 131072}, {64, 512}, {64, 1024}, {64, 2048}, {64, 4096}, {16, 8192}};
   std::vector<DecodeShape> shapes_with_serving = decode_shapes;
   shapes_with_serving.push_back({256, 1536});  // the 8B serving goal: 256 sequences of 1000 + 1000 tokens, mid-way
+  if (prefill_only) shapes_with_serving.clear();
   for (int D : {128, 64}) {
     for (const DecodeShape& shape : shapes_with_serving) {
       if (D == 64 && shape.ctx != 512 && shape.ctx != 4096 && shape.ctx != 32768) continue;  // 512: the 1B batched step

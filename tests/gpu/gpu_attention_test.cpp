@@ -73,18 +73,23 @@ TEST_P(GpuAttention, MatchesFloat64Reference) {
   const DeviceData q = upload_values(gpu(), DType::BF16, {c.T, c.Hq, c.D}, q_host);
   const DeviceData k = upload_values(gpu(), DType::BF16, {S_max, c.Hkv, c.D}, k_host);
   const DeviceData v = upload_values(gpu(), DType::BF16, {S_max, c.Hkv, c.D}, v_host);
-  Tensor out = poisoned(gpu(), DType::BF16, {c.T, c.Hq, c.D});
   AttentionParams params;
   params.start_pos = c.start_pos;
   params.sliding_window = c.window;
   params.scale = float(1.0 / std::sqrt(double(c.D)));
-  switch (c.kernel) {
-    case Kernel::Prefill: gpu().attention_prefill(out, q.tensor, k.tensor, v.tensor, params); break;
-    case Kernel::Decode: gpu().attention_decode(out, q.tensor, k.tensor, v.tensor, params); break;
-    case Kernel::Auto: gpu().attention(out, q.tensor, k.tensor, v.tensor, params); break;
-  }
   const auto want = reference(c, q.values, k.values, v.values, double(params.scale));
-  expect_close(download_values(gpu(), out), want, 1e-2, c.name());
+  // The prefill kernel runs on both implementations (mma.sync and, for head_dim 64/128, wgmma).
+  for (cuda::PrefillKernel prefill : kPrefillKernels) {
+    const PrefillKernelScope scope(prefill);
+    Tensor out = poisoned(gpu(), DType::BF16, {c.T, c.Hq, c.D});
+    switch (c.kernel) {
+      case Kernel::Prefill: gpu().attention_prefill(out, q.tensor, k.tensor, v.tensor, params); break;
+      case Kernel::Decode: gpu().attention_decode(out, q.tensor, k.tensor, v.tensor, params); break;
+      case Kernel::Auto: gpu().attention(out, q.tensor, k.tensor, v.tensor, params); break;
+    }
+    expect_close(download_values(gpu(), out), want, 1e-2, c.name() + " " + prefill_kernel_name(prefill));
+    if (c.kernel != Kernel::Prefill) break;
+  }
 }
 
 std::vector<AttentionCase> cases() {
@@ -93,7 +98,7 @@ std::vector<AttentionCase> cases() {
     // Prefill: odd lengths, start_pos > 0, windows (one edge on a 64-key block boundary).
     for (auto [T, start, window] : std::vector<std::tuple<int, int, int>>{
              {1, 0, 0}, {7, 0, 0}, {127, 0, 0}, {1000, 0, 0}, {127, 873, 0}, {7, 4090, 0}, {1000, 0, 256},
-             {127, 1000, 100}, {65, 3, 64}, {130, 0, 1}})
+             {127, 1000, 100}, {65, 3, 64}, {130, 0, 1}, {128, 0, 0}, {129, 0, 0}, {257, 100, 128}})
       out.push_back({Kernel::Prefill, T, 8, 2, D, start, window});
     // Decode: 1 or a few rows at the end of contexts of 1, 7, 127, 1000 and 4097 keys.
     for (int T : {1, 3})

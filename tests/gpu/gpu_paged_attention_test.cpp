@@ -3,7 +3,8 @@
 // fills every pool row no query may read (unused blocks, rows past a sequence's context, rows before the
 // first query's window) with NaN, so reading one poisons the output; the output starts as NaN, so every row
 // must be written. Batches are varlen with odd lengths; the decode path (max_query_len <= 16) and the prefill
-// path (longer queries, chunked prefill after existing context, decode rows mixed in) are both covered, with
+// path (longer queries, chunked prefill after existing context, decode rows mixed in; every prefill case on both
+// prefill kernels, mma.sync and the Hopper wgmma one) are both covered, with
 // GQA 1, 2, 4, 8, 12, 16 and 24, head_dim 64 and 128 (and the test models' 16 and 32), sliding windows, block_size 1, 16 and one block per sequence, and
 // bounds looser than the lengths. A recorded step (CUDA graph) is replayed with other lengths within its bounds.
 #include <gtest/gtest.h>
@@ -198,9 +199,15 @@ TEST_P(GpuPagedAttention, MatchesFloat64Reference) {
   const uint32_t seed = uint32_t(std::hash<std::string>{}(c.name()));
   const HostBatch h = make_batch(c.D, c.Hq, c.Hkv, c.block_size, c.window, c.seqs, max_ctx, seed);
   const DeviceBatch d = upload_batch(gpu(), h);
-  Tensor out = poisoned(gpu(), DType::BF16, {h.T, c.Hq, c.D});
-  gpu().paged_attention(out, d.q, d.k, d.v, batch_of(h, d, max_q, max_ctx));
-  expect_close(download_values(gpu(), out), reference(h), 1e-2, c.name());
+  const std::vector<double> want = reference(h);
+  // Prefill batches run on both prefill kernels (mma.sync and, for bf16 head_dim 64/128, wgmma).
+  for (cuda::PrefillKernel kernel : kPrefillKernels) {
+    const PrefillKernelScope scope(kernel);
+    Tensor out = poisoned(gpu(), DType::BF16, {h.T, c.Hq, c.D});
+    gpu().paged_attention(out, d.q, d.k, d.v, batch_of(h, d, max_q, max_ctx));
+    expect_close(download_values(gpu(), out), want, 1e-2, c.name() + " " + prefill_kernel_name(kernel));
+    if (max_q <= cuda::kPagedDecodeMaxQueryLen) break;  // the decode kernel: one run is enough
+  }
 }
 
 std::vector<PagedCase> cases() {
@@ -255,6 +262,13 @@ std::vector<PagedCase> cases() {
   out.push_back({"prefill_mixed", 128, 32, 8, 16, 0, {{1, 500}, {1, 37}, {300, 300}, {1, 1}}});
   out.push_back({"prefill_gqa12", 64, 12, 1, 16, 0, {{77, 100}}});
   out.push_back({"prefill_loose", 128, 8, 2, 16, 0, {{50, 60}, {20, 20}}, 100, 500});
+  // Edges of the wgmma kernel's tiles (128 query rows, 128 keys): lengths just around them, a window that
+  // ends on a block boundary, long chunked context, GQA 4:1 as served.
+  out.push_back({"prefill_tile_edges", 128, 8, 2, 16, 0, {{127, 127}, {128, 128}, {129, 129}, {257, 300}}});
+  out.push_back({"prefill_tile_edges", 64, 8, 2, 16, 128, {{129, 129}, {256, 1000}, {64, 64}}});
+  out.push_back({"prefill_gqa4_long", 128, 8, 2, 16, 0, {{1300, 1300}, {200, 2100}}});
+  out.push_back({"prefill_gqa4_long", 64, 8, 2, 16, 0, {{1537, 1537}}});
+  out.push_back({"prefill_window_bs1", 64, 8, 2, 1, 77, {{333, 400}}});
   return out;
 }
 
@@ -266,12 +280,15 @@ class GpuPaged : public GpuTest {};
 
 // out may alias q (the decoder writes attention in place).
 TEST_F(GpuPaged, OutMayAliasQ) {
-  for (const std::vector<Seq>& seqs : {std::vector<Seq>{{1, 300}, {1, 17}}, std::vector<Seq>{{200, 300}, {17, 17}}}) {
-    const HostBatch h = make_batch(128, 8, 2, 16, 0, seqs, max_context_len(seqs), 99);
-    DeviceBatch d = upload_batch(gpu(), h);
-    gpu().paged_attention(d.q, d.q, d.k, d.v, batch_of(h, d, max_query_len(seqs), max_context_len(seqs)));
-    expect_close(download_values(gpu(), d.q), reference(h), 1e-2, fmt::format("in place, T = {}", h.T));
-  }
+  for (cuda::PrefillKernel kernel : kPrefillKernels)
+    for (const std::vector<Seq>& seqs : {std::vector<Seq>{{1, 300}, {1, 17}}, std::vector<Seq>{{200, 300}, {17, 17}}}) {
+      const PrefillKernelScope scope(kernel);
+      const HostBatch h = make_batch(128, 8, 2, 16, 0, seqs, max_context_len(seqs), 99);
+      DeviceBatch d = upload_batch(gpu(), h);
+      gpu().paged_attention(d.q, d.q, d.k, d.v, batch_of(h, d, max_query_len(seqs), max_context_len(seqs)));
+      expect_close(download_values(gpu(), d.q), reference(h), 1e-2,
+                   fmt::format("in place, T = {}, {}", h.T, prefill_kernel_name(kernel)));
+    }
 }
 
 // A step recorded for bounds and replayed after the lengths, tables and queries change within them.
@@ -351,7 +368,11 @@ TEST_F(GpuPaged, RecordedDecodeReplaysForOtherLengths) {
 }
 
 TEST_F(GpuPaged, RecordedPrefillReplaysForOtherLengths) {
-  check_graph_replay(gpu(), 200, 1500, {{200, 200}, {17, 1000}, {1, 1}}, {{5, 1500}, {200, 700}, {100, 100}}, 0);
+  for (cuda::PrefillKernel kernel : kPrefillKernels) {
+    SCOPED_TRACE(prefill_kernel_name(kernel));
+    const PrefillKernelScope scope(kernel);
+    check_graph_replay(gpu(), 200, 1500, {{200, 200}, {17, 1000}, {1, 1}}, {{5, 1500}, {200, 700}, {100, 100}}, 0);
+  }
 }
 
 TEST_F(GpuPaged, StoreKvWritesRowsAtSlotsAndSkipsNegativeOnes) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "roofline/backend/cuda/cuda_backend.h"
+#include "roofline/backend/cuda/kernels.h"
 #include "roofline/core/dtype.h"
 #include "roofline/core/error.h"
 #include "roofline/core/tensor.h"
@@ -146,6 +147,20 @@ inline void expect_error(const std::function<void()>& fn, const std::string& nee
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << "message: " << e.what();
   }
+}
+
+// Runs the prefill attention of its scope on one kernel (mma.sync or the Hopper wgmma one), then restores the
+// process default: every prefill case checks both.
+struct PrefillKernelScope {
+  explicit PrefillKernelScope(cuda::PrefillKernel kernel) : previous(cuda::set_prefill_kernel(kernel)) {}
+  ~PrefillKernelScope() { cuda::set_prefill_kernel(previous); }
+  PrefillKernelScope(const PrefillKernelScope&) = delete;
+  PrefillKernelScope& operator=(const PrefillKernelScope&) = delete;
+  cuda::PrefillKernel previous;
+};
+inline constexpr cuda::PrefillKernel kPrefillKernels[] = {cuda::PrefillKernel::MmaSync, cuda::PrefillKernel::Wgmma};
+inline const char* prefill_kernel_name(cuda::PrefillKernel kernel) {
+  return kernel == cuda::PrefillKernel::Wgmma ? "wgmma" : kernel == cuda::PrefillKernel::MmaSync ? "mma.sync" : "auto";
 }
 
 }  // namespace roofline::test
