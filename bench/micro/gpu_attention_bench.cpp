@@ -3,8 +3,9 @@
 //    64 and 128, bf16. FLOPs = 2 * 2 * S * S / 2 * Hq * D (QK^T and PV, half the square under the mask).
 //    Variants: the mma.sync kernel (the reference of d=), paged (block_size 16, shuffled blocks) as
 //    CudaBackend::paged_attention runs it (the Hopper wgmma kernel unless ROOFLINE_PREFILL_WGMMA=0), the wgmma
-//    kernel with 64- and 128-key blocks forced, the mma.sync kernel's 16- and 32-row warps forced (not with
-//    --quick), and the contiguous cache through CudaBackend::attention_prefill.
+//    kernel with 64- and 128-key blocks forced, each with the softmax overlapping the previous block's P V and
+//    without ("serial"), the mma.sync kernel's 16- and 32-row warps forced (not with --quick), and the
+//    contiguous cache through CudaBackend::attention_prefill.
 //  - decode: one query row per sequence against B sequences of ctx keys (paged, block_size 16, shuffled blocks),
 //    timed as graph replays. Bytes = the K and V rows read, B * ctx * Hkv * D * 2 (K, V) * 2 bytes; the
 //    fraction is of the measured device-to-device copy bandwidth (bytes read + written).
@@ -255,12 +256,15 @@ int run(int argc, char** argv) {
         measure("paged bs16 mma.sync", [&gpu, a] { cuda::launch_paged_prefill(a, gpu.multiprocessors(), gpu.stream()); });
       }
       measure("paged bs16", [&] { gpu.paged_attention(s.out, s.q, s.k_pool, s.v_pool, s.batch); });
-      for (int keys : {64, 128}) {
-        cuda::PagedAttentionArgs a = lab_args(s);
-        a.prefill_kernel = cuda::PrefillKernel::Wgmma;
-        a.prefill_keys_per_block = keys;
-        measure(fmt::format("paged bs16 wgmma n{}", keys), [&gpu, a] { cuda::launch_paged_prefill(a, gpu.multiprocessors(), gpu.stream()); });
-      }
+      for (int keys : {64, 128})
+        for (int overlap : {1, 0}) {
+          cuda::PagedAttentionArgs a = lab_args(s);
+          a.prefill_kernel = cuda::PrefillKernel::Wgmma;
+          a.prefill_keys_per_block = keys;
+          a.prefill_overlap = overlap;
+          measure(fmt::format("paged bs16 wgmma n{}{}", keys, overlap ? "" : " serial"),
+                  [&gpu, a] { cuda::launch_paged_prefill(a, gpu.multiprocessors(), gpu.stream()); });
+        }
       if (!quick)
         for (int warp_rows : {16, 32}) {
           cuda::PagedAttentionArgs a = lab_args(s);

@@ -134,9 +134,11 @@ struct PagedAttentionArgs {
   // Kernel lab (bench/micro): 0 lets the prefill launcher choose its query rows per warp; 16 or 32 force them.
   int prefill_warp_rows = 0;
   // Kernel lab: which prefill kernel runs (PrefillKernel::Auto: the process default, set_prefill_kernel) and,
-  // for the wgmma kernel, its keys per block (0: the launcher's choice; 64 or 128).
+  // for the wgmma kernel, its keys per block (0: the launcher's choice; 64 or 128) and whether the softmax of
+  // a block overlaps the previous block's P V (-1: the launcher's choice; 0 or 1).
   enum class PrefillKernel : uint8_t { Auto, MmaSync, Wgmma } prefill_kernel = PrefillKernel::Auto;
   int prefill_keys_per_block = 0;
+  int prefill_overlap = -1;
 };
 
 // Flash-decoding: each query row's visible keys are cut into chunks of chunk_len keys over CTAs; a second
@@ -164,9 +166,10 @@ using PrefillKernel = PagedAttentionArgs::PrefillKernel;
 PrefillKernel set_prefill_kernel(PrefillKernel kernel);
 PrefillKernel prefill_kernel_default();
 // The wgmma kernel alone: bf16 pools, D 64 or 128 (paged_prefill_wgmma_supported), scale > 0, keys_per_block
-// 64 or 128.
+// 64 or 128; overlap: the softmax of each key block runs while the tensor cores finish the previous P V.
 bool paged_prefill_wgmma_supported(const PagedAttentionArgs& args);
-void launch_paged_prefill_wgmma(const PagedAttentionArgs& args, int keys_per_block, cudaStream_t stream);
+void launch_paged_prefill_wgmma(const PagedAttentionArgs& args, int keys_per_block, bool overlap,
+                                cudaStream_t stream);
 
 // ---- paged_kv.cu ---------------------------------------------------------------------------------------
 // k_pool[slots[t], :] = k[t, :] and v_pool[slots[t], :] = v[t, :] for t < T, rows of row_bytes bytes (any

@@ -396,7 +396,9 @@ PrefillKernel environment_prefill_kernel() {
 
 std::atomic<PrefillKernel> process_prefill_kernel{PrefillKernel::Auto};  // Auto: the environment's choice
 
-// Keys per block of the wgmma kernel: 128 (each K/V tile feeds twice the rows of products per barrier).
+// Keys per block of the wgmma kernel: 128 (each K/V tile feeds twice the products per barrier, and the score
+// product is m64n128k16, whose shared-memory operand bytes per FLOP are half those of n64). The softmax
+// overlaps the previous block's P V unless the lab turns it off.
 int wgmma_keys_per_block(const PagedAttentionArgs& a) {
   return a.prefill_keys_per_block == 64 || a.prefill_keys_per_block == 128 ? a.prefill_keys_per_block : 128;
 }
@@ -417,7 +419,7 @@ void launch_paged_prefill(const PagedAttentionArgs& a, int multiprocessors, cuda
   ROOFLINE_CHECK(a.scale > 0.0f, "paged_attention: scale {} must be > 0", a.scale);
   const PrefillKernel kernel = a.prefill_kernel == PrefillKernel::Auto ? prefill_kernel_default() : a.prefill_kernel;
   if (kernel == PrefillKernel::Wgmma && paged_prefill_wgmma_supported(a)) {
-    launch_paged_prefill_wgmma(a, wgmma_keys_per_block(a), stream);
+    launch_paged_prefill_wgmma(a, wgmma_keys_per_block(a), a.prefill_overlap != 0, stream);
     return;
   }
   nvtx3::scoped_range range("cuda::paged_attention_prefill");

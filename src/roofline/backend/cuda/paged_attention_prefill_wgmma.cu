@@ -41,7 +41,7 @@ using device::bf16;
 constexpr int kWarpGroups = 2;
 constexpr int kThreads = 128 * kWarpGroups;
 
-template <int D, int BN>
+template <int D, int BN, bool kOverlap>
 struct WgTiles {
   static_assert(D == 64 || D == 128, "head_dim 64 or 128 (rows of one or two 128-byte swizzle atoms)");
   static_assert(BN == 64 || BN == 128, "64 or 128 keys per block");
@@ -52,9 +52,10 @@ struct WgTiles {
   static constexpr int kKvPasses = BN / kRowsPerPass;
   static constexpr uint32_t kQBytes = kBlockM * D * 2;
   static constexpr uint32_t kKvBytes = BN * D * 2;  // one K or V tile (one stage)
-  // Q, K stage 0 and 1, V stage 0 and 1, each a multiple of 8 KB, so all start 1024-byte aligned after the
-  // base is; the slack aligns the base.
-  static constexpr size_t kSmemBytes = kQBytes + 4 * size_t(kKvBytes) + 1024;
+  static constexpr int kVStages = kOverlap ? 3 : 2;  // the overlapped loop reads V one block late
+  // Q, K stages 0 and 1, V stages, each a multiple of 8 KB, so all start 1024-byte aligned after the base is;
+  // the slack aligns the base.
+  static constexpr size_t kSmemBytes = kQBytes + (2 + kVStages) * size_t(kKvBytes) + 1024;
 };
 
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
@@ -91,15 +92,15 @@ __device__ __forceinline__ void wgmma_values(float (&o)[D / 2], const uint32_t (
     device::wgmma_m64n64k16_rs_bt(o, p, v_desc);
 }
 
-template <int D, int BN, int kMinBlocks>
+template <int D, int BN, bool kOverlap, int kMinBlocks>
 __global__ void __launch_bounds__(kThreads, kMinBlocks) paged_prefill_wgmma_kernel(PagedAttentionArgs a) {
-  using T = WgTiles<D, BN>;
+  using T = WgTiles<D, BN, kOverlap>;
   constexpr int kBlockM = T::kBlockM;
   constexpr int kNTiles = BN / 8;  // n8 tiles of the score accumulator
   extern __shared__ unsigned char smem_raw[];
   const uint32_t sQ = (device::smem_address(smem_raw) + 1023u) & ~1023u;
-  const uint32_t sK = sQ + T::kQBytes;         // [2][BN x D]
-  const uint32_t sV = sK + 2 * T::kKvBytes;    // [2][BN x D]
+  const uint32_t sK = sQ + T::kQBytes;                // [2][BN x D]
+  const uint32_t sV = sK + 2 * T::kKvBytes;           // [kVStages][BN x D]
 
   const SequenceView seq = load_sequence(a, int(blockIdx.z));
   // Longest (last) query blocks first: under the causal mask they have the most keys.
@@ -139,19 +140,21 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) paged_prefill_wgmma_kern
 #pragma unroll
     for (int i = 0; i < T::kKvPasses; ++i) pool_rows[i] = lookup(n0 + first_row + i * T::kRowsPerPass);
   };
-  auto load_block = [&](int stage) {
+  // Block j's K goes to K stage j % 2, its V to V stage j % kVStages; one commit group per block.
+  auto load_block = [&](int j) {
+    const uint32_t k_stage = sK + (j % 2) * T::kKvBytes, v_stage = sV + (j % T::kVStages) * T::kKvBytes;
 #pragma unroll
     for (int i = 0; i < T::kKvPasses; ++i) {
-      const uint32_t at = stage * T::kKvBytes + device::sw128_offset(BN, first_row + i * T::kRowsPerPass, chunk);
+      const uint32_t at = device::sw128_offset(BN, first_row + i * T::kRowsPerPass, chunk);
       const bool valid = pool_rows[i] >= 0;
       const int64_t from = valid ? int64_t(pool_rows[i]) * kv_pitch + chunk * 8 : 0;
-      cp_async_16(sK + at, k + from, valid);
-      cp_async_16(sV + at, v + from, valid);
+      cp_async_16(k_stage + at, k + from, valid);
+      cp_async_16(v_stage + at, v + from, valid);
     }
+    device::cp_async_commit();
   };
   lookup_block(n_first);
   load_block(0);
-  device::cp_async_commit();
   lookup_block(n_first + BN);  // in flight while the first block lands
 
   // Descriptors (device/wgmma.cuh): Q rows of this warpgroup and K are K-major, V is N-major with its 64-dim
@@ -166,34 +169,45 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) paged_prefill_wgmma_kern
   float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.0f, 0.0f};  // rows g and g + 8; log2 units
   const float scale_log2 = a.scale * kLog2e;
   const int row0 = warp_group * 64 + warp * 16 + g;  // this thread's first row within the CTA tile (and row0 + 8)
+  float s[BN / 2];                 // S, then P in f32, of the current block
+  uint32_t pf[BN / 16][4];         // P as A fragments of the block whose P V is issued next
 
-  int stage = 0;
-  for (int n0 = n_first; n0 < kv_end; n0 += BN, stage ^= 1) {
-    device::cp_async_wait<0>();           // K and V of this block (and Q, the first time) landed for this thread
-    device::fence_proxy_async_shared();   // ... and are visible to the tensor cores' (async proxy) reads
-    __syncthreads();                      // ... for every thread; every warpgroup is done with the other stage
+  // Top of block j (keys n0 ..): its K and V have landed and are visible to the tensor cores for every thread;
+  // every warpgroup is done with the stages the next loads overwrite; the next block's loads are issued.
+  auto next_block = [&](int j, int n0) {
+    device::cp_async_wait<0>();          // this thread's copies of block j (and Q, the first time) landed
+    device::fence_proxy_async_shared();  // ... and are visible to the async proxy (wgmma operand reads)
+    __syncthreads();                     // ... for every thread; and every warpgroup left block j - 1
     if (n0 + BN < kv_end) {
-      load_block(stage ^ 1);
-      device::cp_async_commit();
+      load_block(j + 1);
       lookup_block(n0 + 2 * BN);
     }
-
-    // S = Q K^T: (64 x BN) per warpgroup, D / 16 k-steps; k-step kk is atom kk / 4, bytes (kk % 4) * 32.
-    float s[BN / 2];
+  };
+  // S = Q K^T of block j, (64 x BN) per warpgroup: D / 16 k-steps; k-step kk is atom kk / 4, bytes (kk % 4) * 32.
+  // Issued only: the caller commits and waits.
+  auto issue_scores = [&](int j) {
 #pragma unroll
     for (int i = 0; i < BN / 2; ++i) s[i] = 0.0f;
     device::fence_registers(s);
-    device::wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
       const uint32_t q_at = (kk / 4) * kBlockM * 128 + (kk % 4) * 32;
-      const uint32_t k_at = stage * T::kKvBytes + (kk / 4) * BN * 128 + (kk % 4) * 32;
+      const uint32_t k_at = (j % 2) * T::kKvBytes + (kk / 4) * BN * 128 + (kk % 4) * 32;
       wgmma_scores<BN>(s, q_desc + (q_at >> 4), k_desc + (k_at >> 4), kk > 0);
     }
-    device::wgmma_commit();
-    device::wgmma_wait<0>();
-    device::fence_registers(s);
-
+  };
+  // O += P V of block j: BN / 16 k-steps of 16 keys, 2048 bytes of V each. Issued only.
+  auto issue_values = [&](int j) {
+#pragma unroll
+    for (int kk = 0; kk < BN / 16; ++kk) {
+      const uint32_t v_at = (j % T::kVStages) * T::kKvBytes + kk * 2048;
+      wgmma_values<D>(o, pf[kk], v_desc + (v_at >> 4));
+    }
+  };
+  // Masks and exponentiates s in place (block of keys n0 ..), updates row_max and row_sum, and returns in
+  // correction[r] the factor O's row r must be scaled by (1 when its max did not grow) and whether any row of
+  // the warp grew.
+  auto softmax = [&](int n0, float (&correction)[2]) {
     // Mask only where some (row, key) pair of the block is not visible: the diagonal and window edges.
     const bool needs_mask = n0 + BN - 1 > q_first || (a.window > 0 && n0 <= q_last - a.window);
     if (needs_mask) {
@@ -207,8 +221,9 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) paged_prefill_wgmma_kern
           if (!visible) s[4 * j + e] = -INFINITY;
         }
     }
-
-    // Online softmax, rows g (e = 0, 1) and g + 8 (e = 2, 3); the four lanes of a quad share a row.
+    // Rows g (e = 0, 1) and g + 8 (e = 2, 3); the four lanes of a quad share a row. The max is kept in raw
+    // score units (scale > 0 keeps the order), so each probability is one FFMA and one exp2.
+    bool any_grew = false;
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       float block_max = -INFINITY;
@@ -218,13 +233,10 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) paged_prefill_wgmma_kern
       block_max = fmaxf(block_max, __shfl_xor_sync(device::kFullMask, block_max, 2));
       const float new_max = fmaxf(row_max[r], block_max);
       const bool grew = new_max > row_max[r];
-      if (__any_sync(device::kFullMask, grew)) {
-        const float correction = grew ? exp2f((row_max[r] - new_max) * scale_log2) : 1.0f;  // 0 from -inf
-        row_max[r] = new_max;
-        row_sum[r] *= correction;
-#pragma unroll
-        for (int dj = 0; dj < D / 8; ++dj) o[4 * dj + 2 * r] *= correction, o[4 * dj + 2 * r + 1] *= correction;
-      }
+      correction[r] = grew ? exp2f((row_max[r] - new_max) * scale_log2) : 1.0f;  // 0 from -inf
+      any_grew |= grew;
+      row_max[r] = new_max;
+      row_sum[r] *= correction[r];
       const float neg_base = new_max == -INFINITY ? 0.0f : -new_max * scale_log2;  // nothing visible yet: p = 0
 #pragma unroll
       for (int j = 0; j < kNTiles; ++j) {
@@ -233,8 +245,18 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) paged_prefill_wgmma_kern
         row_sum[r] += s[4 * j + 2 * r] + s[4 * j + 2 * r + 1];
       }
     }
-    // P as A fragments: n8 tiles 2kk and 2kk + 1 are keys 16kk .. 16kk + 15 (device/wgmma.cuh).
-    uint32_t pf[BN / 16][4];
+    return __any_sync(device::kFullMask, any_grew);
+  };
+  // O's rows scaled by correction (only where some row of the warp grew: after the first blocks, rare).
+  auto rescale = [&](const float (&correction)[2], bool any_grew) {
+    if (!any_grew) return;
+#pragma unroll
+    for (int dj = 0; dj < D / 8; ++dj)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) o[4 * dj + e] *= correction[e / 2];
+  };
+  // P as A fragments: n8 tiles 2kk and 2kk + 1 are keys 16kk .. 16kk + 15 (device/wgmma.cuh).
+  auto pack_p = [&] {
 #pragma unroll
     for (int kk = 0; kk < BN / 16; ++kk) {
       pf[kk][0] = pack_bf16(s[8 * kk + 0], s[8 * kk + 1]);
@@ -242,16 +264,62 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) paged_prefill_wgmma_kern
       pf[kk][2] = pack_bf16(s[8 * kk + 4], s[8 * kk + 5]);
       pf[kk][3] = pack_bf16(s[8 * kk + 6], s[8 * kk + 7]);
     }
+  };
 
-    // O += P V: BN / 16 k-steps of 16 keys, 2048 bytes of V each.
+  if constexpr (!kOverlap) {
+    // Per block: S (wait), softmax, P V (wait).
+    int j = 0;
+    for (int n0 = n_first; n0 < kv_end; n0 += BN, ++j) {
+      next_block(j, n0);
+      device::wgmma_fence();
+      issue_scores(j);
+      device::wgmma_commit();
+      device::wgmma_wait<0>();
+      device::fence_registers(s);
+      float correction[2];
+      const bool any_grew = softmax(n0, correction);
+      rescale(correction, any_grew);
+      pack_p();
+      fence_registers(pf);
+      device::fence_registers(o);
+      device::wgmma_fence();
+      issue_values(j);
+      device::wgmma_commit();
+      device::wgmma_wait<0>();
+      device::fence_registers(o);
+    }
+  } else {
+    // FlashAttention-3's intra-warpgroup overlap: S of block j and P V of block j - 1 are issued together, and
+    // the softmax of block j runs while the tensor cores finish P V of j - 1. O's rescale for block j waits
+    // for that P V (O = (O + P_{j-1} V_{j-1}) * c_j); P_j is packed after it, so the in-flight A fragments are
+    // never overwritten. V has three stages: V_{j-1} is read during block j while V_{j+1} loads.
+    int j = 0;
+    for (int n0 = n_first; n0 < kv_end; n0 += BN, ++j) {
+      next_block(j, n0);
+      fence_registers(pf);
+      device::fence_registers(o);
+      device::wgmma_fence();
+      issue_scores(j);
+      device::wgmma_commit();
+      if (j > 0) {
+        issue_values(j - 1);
+        device::wgmma_commit();
+        device::wgmma_wait<1>();  // S of block j; P V of j - 1 may still run
+      } else {
+        device::wgmma_wait<0>();
+      }
+      device::fence_registers(s);
+      float correction[2];
+      const bool any_grew = softmax(n0, correction);
+      device::wgmma_wait<0>();  // P V of j - 1 done: O and the A fragments are free
+      device::fence_registers(o);
+      rescale(correction, any_grew);
+      pack_p();
+    }
     fence_registers(pf);
     device::fence_registers(o);
     device::wgmma_fence();
-#pragma unroll
-    for (int kk = 0; kk < BN / 16; ++kk) {
-      const uint32_t v_at = stage * T::kKvBytes + kk * 2048;
-      wgmma_values<D>(o, pf[kk], v_desc + (v_at >> 4));
-    }
+    issue_values(j - 1);
     device::wgmma_commit();
     device::wgmma_wait<0>();
     device::fence_registers(o);
@@ -275,38 +343,46 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) paged_prefill_wgmma_kern
   }
 }
 
-template <int D, int BN, int kMinBlocks>
+template <int D, int BN, bool kOverlap, int kMinBlocks>
 void launch(const PagedAttentionArgs& a, cudaStream_t stream) {
-  using T = WgTiles<D, BN>;
+  using T = WgTiles<D, BN, kOverlap>;
   constexpr size_t smem = T::kSmemBytes;
-  auto kernel = paged_prefill_wgmma_kernel<D, BN, kMinBlocks>;
+  auto kernel = paged_prefill_wgmma_kernel<D, BN, kOverlap, kMinBlocks>;
   ROOFLINE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   const dim3 grid(unsigned((a.max_query_len + T::kBlockM - 1) / T::kBlockM), unsigned(a.Hq), unsigned(a.num_seqs));
   kernel<<<grid, kThreads, smem, stream>>>(a);
   ROOFLINE_CUDA_CHECK_LAUNCH();
 }
 
+template <int D>
+void launch_d(const PagedAttentionArgs& a, int keys_per_block, bool overlap, cudaStream_t stream) {
+  if (keys_per_block == 128) {
+    if (overlap)
+      launch<D, 128, true, 1>(a, stream);
+    else
+      launch<D, 128, false, 1>(a, stream);
+  } else {
+    if (overlap)
+      launch<D, 64, true, 1>(a, stream);
+    else
+      launch<D, 64, false, D == 64 ? 2 : 1>(a, stream);
+  }
+}
+
 }  // namespace
 
 bool paged_prefill_wgmma_supported(const PagedAttentionArgs& a) { return !a.kv_fp8 && (a.D == 64 || a.D == 128); }
 
-void launch_paged_prefill_wgmma(const PagedAttentionArgs& a, int keys_per_block, cudaStream_t stream) {
+void launch_paged_prefill_wgmma(const PagedAttentionArgs& a, int keys_per_block, bool overlap, cudaStream_t stream) {
   nvtx3::scoped_range range("cuda::paged_attention_prefill_wgmma");
   ROOFLINE_CHECK(paged_prefill_wgmma_supported(a), "paged_attention: the wgmma prefill kernel takes bf16 pools of "
                  "head_dim 64 or 128, not {} head_dim {}", a.kv_fp8 ? "F8_E4M3" : "BF16", a.D);
   ROOFLINE_CHECK(keys_per_block == 64 || keys_per_block == 128, "paged_attention: {} keys per block (64 or 128)",
                  keys_per_block);
-  if (a.D == 128) {
-    if (keys_per_block == 128)
-      launch<128, 128, 1>(a, stream);
-    else
-      launch<128, 64, 1>(a, stream);
-  } else {
-    if (keys_per_block == 128)
-      launch<64, 128, 1>(a, stream);
-    else
-      launch<64, 64, 2>(a, stream);
-  }
+  if (a.D == 128)
+    launch_d<128>(a, keys_per_block, overlap, stream);
+  else
+    launch_d<64>(a, keys_per_block, overlap, stream);
 }
 
 }  // namespace roofline::cuda
