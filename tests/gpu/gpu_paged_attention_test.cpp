@@ -278,6 +278,53 @@ INSTANTIATE_TEST_SUITE_P(Cases, GpuPagedAttention, ::testing::ValuesIn(cases()),
 
 class GpuPaged : public GpuTest {};
 
+// Every variant of the wgmma prefill kernel (64- and 128-key blocks, softmax overlapped with the previous
+// block's P V or not), called through the kernel-lab arguments, on varlen batches with chunked context, windows,
+// decode rows and block sizes 1, 16 and 48 (not a power of two).
+TEST_F(GpuPaged, WgmmaPrefillVariantsMatchFloat64Reference) {
+  const std::vector<PagedCase> batches = {
+      {"chunked", 128, 8, 2, 16, 0, {{100, 1100}, {17, 17}, {255, 2000}, {1, 70}, {300, 300}}},
+      {"window", 64, 8, 1, 16, 100, {{127, 1127}, {65, 65}, {260, 300}}},
+      {"window_bs48", 128, 8, 2, 48, 130, {{200, 700}, {129, 129}}},
+      {"bs1", 64, 8, 2, 1, 0, {{100, 100}, {37, 200}}},
+  };
+  for (const PagedCase& c : batches) {
+    const int max_q = max_query_len(c.seqs), max_ctx = max_context_len(c.seqs);
+    const HostBatch h = make_batch(c.D, c.Hq, c.Hkv, c.block_size, c.window, c.seqs, max_ctx,
+                                   uint32_t(std::hash<std::string>{}(c.name())) + 5);
+    const DeviceBatch d = upload_batch(gpu(), h);
+    const std::vector<double> want = reference(h);
+    for (int keys : {64, 128})
+      for (int overlap : {0, 1}) {
+        Tensor out = poisoned(gpu(), DType::BF16, {h.T, c.Hq, c.D});
+        cuda::PagedAttentionArgs a;
+        a.q = d.q.data();
+        a.k_pool = d.k.data();
+        a.v_pool = d.v.data();
+        a.out = out.data();
+        a.Hq = c.Hq;
+        a.Hkv = c.Hkv;
+        a.D = c.D;
+        a.num_seqs = int(c.seqs.size());
+        a.max_query_len = max_q;
+        a.max_context_len = max_ctx;
+        a.block_size = c.block_size;
+        a.window = c.window;
+        a.scale = float(h.scale);
+        a.query_start = d.query_start.ptr<int32_t>();
+        a.context_len = d.context_len.ptr<int32_t>();
+        a.block_table = d.block_table.ptr<int32_t>();
+        a.table_pitch = h.max_blocks;
+        a.prefill_kernel = cuda::PrefillKernel::Wgmma;
+        a.prefill_keys_per_block = keys;
+        a.prefill_overlap = overlap;
+        cuda::launch_paged_prefill(a, gpu().multiprocessors(), gpu().stream());
+        expect_close(download_values(gpu(), out), want, 1e-2,
+                     fmt::format("{} keys {} overlap {}", c.name(), keys, overlap));
+      }
+  }
+}
+
 // out may alias q (the decoder writes attention in place).
 TEST_F(GpuPaged, OutMayAliasQ) {
   for (cuda::PrefillKernel kernel : kPrefillKernels)
