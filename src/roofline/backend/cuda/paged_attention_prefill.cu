@@ -1,4 +1,7 @@
-// Paged varlen prefill attention, FlashAttention-2 style (PagedAttentionArgs in kernels.h):
+// Paged varlen prefill attention, FlashAttention-2 style (PagedAttentionArgs in kernels.h). bf16 pools of
+// head_dim 64 and 128 run on the Hopper wgmma kernel instead (paged_attention_prefill_wgmma.cu) unless
+// ROOFLINE_PREFILL_WGMMA=0 or the caller picks this one (PrefillKernel); fp8 pools and head_dim 16/32 always
+// run here.
 //   out[t, h, :] = sum_j softmax_j(scale * q[t, h, :] . k[j, h / G, :]) v[j, h / G, :],  j in visible(t)
 //   visible(t) = (p - window, p] (window > 0) or [0, p], p = context_len[b] - n + i for row i of sequence b.
 // A CTA of kWarps warps owns kBlockM query rows of one query head of one sequence (16 * MT rows per warp:

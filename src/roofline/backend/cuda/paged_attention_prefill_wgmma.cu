@@ -190,12 +190,16 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) paged_prefill_wgmma_kern
       lookup_block(n0 + 2 * BN);
     }
   };
-  // S = Q K^T of block j, (64 x BN) per warpgroup: D / 16 k-steps; k-step kk is atom kk / 4, bytes (kk % 4) * 32.
-  // Issued only: the caller commits and waits.
-  auto issue_scores = [&](int j) {
+  // s is written (zeroed: the first k-step overwrites it anyway) before the wgmma.fence that precedes the
+  // products reading it, as the fence rule asks of every register a wgmma accesses.
+  auto clear_scores = [&] {
 #pragma unroll
     for (int i = 0; i < BN / 2; ++i) s[i] = 0.0f;
     device::fence_registers(s);
+  };
+  // S = Q K^T of block j, (64 x BN) per warpgroup: D / 16 k-steps; k-step kk is atom kk / 4, bytes (kk % 4) * 32.
+  // Issued only: the caller commits and waits.
+  auto issue_scores = [&](int j) {
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
       const uint32_t q_at = (kk / 4) * kBlockM * 128 + (kk % 4) * 32;
@@ -278,6 +282,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) paged_prefill_wgmma_kern
     int j = 0;
     for (int n0 = n_first; n0 < kv_end; n0 += BN, ++j) {
       next_block(j, n0);
+      clear_scores();
       device::wgmma_fence();
       issue_scores(j);
       device::wgmma_commit();
@@ -300,21 +305,31 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) paged_prefill_wgmma_kern
     // the softmax of block j runs while the tensor cores finish P V of j - 1. O's rescale for block j waits
     // for that P V (O = (O + P_{j-1} V_{j-1}) * c_j); P_j is packed after it, so the in-flight A fragments are
     // never overwritten. V has three stages: V_{j-1} is read during block j while V_{j+1} loads.
-    int j = 0;
-    for (int n0 = n_first; n0 < kv_end; n0 += BN, ++j) {
+    // Block 0 (peeled, so that the loop has no branch around its wgmma issue): S, softmax, P; O is still 0.
+    next_block(0, n_first);
+    clear_scores();
+    device::wgmma_fence();
+    issue_scores(0);
+    device::wgmma_commit();
+    device::wgmma_wait<0>();
+    device::fence_registers(s);
+    {
+      float correction[2];
+      softmax(n_first, correction);
+    }
+    pack_p();
+    int j = 1;
+    for (int n0 = n_first + BN; n0 < kv_end; n0 += BN, ++j) {
       next_block(j, n0);
+      clear_scores();
       fence_registers(pf);
       device::fence_registers(o);
       device::wgmma_fence();
       issue_scores(j);
       device::wgmma_commit();
-      if (j > 0) {
-        issue_values(j - 1);
-        device::wgmma_commit();
-        device::wgmma_wait<1>();  // S of block j; P V of j - 1 may still run
-      } else {
-        device::wgmma_wait<0>();
-      }
+      issue_values(j - 1);
+      device::wgmma_commit();
+      device::wgmma_wait<1>();  // S of block j; P V of j - 1 may still run
       device::fence_registers(s);
       float correction[2];
       const bool any_grew = softmax(n0, correction);
