@@ -8,8 +8,12 @@
 //   rescaled only when some row's max grew)
 //   O += P V    wgmma m64nDk16, A = P from registers (the S accumulators of two n8 tiles are exactly the A
 //               fragment of one k16 step, see device/wgmma.cuh), B = V from shared memory, N-major (transposed)
-// The score matrix never leaves registers. Tiles live in shared memory in the 128-byte-swizzled layout the
-// descriptors describe (device/wgmma.cuh, "SW128 rows"): Q [kBlockM x D], and K and V [BN x D] in two stages.
+// The score matrix never leaves registers. By default (kOverlap) S of block j and P V of block j - 1 are issued
+// together and the softmax of j runs while the tensor cores finish P V of j - 1 (FlashAttention-3's
+// intra-warpgroup pipelining); the serial form waits for each product. Tiles live in shared memory in the
+// 128-byte-swizzled layout the descriptors describe (device/wgmma.cuh, "SW128 rows"): Q [kBlockM x D], K
+// [BN x D] in two stages and V [BN x D] in two (serial) or three (overlapped: V of j - 1 is read while V of
+// j + 1 lands). Shared memory, hd 128 / 128 keys overlapped: 32 + 64 + 96 KB, one CTA per multiprocessor.
 // Every thread copies its 16-byte chunks with cp.async, one pool row at a time through the block table (pages
 // are 16 rows, so a tile is many pages); the block's pool rows are looked up one block ahead into registers,
 // and K/V of block i + 1 load while block i is computed. Each block starts with cp.async.wait_group 0, a
@@ -190,13 +194,12 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) paged_prefill_wgmma_kern
       lookup_block(n0 + 2 * BN);
     }
   };
-  // s is written (zeroed: the first k-step overwrites it anyway) before the wgmma.fence that precedes the
-  // products reading it, as the fence rule asks of every register a wgmma accesses.
-  auto clear_scores = [&] {
+  // The first k-step of S overwrites s (scale-d = 0), so s needs no clearing per block; it is zeroed once so that
+  // no register a wgmma reads is undefined, before the first wgmma.fence (the fence rule: every register a
+  // wgmma accesses is written before the fence that precedes it; the softmax writes of a block precede the next
+  // block's fence).
 #pragma unroll
-    for (int i = 0; i < BN / 2; ++i) s[i] = 0.0f;
-    device::fence_registers(s);
-  };
+  for (int i = 0; i < BN / 2; ++i) s[i] = 0.0f;
   // S = Q K^T of block j, (64 x BN) per warpgroup: D / 16 k-steps; k-step kk is atom kk / 4, bytes (kk % 4) * 32.
   // Issued only: the caller commits and waits.
   auto issue_scores = [&](int j) {
@@ -282,7 +285,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) paged_prefill_wgmma_kern
     int j = 0;
     for (int n0 = n_first; n0 < kv_end; n0 += BN, ++j) {
       next_block(j, n0);
-      clear_scores();
+      device::fence_registers(s);
       device::wgmma_fence();
       issue_scores(j);
       device::wgmma_commit();
@@ -307,7 +310,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) paged_prefill_wgmma_kern
     // never overwritten. V has three stages: V_{j-1} is read during block j while V_{j+1} loads.
     // Block 0 (peeled, so that the loop has no branch around its wgmma issue): S, softmax, P; O is still 0.
     next_block(0, n_first);
-    clear_scores();
+    device::fence_registers(s);
     device::wgmma_fence();
     issue_scores(0);
     device::wgmma_commit();
@@ -321,7 +324,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) paged_prefill_wgmma_kern
     int j = 1;
     for (int n0 = n_first + BN; n0 < kv_end; n0 += BN, ++j) {
       next_block(j, n0);
-      clear_scores();
+      device::fence_registers(s);
       fence_registers(pf);
       device::fence_registers(o);
       device::wgmma_fence();
