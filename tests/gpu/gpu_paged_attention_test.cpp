@@ -278,6 +278,33 @@ INSTANTIATE_TEST_SUITE_P(Cases, GpuPagedAttention, ::testing::ValuesIn(cases()),
 
 class GpuPaged : public GpuTest {};
 
+// The wgmma prefill kernel's shared-memory layout, descriptors and register fragments on plain products (one
+// warpgroup, device/wgmma.cuh): S-like (a b^T, both operands from shared memory, K-major) and PV-like (a b, a
+// from registers, b N-major), n and k 64 and 128, against a float64 product of the same bf16 values. If the
+// attention cases fail and this passes, the fault is in the pipeline, not the layouts.
+TEST_F(GpuPaged, WgmmaLayoutProbeMatchesFloat64Product) {
+  for (int n : {64, 128})
+    for (int k : {64, 128})
+      for (bool b_n_major : {false, true}) {
+        const DeviceData a = random_device(gpu(), DType::BF16, {64, k}, uint32_t(7 * n + k + b_n_major), -1.0f, 1.0f);
+        const DeviceData b = random_device(gpu(), DType::BF16, b_n_major ? Shape{k, n} : Shape{n, k},
+                                           uint32_t(11 * n + 3 * k + b_n_major), -1.0f, 1.0f);
+        Tensor c = poisoned(gpu(), DType::F32, {64, n});
+        cuda::launch_wgmma_layout_probe(c.ptr<float>(), a.tensor.data(), b.tensor.data(), n, k, b_n_major,
+                                        gpu().stream());
+        std::vector<double> want(size_t(64) * n, 0.0);
+        for (int i = 0; i < 64; ++i)
+          for (int j = 0; j < n; ++j) {
+            double acc = 0;
+            for (int l = 0; l < k; ++l)
+              acc += a.values[size_t(i) * k + l] * b.values[b_n_major ? size_t(l) * n + j : size_t(j) * k + l];
+            want[size_t(i) * n + j] = acc;
+          }
+        expect_close(download_values(gpu(), c), want, 1e-5,
+                     fmt::format("probe n {} k {} {}", n, k, b_n_major ? "a b (N-major b, a in registers)" : "a b^T"));
+      }
+}
+
 // Every variant of the wgmma prefill kernel (64- and 128-key blocks, softmax overlapped with the previous
 // block's P V or not), called through the kernel-lab arguments, on varlen batches with chunked context, windows,
 // decode rows and block sizes 1, 16 and 48 (not a power of two).

@@ -170,6 +170,12 @@ PrefillKernel prefill_kernel_default();
 bool paged_prefill_wgmma_supported(const PagedAttentionArgs& args);
 void launch_paged_prefill_wgmma(const PagedAttentionArgs& args, int keys_per_block, bool overlap,
                                 cudaStream_t stream);
+// Test probe of the wgmma kernel's shared-memory layout, descriptors and fragments on one plain product, one
+// warpgroup: c [64, n] f32 = a [64, k] . b^T with b [n, k] (b_n_major false: both from shared memory, like
+// S = Q K^T), or a . b with b [k, n] (true: a from registers, b N-major, like O = P V); a and b bf16 row-major,
+// 16-byte aligned; n and k 64 or 128.
+void launch_wgmma_layout_probe(float* c, const void* a, const void* b, int n, int k, bool b_n_major,
+                               cudaStream_t stream);
 
 // ---- paged_kv.cu ---------------------------------------------------------------------------------------
 // k_pool[slots[t], :] = k[t, :] and v_pool[slots[t], :] = v[t, :] for t < T, rows of row_bytes bytes (any

@@ -395,7 +395,96 @@ void launch_d(const PagedAttentionArgs& a, int keys_per_block, bool overlap, cud
   }
 }
 
+// The layout probe (tests): one warpgroup, the prefill kernel's shared-memory layout, descriptors, k-steps
+// and register fragments on a plain product. !kNMajor: c = a b^T with a [64, K] and b [N, K] (S = Q K^T: both
+// operands from shared memory, K-major). kNMajor: c = a b with b [K, N] (O = P V: a from registers as A
+// fragments, b N-major from shared memory). c [64, N] f32 row-major, written from the accumulator layout.
+template <int N, int K, bool kNMajor>
+__global__ void __launch_bounds__(128) wgmma_probe_kernel(float* c, const bf16* a, const bf16* b) {
+  extern __shared__ unsigned char smem_raw[];
+  const uint32_t sA = (device::smem_address(smem_raw) + 1023u) & ~1023u;
+  const uint32_t sB = sA + 64 * K * 2;
+  const int tid = int(threadIdx.x), warp = tid / 32, lane = tid % 32, g = lane / 4, t4 = lane % 4;
+  // Shared tiles through ordinary stores, in SW128 rows: a as 64 rows of K; b as N rows of K (K-major) or K rows
+  // of N (N-major).
+  constexpr int kBRows = kNMajor ? K : N, kBCols = kNMajor ? N : K;
+  for (int i = tid; i < 64 * (K / 8); i += 128) {
+    const int r = i / (K / 8), ch = i % (K / 8);
+    const uint4 x = *reinterpret_cast<const uint4*>(a + r * K + ch * 8);
+    asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(sA + device::sw128_offset(64, r, ch)), "r"(x.x),
+                 "r"(x.y), "r"(x.z), "r"(x.w));
+  }
+  for (int i = tid; i < kBRows * (kBCols / 8); i += 128) {
+    const int r = i / (kBCols / 8), ch = i % (kBCols / 8);
+    const uint4 x = *reinterpret_cast<const uint4*>(b + r * kBCols + ch * 8);
+    asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(sB + device::sw128_offset(kBRows, r, ch)),
+                 "r"(x.x), "r"(x.y), "r"(x.z), "r"(x.w));
+  }
+  device::fence_proxy_async_shared();
+  __syncthreads();
+  float acc[N / 2];
+#pragma unroll
+  for (int i = 0; i < N / 2; ++i) acc[i] = 0.0f;
+  if constexpr (!kNMajor) {
+    const uint64_t a_desc = device::sw128_descriptor(sA, 16, 1024), b_desc = device::sw128_descriptor(sB, 16, 1024);
+    device::fence_registers(acc);
+    device::wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < K / 16; ++kk) {
+      const uint32_t a_at = (kk / 4) * 64 * 128 + (kk % 4) * 32, b_at = (kk / 4) * N * 128 + (kk % 4) * 32;
+      wgmma_scores<N>(acc, a_desc + (a_at >> 4), b_desc + (b_at >> 4), kk > 0);
+    }
+  } else {
+    uint32_t frag[K / 16][4];  // rows 16 warp + g (+ 8), columns 16 kk + 2 t4 (+ 8): the A fragment layout
+#pragma unroll
+    for (int kk = 0; kk < K / 16; ++kk)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int row = 16 * warp + g + 8 * (e % 2), col = 16 * kk + 2 * t4 + 8 * (e / 2);
+        frag[kk][e] = *reinterpret_cast<const uint32_t*>(a + row * K + col);
+      }
+    const uint64_t b_desc = device::sw128_descriptor(sB, K * 128, 1024);
+    fence_registers(frag);
+    device::fence_registers(acc);
+    device::wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < K / 16; ++kk) wgmma_values<N>(acc, frag[kk], b_desc + ((kk * 2048) >> 4));
+  }
+  device::wgmma_commit();
+  device::wgmma_wait<0>();
+  device::fence_registers(acc);
+#pragma unroll
+  for (int j = 0; j < N / 8; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) c[(16 * warp + g + 8 * (e / 2)) * N + 8 * j + 2 * t4 + (e % 2)] = acc[4 * j + e];
+}
+
+template <int N, int K, bool kNMajor>
+void launch_probe(float* c, const void* a, const void* b, cudaStream_t stream) {
+  constexpr int smem = 64 * K * 2 + N * K * 2 + 1024;
+  auto kernel = wgmma_probe_kernel<N, K, kNMajor>;
+  ROOFLINE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  kernel<<<1, 128, smem, stream>>>(c, static_cast<const bf16*>(a), static_cast<const bf16*>(b));
+  ROOFLINE_CUDA_CHECK_LAUNCH();
+}
+
 }  // namespace
+
+void launch_wgmma_layout_probe(float* c, const void* a, const void* b, int n, int k, bool b_n_major,
+                               cudaStream_t stream) {
+  ROOFLINE_CHECK((n == 64 || n == 128) && (k == 64 || k == 128), "wgmma probe: n {} and k {} must be 64 or 128", n, k);
+  const int which = (n == 128 ? 4 : 0) + (k == 128 ? 2 : 0) + (b_n_major ? 1 : 0);
+  switch (which) {
+    case 0: launch_probe<64, 64, false>(c, a, b, stream); break;
+    case 1: launch_probe<64, 64, true>(c, a, b, stream); break;
+    case 2: launch_probe<64, 128, false>(c, a, b, stream); break;
+    case 3: launch_probe<64, 128, true>(c, a, b, stream); break;
+    case 4: launch_probe<128, 64, false>(c, a, b, stream); break;
+    case 5: launch_probe<128, 64, true>(c, a, b, stream); break;
+    case 6: launch_probe<128, 128, false>(c, a, b, stream); break;
+    default: launch_probe<128, 128, true>(c, a, b, stream); break;
+  }
+}
 
 bool paged_prefill_wgmma_supported(const PagedAttentionArgs& a) { return !a.kv_fp8 && (a.D == 64 || a.D == 128); }
 
