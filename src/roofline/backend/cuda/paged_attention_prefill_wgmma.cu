@@ -16,9 +16,10 @@
 // j + 1 lands). Shared memory, hd 128 / 128 keys overlapped: 32 + 64 + 96 KB, one CTA per multiprocessor.
 // Every thread copies its 16-byte chunks with cp.async, one pool row at a time through the block table (pages
 // are 16 rows, so a tile is many pages); the block's pool rows are looked up one block ahead into registers,
-// and K/V of block i + 1 load while block i is computed. Each block starts with cp.async.wait_group 0, a
-// fence.proxy.async (cp.async writes through the generic proxy, wgmma reads through the async proxy) and a
-// barrier, which also tells every warpgroup that the other stage is free again.
+// and K/V of block i + 1 load while block i is computed (issued right after block i's products, so the copies
+// run under them). Each block starts with cp.async.wait_group 0, a fence.proxy.async (cp.async writes through
+// the generic proxy, wgmma reads through the async proxy) and a barrier, which also tells every warpgroup that
+// the stages the next copies overwrite are free again.
 // Rule (as the mma.sync kernel): pool rows outside the keys the CTA may see are never read (zero-filled), so
 // stale rows, NaN or other sequences in the pool cannot leak in. Query rows past the sequence are zero-filled
 // and never written.
@@ -183,12 +184,20 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) paged_prefill_wgmma_kern
   float s[BN / 2];                 // S, then P in f32, of the current block
   uint32_t pf[BN / 16][4];         // P as A fragments of the block whose P V is issued next
 
-  // Top of block j (keys n0 ..): its K and V have landed and are visible to the tensor cores for every thread;
-  // every warpgroup is done with the stages the next loads overwrite; the next block's loads are issued.
-  auto next_block = [&](int j, int n0) {
+  // Top of block j: its K and V have landed and are visible to the tensor cores for every thread; every
+  // warpgroup is done with the stages the next loads overwrite.
+  auto enter_block = [&] {
     device::cp_async_wait<0>();          // this thread's copies of block j (and Q, the first time) landed
     device::fence_proxy_async_shared();  // ... and are visible to the async proxy (wgmma operand reads)
     __syncthreads();                     // ... for every thread; and every warpgroup left block j - 1
+  };
+  // The next block's loads (into stages no product of block j reads), issued once block j's products are: the
+  // copies and table reads then run under the tensor cores instead of between two blocks' products. With two
+  // CTAs per multiprocessor (128 registers) they are issued before the products instead: held across the
+  // products, their registers would spill.
+  constexpr bool kLoadsAfterIssue = kMinBlocks == 1;
+  auto prefetch = [&](bool after_issue, int j, int n0) {
+    if (after_issue != kLoadsAfterIssue) return;
     if (n0 + BN < kv_end) {
       load_block(j + 1);
       lookup_block(n0 + 2 * BN);
@@ -284,11 +293,13 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) paged_prefill_wgmma_kern
     // Per block: S (wait), softmax, P V (wait).
     int j = 0;
     for (int n0 = n_first; n0 < kv_end; n0 += BN, ++j) {
-      next_block(j, n0);
+      enter_block();
+      prefetch(false, j, n0);
       device::fence_registers(s);
       device::wgmma_fence();
       issue_scores(j);
       device::wgmma_commit();
+      prefetch(true, j, n0);
       device::wgmma_wait<0>();
       device::fence_registers(s);
       float correction[2];
@@ -309,11 +320,13 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) paged_prefill_wgmma_kern
     // for that P V (O = (O + P_{j-1} V_{j-1}) * c_j); P_j is packed after it, so the in-flight A fragments are
     // never overwritten. V has three stages: V_{j-1} is read during block j while V_{j+1} loads.
     // Block 0 (peeled, so that the loop has no branch around its wgmma issue): S, softmax, P; O is still 0.
-    next_block(0, n_first);
+    enter_block();
+    prefetch(false, 0, n_first);
     device::fence_registers(s);
     device::wgmma_fence();
     issue_scores(0);
     device::wgmma_commit();
+    prefetch(true, 0, n_first);
     device::wgmma_wait<0>();
     device::fence_registers(s);
     {
@@ -323,7 +336,8 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) paged_prefill_wgmma_kern
     pack_p();
     int j = 1;
     for (int n0 = n_first + BN; n0 < kv_end; n0 += BN, ++j) {
-      next_block(j, n0);
+      enter_block();
+      prefetch(false, j, n0);
       device::fence_registers(s);
       fence_registers(pf);
       device::fence_registers(o);
@@ -332,6 +346,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) paged_prefill_wgmma_kern
       device::wgmma_commit();
       issue_values(j - 1);
       device::wgmma_commit();
+      prefetch(true, j, n0);
       device::wgmma_wait<1>();  // S of block j; P V of j - 1 may still run
       device::fence_registers(s);
       float correction[2];
