@@ -2,7 +2,7 @@
 //  - prefill: causal attention of one sequence of S rows, 32 query heads over 8 kv heads (GQA 4:1), head_dim
 //    64 and 128, bf16. FLOPs = 2 * 2 * S * S / 2 * Hq * D (QK^T and PV, half the square under the mask).
 //    Variants: the mma.sync kernel (the reference of d=), paged (block_size 16, shuffled blocks) as
-//    CudaBackend::paged_attention runs it (the Hopper wgmma kernel unless ROOFLINE_PREFILL_WGMMA=0), the wgmma
+//    CudaBackend::paged_attention runs it (cuda::prefill_kernel_for: wgmma at head_dim 64, mma.sync at 128), the wgmma
 //    kernel with 64- and 128-key blocks forced, each with the softmax overlapping the previous block's P V and
 //    without ("serial"), the mma.sync kernel's 16- and 32-row warps forced (not with --quick), and the
 //    contiguous cache through CudaBackend::attention_prefill.

@@ -155,16 +155,19 @@ PagedDecodePlan plan_paged_decode(const PagedAttentionArgs& args, int multiproce
 void launch_paged_decode(const PagedAttentionArgs& args, const PagedDecodePlan& plan, void* workspace,
                          cudaStream_t stream);
 // Varlen FlashAttention-2 (tensor cores, online softmax, scores never leave registers); D in {16, 32, 64, 128},
-// scale > 0. The tile height follows the bounds and the multiprocessor count. bf16 pools of head_dim 64 or 128
-// run on the Hopper wgmma kernel (paged_attention_prefill_wgmma.cu) unless the mma.sync one is chosen
-// (args.prefill_kernel, or the process default); everything else runs on the mma.sync kernel.
+// scale > 0. The tile height follows the bounds and the multiprocessor count. The kernel is
+// prefill_kernel_for(args): bf16 pools of head_dim 64 run on the Hopper wgmma kernel
+// (paged_attention_prefill_wgmma.cu), everything else on the mma.sync kernel, unless a choice forces one.
 void launch_paged_prefill(const PagedAttentionArgs& args, int multiprocessors, cudaStream_t stream);
-// The process default for PrefillKernel::Auto: Wgmma, or MmaSync when the environment sets
-// ROOFLINE_PREFILL_WGMMA=0 (read once). Setting it (tests, A/B) returns the previous default; Auto restores
-// the environment's choice.
+// The process default for PrefillKernel::Auto: what set_prefill_kernel set (tests, A/B; it returns the
+// previous setting), else the environment's ROOFLINE_PREFILL_WGMMA=0 (MmaSync) or 1 (Wgmma), read once,
+// else Auto: the shape decides.
 using PrefillKernel = PagedAttentionArgs::PrefillKernel;
 PrefillKernel set_prefill_kernel(PrefillKernel kernel);
 PrefillKernel prefill_kernel_default();
+// The kernel that runs args: args.prefill_kernel, else the process default, else by shape (Wgmma for bf16
+// pools of head_dim 64); Wgmma only where paged_prefill_wgmma_supported.
+PrefillKernel prefill_kernel_for(const PagedAttentionArgs& args);
 // The wgmma kernel alone: bf16 pools, D 64 or 128 (paged_prefill_wgmma_supported), scale > 0, keys_per_block
 // 64 or 128; overlap: the softmax of each key block runs while the tensor cores finish the previous P V.
 bool paged_prefill_wgmma_supported(const PagedAttentionArgs& args);

@@ -1,7 +1,7 @@
 // Paged varlen prefill attention, FlashAttention-2 style (PagedAttentionArgs in kernels.h). bf16 pools of
-// head_dim 64 and 128 run on the Hopper wgmma kernel instead (paged_attention_prefill_wgmma.cu) unless
-// ROOFLINE_PREFILL_WGMMA=0 or the caller picks this one (PrefillKernel); fp8 pools and head_dim 16/32 always
-// run here.
+// head_dim 64 run on the Hopper wgmma kernel instead (paged_attention_prefill_wgmma.cu; prefill_kernel_for
+// says why 128 does not yet); ROOFLINE_PREFILL_WGMMA=0/1 or the caller (PrefillKernel) can force either
+// where it applies. fp8 pools and head_dim 16/32 always run here.
 //   out[t, h, :] = sum_j softmax_j(scale * q[t, h, :] . k[j, h / G, :]) v[j, h / G, :],  j in visible(t)
 //   visible(t) = (p - window, p] (window > 0) or [0, p], p = context_len[b] - n + i for row i of sequence b.
 // A CTA of kWarps warps owns kBlockM query rows of one query head of one sequence (16 * MT rows per warp:
@@ -389,21 +389,35 @@ void launch_prefill_d(const PagedAttentionArgs& a, int multiprocessors, cudaStre
     launch_prefill<D, 2>(a, stream);
 }
 
+// ROOFLINE_PREFILL_WGMMA=0 or 1 forces one kernel for every shape it can run; unset (Auto), the shape picks.
 PrefillKernel environment_prefill_kernel() {
   static const PrefillKernel from_env = [] {
     const char* v = std::getenv("ROOFLINE_PREFILL_WGMMA");
-    return v != nullptr && std::strcmp(v, "0") == 0 ? PrefillKernel::MmaSync : PrefillKernel::Wgmma;
+    if (v != nullptr && std::strcmp(v, "0") == 0) return PrefillKernel::MmaSync;
+    if (v != nullptr && std::strcmp(v, "1") == 0) return PrefillKernel::Wgmma;
+    return PrefillKernel::Auto;
   }();
   return from_env;
 }
 
+// The kernel for a batch when nothing forces one. Measured on an H100 (docs/performance.md, session 6;
+// causal, GQA 4:1, 1k-16k): at head_dim 64 the wgmma kernel with 64-key blocks (two CTAs per
+// multiprocessor) runs 1.3-1.45x the mma.sync kernel; at head_dim 128 none of its forms gained (0.91-1.03x:
+// one CTA of two warpgroups per multiprocessor, loads and softmax not yet overlapped across warpgroups), so
+// head_dim 128 stays on mma.sync until the wgmma kernel gets a producer warpgroup.
+PrefillKernel prefill_kernel_for_shape(const PagedAttentionArgs& a) {
+  return a.D == 64 ? PrefillKernel::Wgmma : PrefillKernel::MmaSync;
+}
+
 std::atomic<PrefillKernel> process_prefill_kernel{PrefillKernel::Auto};  // Auto: the environment's choice
 
-// Keys per block of the wgmma kernel: 128 (each K/V tile feeds twice the products per barrier, and the score
-// product is m64n128k16, whose shared-memory operand bytes per FLOP are half those of n64). The softmax
-// overlaps the previous block's P V unless the lab turns it off.
+// Keys per block of the wgmma kernel, unless the lab sets them: 64 at head_dim 64 (two CTAs per
+// multiprocessor: measured 1.4-1.7x the 128-key form, which fits one), 128 at head_dim 128 (each K/V tile
+// feeds twice the products per barrier; both forms fit one CTA there). The softmax overlaps the previous
+// block's P V unless the lab turns it off.
 int wgmma_keys_per_block(const PagedAttentionArgs& a) {
-  return a.prefill_keys_per_block == 64 || a.prefill_keys_per_block == 128 ? a.prefill_keys_per_block : 128;
+  if (a.prefill_keys_per_block == 64 || a.prefill_keys_per_block == 128) return a.prefill_keys_per_block;
+  return a.D == 64 ? 64 : 128;
 }
 
 }  // namespace
@@ -415,13 +429,18 @@ PrefillKernel prefill_kernel_default() {
   return set == PrefillKernel::Auto ? environment_prefill_kernel() : set;
 }
 
+PrefillKernel prefill_kernel_for(const PagedAttentionArgs& a) {
+  PrefillKernel kernel = a.prefill_kernel == PrefillKernel::Auto ? prefill_kernel_default() : a.prefill_kernel;
+  if (kernel == PrefillKernel::Auto) kernel = prefill_kernel_for_shape(a);
+  return kernel == PrefillKernel::Wgmma && paged_prefill_wgmma_supported(a) ? kernel : PrefillKernel::MmaSync;
+}
+
 void launch_paged_prefill(const PagedAttentionArgs& a, int multiprocessors, cudaStream_t stream) {
   ROOFLINE_CHECK(a.Hkv > 0 && a.Hq % a.Hkv == 0, "paged_attention: Hq {} must be a multiple of Hkv {}", a.Hq, a.Hkv);
   ROOFLINE_CHECK(a.num_seqs <= 65535, "paged_attention: {} sequences in one batch, at most 65535", a.num_seqs);
   if (a.num_seqs <= 0 || a.max_query_len <= 0 || a.Hq <= 0) return;
   ROOFLINE_CHECK(a.scale > 0.0f, "paged_attention: scale {} must be > 0", a.scale);
-  const PrefillKernel kernel = a.prefill_kernel == PrefillKernel::Auto ? prefill_kernel_default() : a.prefill_kernel;
-  if (kernel == PrefillKernel::Wgmma && paged_prefill_wgmma_supported(a)) {
+  if (prefill_kernel_for(a) == PrefillKernel::Wgmma) {
     launch_paged_prefill_wgmma(a, wgmma_keys_per_block(a), a.prefill_overlap != 0, stream);
     return;
   }
