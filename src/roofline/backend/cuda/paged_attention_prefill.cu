@@ -402,7 +402,7 @@ PrefillKernel environment_prefill_kernel() {
 
 // The kernel for a batch when nothing forces one. Measured on an H100 (docs/performance.md, session 6;
 // causal, GQA 4:1, 1k-16k): at head_dim 64 the wgmma kernel with 64-key blocks (two CTAs per
-// multiprocessor) runs 1.3-1.45x the mma.sync kernel; at head_dim 128 none of its forms gained (0.91-1.03x:
+// multiprocessor) runs 1.20-1.34x the mma.sync kernel; at head_dim 128 none of its forms gained (0.91-1.03x:
 // one CTA of two warpgroups per multiprocessor, loads and softmax not yet overlapped across warpgroups), so
 // head_dim 128 stays on mma.sync until the wgmma kernel gets a producer warpgroup.
 PrefillKernel prefill_kernel_for_shape(const PagedAttentionArgs& a) {
