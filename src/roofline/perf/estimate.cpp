@@ -213,6 +213,8 @@ nlohmann::json estimate_to_json(const ModelSpec& spec, const Estimate& e) {
         {"activations", m.activations},
         {"gradients", m.gradients},
         {"optimizer", m.optimizer},
+        {"workspace", m.workspace},
+        {"context", m.context},
         {"total", m.total()},
         {"kv_cache_per_token", m.kv_cache_per_token},
         {"capacity", e.hardware.memory_capacity},

@@ -4,29 +4,28 @@
 
 #include "roofline/model/model_spec.h"
 #include "roofline/perf/step_shapes.h"
+#include "roofline/train/device_memory_plan.h"
 
 namespace roofline::perf {
 
 namespace {
 
-constexpr double kGradientBytes = 4;   // f32 gradients: micro-batches accumulate into them (the CUDA trainer's)
-constexpr double kOptimizerBytes = 12; // fp32 master weight + fp32 first and second moments
-constexpr double kTrainLogitBytes = 2;         // bf16 logits of the fused cross-entropy
-constexpr double kTrainLogitChunkBytes = 1 << 30;  // the rows of one cross-entropy chunk, at most
-constexpr double kLseBytes = 4;        // flash attention keeps one f32 log-sum-exp per query row per head
-
-// Bytes a training forward saves per token per layer for the backward: the inputs of every op that needs
-// one. Norms: their input (the residual stream) and output (the projections' input); attention: q, k, v,
-// the output (also o_proj's input) and the row log-sum-exp; MLP: gate and up (SwiGLU) or the pre-GELU
-// values, and the down projection's input. Rope needs nothing (a rotation by known angles).
-double saved_bytes_per_token_per_layer(const ModelSpec& spec, const StepShapes& s) {
-  const bool gated = spec.mlp == MlpKind::GatedSiLU;
-  double elements = 4 * s.hidden + 2 * s.q_dim + 2 * s.kv_dim + (gated ? 3 : 2) * s.ffn;
-  if (spec.qk_norm) elements += s.q_dim + s.kv_dim;
-  return elements * kActivationBytes + s.heads * kLseBytes;
+// Qwen3's q/k norms (which the CUDA trainer does not run) save their inputs too: bf16 q and k per token.
+double qk_norm_saved_bytes_per_token(const ModelSpec& spec, const StepShapes& s) {
+  return spec.qk_norm ? (s.q_dim + s.kv_dim) * kActivationBytes : 0;
 }
 
 }  // namespace
+
+ModelSpec tensor_parallel_slice(const ModelSpec& spec, int tp) {
+  if (tp <= 1) return spec;
+  ModelSpec s = spec;
+  s.num_heads = spec.num_heads / tp;
+  s.num_kv_heads = std::max<int64_t>(1, spec.num_kv_heads / tp);
+  s.intermediate_size = spec.intermediate_size / tp;
+  s.vocab_size = (spec.vocab_size + tp - 1) / tp;
+  return s;
+}
 
 double parameters_per_device(const ModelSpec& spec, int tp) {
   double n = 0;
@@ -52,7 +51,6 @@ MemoryBudget memory_budget(const ModelSpec& spec, const Workload& w) {
   validate(w, spec);
   const StepShapes s = step_shapes(spec, w);
   MemoryBudget m;
-  const double params = parameters_per_device(spec, w.tp);
   m.weights = weight_bytes_per_device(spec, w.weights, w.tp) / (w.zero >= 3 ? w.dp : 1);
   m.kv_cache_per_token = kv_cache_bytes_per_token(spec, w.tp);
   if (w.kind != WorkloadKind::Train) {
@@ -66,14 +64,18 @@ MemoryBudget memory_budget(const ModelSpec& spec, const Workload& w) {
                     s.head_tokens * s.vocab * kLogitBytes;
     return m;
   }
-  const double per_layer = s.tokens * saved_bytes_per_token_per_layer(spec, s);
-  const double saved = w.checkpointing ? s.layers * s.tokens * s.hidden * kActivationBytes + per_layer  // inputs + one layer live
-                                       : s.layers * per_layer;
-  // The cross-entropy is fused and chunked: bf16 logits of one chunk of rows at a time, overwritten by their
-  // gradient, never the whole batch's (the CUDA trainer's chunk budget).
-  m.activations = saved + std::min(s.tokens * s.vocab * kTrainLogitBytes, kTrainLogitChunkBytes);
-  m.gradients = params * kGradientBytes / (w.zero >= 2 ? w.dp : 1);
-  m.optimizer = params * kOptimizerBytes / (w.zero >= 1 ? w.dp : 1);
+  // The CUDA trainer's buffers for one replica's micro-batch, as it allocates them (AdamW). The parameter
+  // count is the trainer's ParamLayout of this device's slice.
+  using train::DeviceMemoryCategory;
+  const train::CudaTrainPlan plan = train::plan_cuda_training(
+      tensor_parallel_slice(spec, w.tp), w.batch_per_replica(), w.seq, w.checkpointing, train::OptimizerKind::AdamW);
+  m.weights = double(plan.bytes(DeviceMemoryCategory::Weights)) / (w.zero >= 3 ? w.dp : 1);
+  m.gradients = double(plan.bytes(DeviceMemoryCategory::Gradients)) / (w.zero >= 2 ? w.dp : 1);
+  m.optimizer = double(plan.bytes(DeviceMemoryCategory::Optimizer)) / (w.zero >= 1 ? w.dp : 1);
+  m.activations = double(plan.bytes(DeviceMemoryCategory::Activations)) +
+                  double(plan.saved_layers) * s.tokens * qk_norm_saved_bytes_per_token(spec, s);
+  m.workspace = double(plan.bytes(DeviceMemoryCategory::Workspace));
+  m.context = kTrainContextBytes;
   return m;
 }
 

@@ -1,6 +1,9 @@
 // Device memory one step needs, per device, in bytes: what must fit in the accelerator's memory.
-// Mixed-precision training keeps bf16 weights and gradients plus fp32 master weights and two fp32 AdamW
-// moments: 2 + 2 + 12 bytes per parameter before ZeRO shards them over dp (Rajbhandari et al., 2020).
+// Training counts what the CUDA trainer holds, buffer by buffer (train/device_memory_plan.h, the plan the
+// trainer allocates from): a bf16 working copy of the weights (2 bytes per parameter), f32 gradients (4), f32
+// master weights, two f32 AdamW moments and a weight-decay mask (13), before ZeRO shards them over dp
+// (Rajbhandari et al., 2020); the saved activations; the backward's buffers and scratch (workspace); and an
+// allowance for the CUDA context.
 #pragma once
 #include "roofline/perf/workload.h"
 
@@ -15,14 +18,23 @@ struct MemoryBudget {
   double kv_cache = 0;     // inference: bf16 K and V of the replica's sequences at context + seq tokens
   double activations = 0;  // train: saved for backward (all layers, or layer inputs when checkpointing)
                            // inference: one layer's working set plus the logits
-  double gradients = 0;    // train: bf16; ZeRO-2 and 3 shard them over dp
-  double optimizer = 0;    // train: fp32 master weights + two fp32 moments; ZeRO-1 and up shard them over dp
+  double gradients = 0;    // train: f32 (micro-batches accumulate into them); ZeRO-2 and 3 shard them over dp
+  double optimizer = 0;    // train: f32 master weights + two f32 moments + the u8 decay mask; ZeRO-1 and up shard
+  double workspace = 0;    // train: the backward's gradient buffers, one logits chunk, partials, cuBLASLt's
+  double context = 0;      // train: the CUDA context, cuBLASLt's state and allocation rounding (an allowance)
   double kv_cache_per_token = 0;  // bf16 K and V of one token over all layers, on this device
 
-  double total() const { return weights + kv_cache + activations + gradients + optimizer; }
+  double total() const { return weights + kv_cache + activations + gradients + optimizer + workspace + context; }
 };
 
 MemoryBudget memory_budget(const ModelSpec& spec, const Workload& workload);
+
+// What one device holds of the model with tensor parallelism tp: heads, MLP columns and vocabulary split
+// (KV heads replicated when fewer than tp), for sizing the trainer's buffers per device.
+ModelSpec tensor_parallel_slice(const ModelSpec& spec, int tp);
+
+// The allowance for what cudaMemGetInfo counts beyond the trainer's own buffers (see MemoryBudget::context).
+constexpr double kTrainContextBytes = 512.0 * (1 << 20);
 
 // Parameters one device holds with tensor parallelism tp (before any ZeRO sharding).
 double parameters_per_device(const ModelSpec& spec, int tp);
