@@ -1,6 +1,6 @@
 // A Backend that forwards every op to another backend and times each call. Two uses:
-//  - `bench --ops`: per-op-name totals of wall time (timings()); steady clock, synchronising after each op
-//    so a device backend's asynchronous op is timed to completion.
+//  - `bench --ops`: per-op-name totals of wall time (timings(); per phase in phase_timings()); steady clock,
+//    synchronising after each op so a device backend's asynchronous op is timed to completion.
 //  - `roofline profile` / `report`: an OpListener attached to it receives every call with its work (FLOPs
 //    and bytes from the tensor shapes, op_work below) and its host begin/end. A listener that times ops on
 //    the device itself (CUDA events on the stream) says so, and then the TimedBackend does not synchronise.
@@ -13,6 +13,7 @@
 #include <string>
 
 #include "roofline/backend/backend.h"
+#include "roofline/backend/phase.h"
 
 namespace roofline {
 
@@ -41,6 +42,7 @@ struct OpCall {
   OpCategory category = OpCategory::Compute;
   const OpWork* work = nullptr;
   double host_begin = 0, host_end = 0;
+  PhaseTag phase;  // current_phase() of the thread that ran it
 };
 
 // Receives every call of a TimedBackend it is attached to. Called on the thread that runs the op.
@@ -248,8 +250,14 @@ class TimedBackend final : public Backend {
 
   std::string name() const override { return inner_.name() + "+timed"; }
   Device device() const override { return inner_.device(); }
+  // Every call, all phases together.
   const std::map<std::string, OpTiming>& timings() const { return timings_; }
-  void reset() { timings_.clear(); }
+  // The same per phase (PhaseTag::name; "" for ops outside any PhaseScope), then per op name.
+  const std::map<std::string, std::map<std::string, OpTiming>>& phase_timings() const { return phase_timings_; }
+  void reset() {
+    timings_.clear();
+    phase_timings_.clear();
+  }
   Backend& inner() { return inner_; }
 
   DType activation_dtype() const override { return inner_.activation_dtype(); }
@@ -284,7 +292,7 @@ class TimedBackend final : public Backend {
     const double begin = now();
     inner_.synchronize();
     OpWork none;
-    listener_->op_end(OpCall{"synchronize", OpCategory::Sync, &none, begin, now()});
+    listener_->op_end(OpCall{"synchronize", OpCategory::Sync, &none, begin, now(), current_phase()});
   }
   // Timing needs each op to run eagerly, so nothing is recorded.
   std::unique_ptr<RecordedOps> record(const std::function<void()>&) override { return nullptr; }
@@ -465,10 +473,12 @@ class TimedBackend final : public Backend {
       // on the device.
       if (!listener || !listener->times_on_device()) backend->inner_.synchronize();
       const double end = now();
-      OpTiming& t = backend->timings_[name];
-      t.seconds += end - start;
-      t.calls += 1;
-      if (listener) listener->op_end(OpCall{name, category, &work, start, end});
+      const PhaseTag phase = current_phase();
+      for (OpTiming* t : {&backend->timings_[name], &backend->phase_timings_[phase.name][name]}) {
+        t->seconds += end - start;
+        t->calls += 1;
+      }
+      if (listener) listener->op_end(OpCall{name, category, &work, start, end, phase});
     }
     TimedBackend* backend;
     const char* name;
@@ -480,6 +490,7 @@ class TimedBackend final : public Backend {
   Backend& inner_;
   OpListener* listener_ = nullptr;
   std::map<std::string, OpTiming> timings_;
+  std::map<std::string, std::map<std::string, OpTiming>> phase_timings_;
 };
 
 }  // namespace roofline

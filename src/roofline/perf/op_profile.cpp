@@ -179,6 +179,12 @@ ProfileSummary summarize(const std::vector<OpEvent>& events, const Roofs& roofs,
 
   std::map<std::pair<std::string, std::string>, OpStats> names, shapes;
   double host_enqueue = 0;
+  struct PhaseAccumulator {
+    std::map<std::pair<std::string, std::string>, OpStats> names;
+    std::map<int64_t, std::pair<double, double>> step_spans;  // step -> first begin, last end
+    double first_begin = INFINITY;
+  };
+  std::map<std::string, PhaseAccumulator> phase_acc;
   for (const OpEvent& e : events) {
     if (e.category == OpCategory::Sync) {
       if (e.host_begin >= span_begin && e.host_end <= span_end) s.host_wait_seconds += e.host_end - e.host_begin;
@@ -199,6 +205,15 @@ ProfileSummary summarize(const std::vector<OpEvent>& events, const Roofs& roofs,
     OpStats& sh = shapes[{e.name, e.shape}];
     sh.name = e.name, sh.shape = e.shape, sh.category = e.category;
     add_to(sh, e);
+    PhaseAccumulator& ph = phase_acc[e.phase.empty() ? std::string(kNoPhase) : e.phase];
+    OpStats& pn = ph.names[{e.name, ""}];
+    pn.name = e.name, pn.category = e.category;
+    add_to(pn, e);
+    ph.first_begin = std::min(ph.first_begin, e.begin);
+    if (!e.phase.empty()) {
+      auto [it, fresh] = ph.step_spans.try_emplace(e.step, e.begin, e.end);
+      if (!fresh) it->second = {std::min(it->second.first, e.begin), std::max(it->second.second, e.end)};
+    }
   }
   br.span_seconds = s.op_calls > 0 ? span_end - span_begin : 0;
   s.by_name = sorted(names);
@@ -231,6 +246,28 @@ ProfileSummary summarize(const std::vector<OpEvent>& events, const Roofs& roofs,
     br[Bottleneck::HostPipeline] += idle;
   }
   br[Bottleneck::Queueing] += queue_seconds;
+
+  // Phases, only when some op ran inside a PhaseScope; in order of their first op.
+  if (!(phase_acc.empty() || (phase_acc.size() == 1 && phase_acc.begin()->first == kNoPhase))) {
+    for (auto& [name, acc] : phase_acc) {
+      PhaseStats p;
+      p.name = name;
+      p.steps = int64_t(acc.step_spans.size());
+      for (auto& [step, span] : acc.step_spans) p.step_wall_seconds += span.second - span.first;
+      p.by_name = sorted(acc.names);
+      for (const OpStats& op : p.by_name) {
+        p.op_calls += op.calls;
+        p.seconds += op.seconds;
+        p.flops += op.flops;
+        p.bytes += op.bytes;
+        p.by_name_class.push_back(classify_op(op, roofs));
+      }
+      s.phases.push_back(std::move(p));
+    }
+    std::stable_sort(s.phases.begin(), s.phases.end(), [&](const PhaseStats& a, const PhaseStats& b) {
+      return phase_acc[a.name].first_begin < phase_acc[b.name].first_begin;
+    });
+  }
 
   // The time-weighted roof fraction of the ops in the class that wins.
   Bottleneck winner = classify_run(br, 0).bottleneck;
@@ -267,7 +304,30 @@ nlohmann::json to_json(const ProfileSummary& s) {
     ops.push_back(op_json(s.by_name[i], s.by_name_class[i], s.roofs));
     ops.back()["share"] = span > 0 ? s.by_name[i].seconds / span : 0;
   }
-  for (size_t i = 0; i < s.by_shape.size(); ++i) shapes.push_back(op_json(s.by_shape[i], s.by_shape_class[i], s.roofs));
+  for (nlohmann::json& row : ops) row["phase"] = "all";
+  for (size_t i = 0; i < s.by_shape.size(); ++i) {
+    shapes.push_back(op_json(s.by_shape[i], s.by_shape_class[i], s.roofs));
+    shapes.back()["phase"] = "all";
+  }
+  nlohmann::json phases = nlohmann::json::array(), op_phases = nlohmann::json::array();
+  for (const PhaseStats& p : s.phases) {
+    phases.push_back({{"name", p.name},
+                      {"steps", p.steps},
+                      {"op_calls", p.op_calls},
+                      {"seconds", p.seconds},
+                      {"share", s.breakdown.busy_seconds > 0 ? p.seconds / s.breakdown.busy_seconds : 0},
+                      {"flops", p.flops},
+                      {"bytes", p.bytes},
+                      {"seconds_per_step", p.seconds_per_step()},
+                      {"wall_seconds_per_step", p.wall_seconds_per_step()}});
+    for (size_t i = 0; i < p.by_name.size(); ++i) {
+      nlohmann::json row = op_json(p.by_name[i], p.by_name_class[i], s.roofs);
+      row["phase"] = p.name;
+      row["share"] = p.seconds > 0 ? p.by_name[i].seconds / p.seconds : 0;
+      if (p.steps > 0) row["calls_per_step"] = double(p.by_name[i].calls) / double(p.steps);
+      op_phases.push_back(std::move(row));
+    }
+  }
   nlohmann::json classes = nlohmann::json::object();
   const double total = s.breakdown.total();
   for (Bottleneck b : kAllBottlenecks)
@@ -291,7 +351,9 @@ nlohmann::json to_json(const ProfileSummary& s) {
           {"verdict", {{"bottleneck", to_string(s.verdict.bottleneck)},
                        {"share", s.verdict.share},
                        {"explanation", s.verdict.explanation},
-                       {"lever", lever(s.verdict.bottleneck)}}}};
+                       {"lever", lever(s.verdict.bottleneck)}}},
+          {"phases", phases},
+          {"op_phases", op_phases}};
 }
 
 std::string si(double value, std::string_view unit) {
@@ -310,6 +372,29 @@ std::string format_summary(const ProfileSummary& s, int top) {
   out += fmt::format("roofs: {}: {}, {} (ridge {:.1f} FLOP/B); ops timed with {}\n", s.roofs.hardware,
                      si(s.roofs.peak_flops, "FLOP/s"), si(s.roofs.memory_bandwidth, "B/s"), s.roofs.ridge(),
                      s.device_timed ? "device events" : "the host steady clock");
+  for (const PhaseStats& p : s.phases) {
+    out += fmt::format("\n-- {}: {:.3f} ms of ops ({:.1f}% of op time), {} op calls", p.name, p.seconds * 1e3,
+                       br.busy_seconds > 0 ? 100.0 * p.seconds / br.busy_seconds : 0, p.op_calls);
+    if (p.steps > 0)
+      out += fmt::format("; {} steps, {:.3f} ms of ops per step ({:.3f} ms first op to last)", p.steps,
+                         p.seconds_per_step() * 1e3, p.wall_seconds_per_step() * 1e3);
+    out += "\n";
+    out += fmt::format("{:<20} {:>7} {:>9} {:>10} {:>6} {:>10} {:>13} {:>11} {:>6}  {}\n", "op", "calls", "per step",
+                       "total ms", "share", "ms/step", "achieved", "bandwidth", "roof", "bound");
+    const size_t rows = top > 0 ? std::min(p.by_name.size(), size_t(top)) : p.by_name.size();
+    for (size_t i = 0; i < rows; ++i) {
+      const OpStats& op = p.by_name[i];
+      const double steps = double(p.steps);  // none outside a PhaseScope: no per-step figures
+      out += fmt::format("{:<20} {:>7} {:>9} {:>10.3f} {:>5.1f}% {:>10} {:>13} {:>11} {:>5.0f}%  {}\n", op.name,
+                         op.calls, steps > 0 ? fmt::format("{:.1f}", double(op.calls) / steps) : "-",
+                         op.seconds * 1e3, p.seconds > 0 ? 100.0 * op.seconds / p.seconds : 0,
+                         steps > 0 ? fmt::format("{:.4f}", op.seconds * 1e3 / steps) : "-",
+                         si(op.flops_per_second(), "FLOP/s"), si(op.bytes_per_second(), "B/s"),
+                         100.0 * op.roof_fraction(s.roofs), to_string(p.by_name_class[i]));
+    }
+    if (rows < p.by_name.size()) out += fmt::format("({} more ops; --top 0 shows all)\n", p.by_name.size() - rows);
+  }
+  if (!s.phases.empty()) out += "\n-- whole run\n";
   out += fmt::format("{:<16} {:>7} {:>10} {:>6} {:>10} {:>10} {:>13} {:>11} {:>6}  {}\n", "op", "calls", "total ms",
                      "share", "FLOPs", "bytes", "achieved", "bandwidth", "roof", "bound");
   const size_t rows = top > 0 ? std::min(s.by_name.size(), size_t(top)) : s.by_name.size();

@@ -36,6 +36,8 @@ struct OpEvent {
   double host_begin = 0, host_end = 0;
   double flops = 0, bytes = 0;
   int stream = 0;  // which recorded backend (OpRecorder listener) ran it
+  std::string phase;  // PhaseTag::name ("prefill", "decode", ...); empty outside any PhaseScope
+  int64_t step = -1;  // PhaseTag::step: the events of one step of the phase share it
   double seconds() const { return end - begin; }
 };
 
@@ -126,6 +128,21 @@ struct Verdict {
 // "change the work".
 Verdict classify_run(const RunBreakdown& breakdown, double roof_fraction_of_winner);
 
+// The span ops of one phase (OpEvent::phase; kNoPhase for ops outside any PhaseScope).
+inline constexpr std::string_view kNoPhase = "other";
+struct PhaseStats {
+  std::string name;
+  int64_t steps = 0;            // distinct OpEvent::step values (0 for kNoPhase)
+  int64_t op_calls = 0;
+  double seconds = 0;           // sum of its op durations
+  double step_wall_seconds = 0; // sum over its steps of first op begin to last op end (ops and the gaps between)
+  double flops = 0, bytes = 0;
+  std::vector<OpStats> by_name;  // most time first
+  std::vector<Bottleneck> by_name_class;
+  double seconds_per_step() const { return steps > 0 ? seconds / double(steps) : 0; }
+  double wall_seconds_per_step() const { return steps > 0 ? step_wall_seconds / double(steps) : 0; }
+};
+
 // What summarize() makes of a recording.
 struct ProfileSummary {
   Roofs roofs;
@@ -138,6 +155,9 @@ struct ProfileSummary {
   int64_t op_calls = 0;            // in the span
   double host_wait_seconds = 0;    // synchronize() calls in the span (host blocked on the device)
   double achieved_flops = 0, achieved_bytes = 0;  // totals over the span
+  // Per phase, in order of first appearance; empty when no op ran inside a PhaseScope. Their op calls and
+  // seconds add up to op_calls and busy seconds.
+  std::vector<PhaseStats> phases;
 };
 
 // queue_seconds: time requests waited for a slot (serving), added as the queueing class.
@@ -145,9 +165,11 @@ ProfileSummary summarize(const std::vector<OpEvent>& events, const Roofs& roofs,
                          double queue_seconds = 0);
 
 // {"hardware", "roofs": {...}, "span_seconds", "ops": [...], "op_shapes": [...], "breakdown": {...},
-//  "verdict": {"bottleneck", "share", "explanation", "lever"}}
+//  "verdict": {"bottleneck", "share", "explanation", "lever"}, "phases": [{"name", "steps", ...}],
+//  "op_phases": [...]}: rows of "ops" and "op_shapes" carry "phase": "all", rows of "op_phases" their phase.
 nlohmann::json to_json(const ProfileSummary& summary);
-// The per-op table and the verdict, for people; `top` rows (0: all).
+// One section per phase (its ops, share of the phase, per-step figures), then the per-op table of the whole
+// run and the verdict, for people; `top` rows per table (0: all).
 std::string format_summary(const ProfileSummary& summary, int top);
 
 // "12.3 GFLOP/s", "1.20 TFLOP/s", "850 MB/s": SI prefixes for rates and sizes.

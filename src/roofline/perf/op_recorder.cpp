@@ -33,6 +33,8 @@ class OpRecorder::Channel final : public OpListener {
     e.begin = e.host_begin;
     e.end = e.host_end;
     e.stream = index_;
+    e.phase = call.phase.name;
+    e.step = call.phase.step;
     if (call.work) {
       e.flops = call.work->flops;
       e.bytes = call.work->bytes;
@@ -146,6 +148,7 @@ nlohmann::json chrome_trace(const std::vector<OpEvent>& events, const std::vecto
     name_thread(tid, e.category == OpCategory::Sync ? "host" : on_device ? "device ops" : "ops");
     nlohmann::json args = {{"flops", e.flops}, {"bytes", e.bytes}};
     if (!e.shape.empty()) args["shape"] = e.shape;
+    if (!e.phase.empty()) args["phase"] = e.phase, args["step"] = e.step;
     trace.push_back({{"name", e.name},
                      {"cat", category(e.category)},
                      {"ph", "X"},

@@ -60,7 +60,7 @@ class OpRecorder {
 };
 
 // A Chrome/Perfetto trace (the JSON object format: {"traceEvents": [...]}) of the events and counters:
-// one "X" event per op with args {flops, bytes, shape}, on track "device ops" (device-timed) or "ops" (host),
+// one "X" event per op with args {flops, bytes, shape, phase, step}, on track "device ops" (device-timed) or "ops" (host),
 // the host enqueue spans on "host" when device-timed, and one "C" counter track per counter. Loads in
 // ui.perfetto.dev and chrome://tracing. Times in microseconds from the recorder's start.
 nlohmann::json chrome_trace(const std::vector<OpEvent>& events, const std::vector<CounterTrack>& counters,
