@@ -160,6 +160,7 @@ Run add_bench(CLI::App& root) {
     std::vector<double> prefill_runs;
     const Tensor* logits = nullptr;
     for (int r = 0; r < 4; ++r) {
+      const PhaseScope phase("prefill");  // the profile's phase: the step and its argmax
       const double t0 = now_seconds();
       logits = &decoder.step(steps, pool);
       run_on.argmax(ids, *logits);
@@ -173,6 +174,7 @@ Run add_bench(CLI::App& root) {
     std::vector<int32_t> next(host_ids.ptr<int32_t>(), host_ids.ptr<int32_t>() + B);
     std::vector<double> step_s;
     for (int64_t i = 0; i < N; ++i) {
+      const PhaseScope phase("decode");
       const double ts = now_seconds();
       for (int64_t b = 0; b < B; ++b) steps[size_t(b)] = {std::span<const int32_t>(&next[size_t(b)], 1), P + i, tables[size_t(b)], true};
       logits = &decoder.step(steps, pool);

@@ -39,6 +39,35 @@ x=[e for e in d['traceEvents'] if e['ph']=='X']
 assert x and all('ts' in e and 'dur' in e and 'flops' in e['args'] and 'bytes' in e['args'] for e in x)
 assert any(e['name']=='matmul' for e in x)
 "
+check "trace events name their phase" py "
+d=json.load(open('$tmp/trace.json'))
+x=[e for e in d['traceEvents'] if e['ph']=='X' and e['cat']=='compute']
+assert {e['args'].get('phase') for e in x} >= {'prefill','decode'}, {e['args'].get('phase') for e in x}
+"
+check "profile generate: prefill and decode sections" bash -c "grep -q '^-- prefill: ' '$tmp/err.txt' && grep -q '^-- decode: .* 7 steps, ' '$tmp/err.txt' && grep -q '^-- whole run' '$tmp/err.txt'"
+# A decode benchmark: one prefill step per run (a warm-up and three) and one decode step per token.
+"$bin" profile --json "$tmp/pb.json" --top 0 -- bench -m "$model" --device cpu --prompt 16 -n 6 -b 3 --threads 1 \
+  > /dev/null 2> "$tmp/bench_err.txt"
+check "profile bench exit 0" test $? -eq 0
+check "profile bench: prefill and decode sections" bash -c \
+  "grep -q '^-- prefill: .* 4 steps, ' '$tmp/bench_err.txt' && grep -q '^-- decode: .* 6 steps, .* ms of ops per step' '$tmp/bench_err.txt'"
+check "profile bench json: phases add up to the run" py "
+d=json.load(open('$tmp/pb.json'))
+ph={p['name']:p for p in d['phases']}
+assert set(ph)>={'prefill','decode'}, list(ph)
+assert ph['prefill']['steps']==4 and ph['decode']['steps']==6, ph
+assert sum(p['op_calls'] for p in d['phases'])==d['op_calls']
+assert abs(sum(p['seconds'] for p in d['phases'])-d['busy_seconds'])<1e-9*max(1,d['busy_seconds'])
+assert all(o['phase']=='all' for o in d['ops']+d['op_shapes'])
+rows=d['op_phases']
+assert rows and all(r['phase'] in ph for r in rows)
+for name in ph: assert sum(r['calls'] for r in rows if r['phase']==name)==ph[name]['op_calls'], name
+total={}
+for r in rows: total[r['name']]=total.get(r['name'],0)+r['calls']
+assert total=={o['name']:o['calls'] for o in d['ops']}, (total, d['ops'])
+dec={r['name']:r for r in rows if r['phase']=='decode'}
+assert dec['attention']['calls']==6*2 and dec['attention']['calls_per_step']==2, dec['attention']  # 2 layers
+"
 "$bin" profile --json "$tmp/p2.json" -- logits -m "$model" --tokens 1,2,3,4 --json > /dev/null 2>&1
 check "profile logits" py "d=json.load(open('$tmp/p2.json')); assert d['op_calls']>0 and d['exit_code']==0"
 "$bin" profile -- generate --help > "$tmp/help.txt" 2>&1

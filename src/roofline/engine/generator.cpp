@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 
 #include "roofline/core/error.h"
 #include "roofline/engine/stop_text_stream.h"
@@ -65,6 +66,9 @@ GenerateResult generate(Decoder& decoder, const Tokenizer* tokenizer, const std:
     return host_id.ptr<int32_t>()[0];
   };
 
+  // The profile's phase (PhaseScope): choosing a token belongs to the step whose logits it reads.
+  std::optional<PhaseScope> phase;
+  phase.emplace("prefill");
   auto t0 = std::chrono::steady_clock::now();
   const Tensor* logits = run(prompt);
   if (device_sampling) backend.synchronize();
@@ -87,6 +91,7 @@ GenerateResult generate(Decoder& decoder, const Tokenizer* tokenizer, const std:
     }
     if (step + 1 == options.max_new_tokens) break;
     if (cache.length >= cache.capacity) break;  // context full
+    phase.emplace("decode");  // ends the previous step's scope first
     logits = run(std::span<const int32_t>(&id, 1));
   }
   if (stream && !stream->stopped()) emit(stream->finish());

@@ -339,18 +339,14 @@ void Decoder::run_layers(const StepShape& shape, KvPool& pool) {
   }
 }
 
-namespace {
-// The profile's phase of a step: a sequence runs prompt tokens (prefill, also a one-token prompt at
-// position 0) or one generated token (decode); a step with both, as chunked serving runs, is mixed.
-const char* phase_of(std::span<const SequenceStep> batch) {
+const char* step_phase(std::span<const SequenceStep> batch) {
   bool prefill = false, decode = false;
   for (const SequenceStep& q : batch) (q.tokens.size() == 1 && q.start > 0 ? decode : prefill) = true;
   return prefill && decode ? "mixed" : decode ? "decode" : "prefill";
 }
-}  // namespace
 
 const Tensor& Decoder::step(std::span<const SequenceStep> batch, KvPool& pool, bool all_logits) {
-  const PhaseScope phase(phase_of(batch));
+  const PhaseScope phase(step_phase(batch));
   const bool decode = !batch.empty() && std::ranges::all_of(batch, [](const SequenceStep& q) { return q.tokens.size() == 1; });
   const size_t n = batch.size();
   const size_t padded = n <= 4 ? std::bit_ceil(n) : (n + 7) / 8 * 8;
@@ -462,7 +458,7 @@ const Tensor& Decoder::step_unpadded(std::span<const SequenceStep> batch, KvPool
 
 const Tensor& Decoder::forward(std::span<const int32_t> tokens, KvCache& cache, bool all_logits) {
   const SequenceStep seq{tokens, cache.length, cache.blocks, true};
-  const PhaseScope phase(phase_of(std::span<const SequenceStep>(&seq, 1)));  // the logits' download is the step's
+  const PhaseScope phase(step_phase(std::span<const SequenceStep>(&seq, 1)));  // the logits' download is the step's
   const Tensor& logits = forward_on_device(tokens, cache, all_logits);
   if (backend_.device() == Device::CPU) return logits;
   if (!host_logits_.defined() || host_logits_.shape() != logits.shape())

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "roofline/backend/backend.h"
+#include "roofline/backend/phase.h"
 #include "roofline/model/model_spec.h"
 #include "roofline/model/weights.h"
 
@@ -49,6 +50,12 @@ struct SequenceStep {
   std::span<const int32_t> blocks;  // block table: covers at least positions 0 .. start + tokens.size() - 1
   bool wants_logits = true;         // return the logits after its last token
 };
+
+// The phase a step belongs to in a profile (PhaseScope): "prefill" when every sequence runs prompt tokens
+// (several tokens, or one at position 0), "decode" when every sequence runs one generated token, "mixed"
+// when a step has both (chunked serving). Decoder::step and forward open it; a caller that wants its
+// sampling counted in the step opens it around both.
+const char* step_phase(std::span<const SequenceStep> batch);
 
 class Decoder {
  public:

@@ -376,7 +376,8 @@ std::string format_summary(const ProfileSummary& s, int top) {
     out += fmt::format("\n-- {}: {:.3f} ms of ops ({:.1f}% of op time), {} op calls", p.name, p.seconds * 1e3,
                        br.busy_seconds > 0 ? 100.0 * p.seconds / br.busy_seconds : 0, p.op_calls);
     if (p.steps > 0)
-      out += fmt::format("; {} steps, {:.3f} ms of ops per step ({:.3f} ms first op to last)", p.steps,
+      out += fmt::format("; {} step{}, {:.3f} ms of ops per step ({:.3f} ms first op to last)", p.steps,
+                         p.steps == 1 ? "" : "s",
                          p.seconds_per_step() * 1e3, p.wall_seconds_per_step() * 1e3);
     out += "\n";
     out += fmt::format("{:<20} {:>7} {:>9} {:>10} {:>6} {:>10} {:>13} {:>11} {:>6}  {}\n", "op", "calls", "per step",

@@ -29,6 +29,7 @@ class PagedKvRunner final : public ModelRunner {
       table.insert(table.end(), r.plan->new_blocks.ids.begin(), r.plan->new_blocks.ids.end());
       steps_.push_back({r.tokens, int64_t(r.start), table, r.wants_logits});
     }
+    const PhaseScope phase(step_phase(steps_));  // choosing the tokens belongs to the step (profile)
     const Tensor& out = decoder_.step(steps_, pool_, /*all_logits=*/false);  // one row per sampling request
     if (out.numel() == 0) return;
     Backend& backend = decoder_.backend();

@@ -170,6 +170,67 @@ TEST(Summarize, JsonAndTableCarryTheNumbers) {
   EXPECT_HAS(table, "lever: ");
 }
 
+TEST(Summarize, PhasesSplitTheOpsAndAddUpToTheRun) {
+  auto in = [](OpEvent e, const char* phase, int64_t step) {
+    e.phase = phase;
+    e.step = step;
+    return e;
+  };
+  // One prefill step of two ops, two decode steps of two ops, and a copy outside any phase.
+  const std::vector<OpEvent> events = {
+      in(event("matmul", 0, 4e-3, 400e6, 4e6), "prefill", 0), in(event("attention", 4e-3, 6e-3, 10e6, 1e6), "prefill", 0),
+      event("download", 6e-3, 6.1e-3, 0, 1e3, OpCategory::Copy),
+      in(event("matmul", 7e-3, 8e-3, 2e6, 10e6), "decode", 1), in(event("attention", 8.5e-3, 9e-3, 1e6, 2e6), "decode", 1),
+      in(event("matmul", 10e-3, 11e-3, 2e6, 10e6), "decode", 2), in(event("attention", 11e-3, 11.5e-3, 1e6, 2e6), "decode", 2)};
+  const ProfileSummary s = summarize(events, roofs(), false);
+  ASSERT_EQ(s.phases.size(), 3u);
+  EXPECT_EQ(s.phases[0].name, "prefill");
+  EXPECT_EQ(s.phases[1].name, kNoPhase);
+  EXPECT_EQ(s.phases[2].name, "decode");
+  const PhaseStats& decode = s.phases[2];
+  EXPECT_EQ(decode.steps, 2);
+  EXPECT_EQ(decode.op_calls, 4);
+  EXPECT_NEAR(decode.seconds, 3e-3, 1e-12);
+  EXPECT_NEAR(decode.seconds_per_step(), 1.5e-3, 1e-12);
+  EXPECT_NEAR(decode.wall_seconds_per_step(), 1.75e-3, 1e-12);  // 7 to 9 ms and 10 to 11.5 ms
+  EXPECT_EQ(decode.by_name[0].name, "matmul");
+  EXPECT_EQ(decode.by_name[0].calls, 2);
+  EXPECT_EQ(s.phases[1].steps, 0);
+  int64_t calls = 0;
+  double seconds = 0;
+  for (const PhaseStats& p : s.phases) calls += p.op_calls, seconds += p.seconds;
+  EXPECT_EQ(calls, s.op_calls);
+  EXPECT_NEAR(seconds, s.breakdown.busy_seconds, 1e-12);
+
+  const nlohmann::json j = to_json(s);
+  ASSERT_EQ(j["phases"].size(), 3u);
+  EXPECT_EQ(j["phases"][2]["name"], "decode");
+  EXPECT_EQ(j["phases"][2]["steps"], 2);
+  EXPECT_EQ(j["ops"][0]["phase"], "all");
+  EXPECT_EQ(j["op_shapes"][0]["phase"], "all");
+  int64_t row_calls = 0;
+  for (const nlohmann::json& row : j["op_phases"]) {
+    EXPECT_TRUE(row.contains("phase") && row.contains("name") && row.contains("seconds"));
+    row_calls += row["calls"].get<int64_t>();
+  }
+  EXPECT_EQ(row_calls, s.op_calls);
+  const std::string table = format_summary(s, 0);
+  EXPECT_HAS(table, "-- prefill: ");
+  EXPECT_HAS(table, "1 step, ");
+  EXPECT_HAS(table, "-- decode: ");
+  EXPECT_HAS(table, "2 steps, 1.500 ms of ops per step (1.750 ms first op to last)");
+  EXPECT_HAS(table, "-- other: ");
+  EXPECT_HAS(table, "-- whole run");
+  EXPECT_HAS(table, "verdict: ");
+}
+
+TEST(Summarize, WithoutPhasesThereAreNoPhaseSections) {
+  const ProfileSummary s = summarize({event("matmul", 0, 1e-3, 10e6, 10e6)}, roofs(), false);
+  EXPECT_TRUE(s.phases.empty());
+  EXPECT_EQ(format_summary(s, 0).find("-- "), std::string::npos);
+  EXPECT_TRUE(to_json(s)["phases"].empty());
+}
+
 TEST(Summarize, NoEventsIsAnEmptyRun) {
   const ProfileSummary s = summarize({}, roofs(), false);
   EXPECT_EQ(s.op_calls, 0);

@@ -45,6 +45,29 @@ TEST(OpRecorder, HostListenerRecordsCallsWithTheirWork) {
   EXPECT_LT(events[0].begin, 10);
 }
 
+TEST(OpRecorder, EventsAndTraceCarryThePhase) {
+  OpRecorder rec;
+  OpListener& l = rec.listener();
+  OpWork w{1, 2, ""};
+  const double t0 = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  l.op_end(OpCall{"matmul", OpCategory::Compute, &w, t0, t0 + 1e-3, PhaseTag{"decode", 7}});
+  l.op_end(call("add", w, t0 + 1e-3, t0 + 2e-3));
+  const std::vector<OpEvent> events = rec.events();
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].phase, "decode");
+  EXPECT_EQ(events[0].step, 7);
+  EXPECT_EQ(events[1].phase, "");
+  const nlohmann::json trace = chrome_trace(events, {}, "t", false);
+  int with_phase = 0;
+  for (const nlohmann::json& e : trace["traceEvents"])
+    if (e["ph"] == "X" && e["args"].contains("phase")) {
+      EXPECT_EQ(e["args"]["phase"], "decode");
+      EXPECT_EQ(e["args"]["step"], 7);
+      ++with_phase;
+    }
+  EXPECT_EQ(with_phase, 1);
+}
+
 TEST(OpRecorder, DeviceClockTimesOpsAndSyncStaysOnTheHost) {
   OpRecorder rec;
   auto clock = std::make_unique<FakeClock>();

@@ -129,5 +129,37 @@ TEST(TimedBackend, WithoutAListenerItOnlyTotals) {
   EXPECT_TRUE(timed.timings().empty());
 }
 
+TEST(TimedBackend, PhaseScopesSplitTheTimingsByPhase) {
+  auto cpu = make_cpu_backend(1);
+  TimedBackend timed(*cpu);
+  Tensor x = f32({1, 4}), w = f32({2, 4}), out = f32({1, 2});
+  timed.matmul(out, x, w, nullptr);
+  EXPECT_STREQ(current_phase().name, "");
+  {
+    const PhaseScope prefill("prefill");
+    const int64_t step = current_phase().step;
+    timed.matmul(out, x, w, nullptr);
+    {
+      const PhaseScope same("prefill");  // nested in the same phase: the same step
+      EXPECT_EQ(current_phase().step, step);
+      const PhaseScope decode("decode");  // another phase: a new step until it closes
+      EXPECT_STREQ(current_phase().name, "decode");
+      EXPECT_NE(current_phase().step, step);
+      timed.matmul(out, x, w, nullptr);
+      timed.matmul(out, x, w, nullptr);
+    }
+    EXPECT_STREQ(current_phase().name, "prefill");
+    EXPECT_EQ(current_phase().step, step);
+  }
+  EXPECT_STREQ(current_phase().name, "");
+  EXPECT_EQ(current_phase().step, -1);
+  EXPECT_EQ(timed.timings().at("matmul").calls, 4);
+  EXPECT_EQ(timed.phase_timings().at("").at("matmul").calls, 1);
+  EXPECT_EQ(timed.phase_timings().at("prefill").at("matmul").calls, 1);
+  EXPECT_EQ(timed.phase_timings().at("decode").at("matmul").calls, 2);
+  timed.reset();
+  EXPECT_TRUE(timed.phase_timings().empty());
+}
+
 }  // namespace
 }  // namespace roofline
