@@ -5,11 +5,12 @@
 #include "roofline/backend/cuda/cuda_check.h"
 #include "roofline/train/cuda/block_reduce.cuh"
 #include "roofline/train/cuda/kernels.h"
+#include "roofline/train/scratch_sizes.h"
 
 namespace roofline::train::cuda {
 namespace {
 
-constexpr int64_t kRowsPerChunk = 64;
+constexpr int64_t kRowsPerChunk = kColumnSumRowsPerChunk;
 constexpr int kColumnThreads = 128;
 constexpr int kReduceColumns = 32, kReduceGroups = 16;
 
@@ -97,7 +98,7 @@ void add_column_partials3(const float* partials, int64_t chunks, int64_t cols, i
   launch_add_column_partials(partials, chunks, cols, ld, PartialOutputs{{out0, out1, out2}}, 3, stream);
 }
 
-size_t bias_grad_partials_floats(int64_t rows, int64_t cols) { return size_t(chunks_for(rows) * cols); }
+size_t bias_grad_partials_floats(int64_t rows, int64_t cols) { return train::bias_grad_partials_floats(rows, cols); }
 
 void bias_grad(const bf16* dy, int64_t rows, int64_t cols, float* partials, float* db, cudaStream_t stream) {
   if (rows == 0 || cols == 0) return;

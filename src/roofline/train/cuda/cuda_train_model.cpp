@@ -16,6 +16,8 @@
 #include "roofline/backend/cuda/lt_gemm.h"
 #include "roofline/train/cuda/kernels.h"
 #include "roofline/train/cuda/op_profile.h"
+#include "roofline/train/device_memory_plan.h"
+#include "roofline/train/scratch_sizes.h"
 #include "roofline/train/model.h"
 #include "roofline/train/ops/rope.h"
 
@@ -26,10 +28,8 @@ using ::roofline::cuda::GemmGelu;  // the cuBLASLt wrapper of backend/cuda
 using ::roofline::cuda::GemmOperand;
 using ::roofline::cuda::LtGemm;
 
-constexpr size_t kGemmWorkspaceBytes = size_t(32) << 20;
-// bf16 logits of one cross-entropy chunk at most. Few chunks matter: each chunk's LM-head weight-gradient GEMM
-// reads and writes the whole f32 dW [V, H] once more (GPT-2: 2 chunks of 8,192 rows instead of 7 of 2,670).
-constexpr size_t kLogitsChunkBytes = size_t(1) << 30;
+// The workspace and logits-chunk sizes are train/scratch_sizes.h's, which the memory estimate counts too.
+constexpr size_t kGemmWorkspaceBytes = kTrainGemmWorkspaceBytes;
 
 // What one layer's backward needs from its forward. M = B*T rows; QKV = (Hq + 2 Hkv) * D; F2 = F (GELU) or
 // 2F (SwiGLU: gate | up per row).
@@ -275,10 +275,7 @@ void CudaTrainModel::prepare(int64_t B, int64_t T) {
   bias_partials_.resize(bias_grad_partials_floats(M_, std::max({int64_t(H), QKV_, F2_})));
   bias_sums_.resize(size_t(std::max({int64_t(H), QKV_, F2_})));
   attention_workspace_.resize(std::max<size_t>(1, flash_attention_backward_workspace(attention_shape())));
-  // Chunks of equal size (the last one may be shorter by a few rows), as few as the byte budget allows.
-  const int64_t max_rows = std::clamp<int64_t>(int64_t(kLogitsChunkBytes / (V * sizeof(bf16))), 1, M_);
-  const int64_t chunks = (M_ + max_rows - 1) / max_rows;
-  ce_rows_ = (M_ + chunks - 1) / chunks;
+  ce_rows_ = cross_entropy_chunk_rows(M_, spec_.vocab_size);
   logits_.resize(size_t(ce_rows_) * V);
   losses_.resize(M);
   if (spec_.position == PositionKind::Rotary) {

@@ -23,6 +23,7 @@
 #include "roofline/core/error.h"
 #include "roofline/train/cuda/flash_attention_lab.h"
 #include "roofline/train/cuda/flash_attention_tiles.cuh"
+#include "roofline/train/scratch_sizes.h"
 
 namespace roofline::train::cuda {
 
@@ -372,11 +373,7 @@ __global__ void __launch_bounds__(32 * WARPS) flash_dq_kernel(Problem p, const b
 
 // ---- launch --------------------------------------------------------------------------------------------
 
-size_t delta_bytes(const FlashAttentionShape& s) {
-  const size_t bytes = size_t(std::max<int64_t>(s.B, 0)) * size_t(std::max<int64_t>(s.Hq, 0)) *
-                       size_t(std::max<int64_t>(s.T, 0)) * sizeof(float);
-  return (bytes + 255) / 256 * 256;
-}
+size_t delta_bytes(const FlashAttentionShape& s) { return attention_backward_workspace_bytes(s.B, s.Hq, s.T); }
 
 template <typename Kernel>
 void allow_smem(Kernel kernel, size_t bytes) {

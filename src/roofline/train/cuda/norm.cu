@@ -15,13 +15,14 @@
 #include "roofline/core/error.h"
 #include "roofline/train/cuda/block_reduce.cuh"
 #include "roofline/train/cuda/kernels.h"
+#include "roofline/train/scratch_sizes.h"
 
 namespace roofline::train::cuda {
 namespace {
 
 constexpr int kForwardWarps = 8;        // rows per forward block
 constexpr int kBackwardWarps = 4;
-constexpr int64_t kRowsPerBlock = 16;   // backward: rows whose dweight contributions one block sums
+constexpr int64_t kRowsPerBlock = kNormBackwardRowsPerBlock;  // backward: rows whose dweight contributions one block sums
 // The register-row backward: 8 warps of 8 rows each per block (GPT-2's 16,384 rows: 256 partial rows).
 constexpr int kRowWarps = 8;
 constexpr int64_t kRowsPerRowBlock = 64;
@@ -410,7 +411,7 @@ void rmsnorm_forward(const float* x, const float* w, bf16* y, float* rstd, int64
 }
 
 // Sized for the larger of the two backward kernels' partials (the register-row one has fewer blocks).
-size_t norm_partials_floats(int64_t rows, int64_t dim) { return size_t(backward_blocks(rows) * 3 * dim); }
+size_t norm_partials_floats(int64_t rows, int64_t dim) { return norm_backward_partials_floats(rows, dim); }
 
 void norm_backward(const float* dy, const float* x, const float* w, const float* mean, const float* rstd, float* dx,
                    bool accumulate_dx, bf16* dx_bf16, float* dw, float* db, float* dx_column_sums,

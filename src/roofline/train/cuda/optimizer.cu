@@ -4,12 +4,13 @@
 #include "roofline/backend/cuda/cuda_check.h"
 #include "roofline/train/cuda/block_reduce.cuh"
 #include "roofline/train/cuda/kernels.h"
+#include "roofline/train/scratch_sizes.h"
 
 namespace roofline::train::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int64_t kSquareBlocks = 1024;
+constexpr int64_t kSquareBlocks = kGradNormBlocks;
 
 __global__ void f32_to_bf16_kernel(const float* x, bf16* y, int64_t n) {
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
