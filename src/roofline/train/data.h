@@ -85,9 +85,14 @@ class DataSplit {
 // Batches of B windows of T+1 tokens, sampled uniformly (with replacement) from the split by a counter-based
 // hash of (seed, sample index): batch n is the same whatever happened before, so the loader's whole state is
 // the index of the next batch, and save/restore is exact. A thread prefetches the next batches.
+// Batches the loader's thread keeps ready by default; with the one being trained, kLoaderPrefetch + 1 batches
+// are alive at once.
+inline constexpr int kLoaderPrefetch = 2;
+
 class DataLoader {
  public:
-  DataLoader(const DataSplit& split, int64_t B, int64_t T, uint64_t seed, int64_t next_batch = 0, int prefetch = 2);
+  DataLoader(const DataSplit& split, int64_t B, int64_t T, uint64_t seed, int64_t next_batch = 0,
+             int prefetch = kLoaderPrefetch);
   ~DataLoader();
   DataLoader(const DataLoader&) = delete;
   DataLoader& operator=(const DataLoader&) = delete;

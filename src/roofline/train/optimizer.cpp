@@ -65,6 +65,10 @@ Optimizer::Optimizer(OptimizerConfig config, const ParamLayout& layout) : config
   }
 }
 
+size_t Optimizer::state_bytes() const {
+  return (decay_mask_.capacity() + m_.capacity() + v_.capacity()) * sizeof(float);
+}
+
 void Optimizer::update(ThreadPool& pool, std::vector<float>& params, const std::vector<float>& grads, double lr) {
   ++step_;
   const int64_t n = int64_t(params.size());
@@ -101,7 +105,7 @@ void Optimizer::update(ThreadPool& pool, std::vector<float>& params, const std::
 
 double global_grad_norm(ThreadPool& pool, const std::vector<float>& grads) {
   const int64_t n = int64_t(grads.size());
-  constexpr int64_t kChunks = 64;
+  constexpr int64_t kChunks = kGradNormChunks;
   std::vector<double> partial(kChunks, 0.0);
   for_rows(pool, kChunks, 1, [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c) {

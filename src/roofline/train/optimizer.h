@@ -52,6 +52,8 @@ class Optimizer {
   std::vector<float>& m() { return m_; }
   std::vector<float>& v() { return v_; }
   void set_step(int64_t step) { step_ = step; }
+  // Bytes of the state it holds: the f32 weight-decay mask and, with AdamW, the moments.
+  size_t state_bytes() const;
 
  private:
   OptimizerConfig config_;
@@ -60,7 +62,8 @@ class Optimizer {
   int64_t step_ = 0;
 };
 
-// The L2 norm of all gradients (accumulated in double over fixed chunks).
+// The L2 norm of all gradients (accumulated in double over kGradNormChunks fixed chunks).
+inline constexpr int64_t kGradNormChunks = 64;
 double global_grad_norm(ThreadPool& pool, const std::vector<float>& grads);
 // Scales grads by max_norm / (norm + 1e-6) when norm > max_norm (torch's clip_grad_norm_). max_norm <= 0: off.
 void clip_grads(ThreadPool& pool, std::vector<float>& grads, double norm, double max_norm);

@@ -8,6 +8,7 @@
 // bit for bit (resume depends on this). Blocked GotoBLAS-style (pack B panels of KC x NC, A panels of
 // MR x KC, an MR x NR register micro-kernel), at the best ISA the CPU has (ROOFLINE_CPU_ISA can force one).
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 namespace roofline {
@@ -46,10 +47,20 @@ inline void matmul_tn(ThreadPool* pool, const float* x, const float* w, float* y
   gemm(pool, {true, false, M, N, K, x, M, w, N, accumulate ? 1.0f : 0.0f, y, N});
 }
 
-// The ISA-specific entry points (gemm_<isa>.cpp), chosen by gemm().
+// The packed panels every thread that runs a GEMM keeps between calls (thread_local, sized by the selected
+// ISA's blocking whatever the shape): A [MC x KC] and B [NC x KC] floats. The CPU trainer's memory plan counts them.
+struct GemmPacking {
+  size_t a_floats = 0, b_floats = 0;
+};
+GemmPacking gemm_packing();
+
+// The ISA-specific entry points (gemm_<isa>.cpp), chosen by gemm(), and their packing sizes.
 void gemm_scalar(ThreadPool* pool, const GemmArgs& args);
 void gemm_avx2(ThreadPool* pool, const GemmArgs& args);
 void gemm_avx512(ThreadPool* pool, const GemmArgs& args);
+GemmPacking gemm_scalar_packing();
+GemmPacking gemm_avx2_packing();
+GemmPacking gemm_avx512_packing();
 
 }  // namespace train
 }  // namespace roofline

@@ -46,5 +46,6 @@ struct Avx2Kernel {
 }  // namespace
 
 void gemm_avx2(ThreadPool* pool, const GemmArgs& args) { detail::gemm_blocked<Avx2Kernel>(pool, args); }
+GemmPacking gemm_avx2_packing() { return detail::packing<Avx2Kernel>(); }
 
 }  // namespace roofline::train

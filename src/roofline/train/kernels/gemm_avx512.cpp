@@ -46,5 +46,6 @@ struct Avx512Kernel {
 }  // namespace
 
 void gemm_avx512(ThreadPool* pool, const GemmArgs& args) { detail::gemm_blocked<Avx512Kernel>(pool, args); }
+GemmPacking gemm_avx512_packing() { return detail::packing<Avx512Kernel>(); }
 
 }  // namespace roofline::train

@@ -17,6 +17,17 @@ namespace roofline::train::detail {
 
 inline constexpr int64_t kKC = 256;          // depth of one packed block
 
+// Tiles of C one thread computes at a time: MC x NC, whole micro-tiles.
+template <typename Kernel>
+struct Blocking {
+  static constexpr int64_t MC = (256 / Kernel::MR) * Kernel::MR, NC = (256 / Kernel::NR) * Kernel::NR;
+};
+
+template <typename Kernel>
+GemmPacking packing() {
+  return {size_t(Blocking<Kernel>::MC * kKC), size_t(Blocking<Kernel>::NC * kKC)};
+}
+
 template <typename Kernel>
 void pack_b(const GemmArgs& g, int64_t k0, int64_t kc, int64_t n0, int64_t nc, float* dst) {
   constexpr int NR = Kernel::NR;
@@ -76,13 +87,13 @@ void gemm_blocked(ThreadPool* pool, const GemmArgs& g) {
   // One parallel region per call: tiles of C (MC x NC), each looping over K in blocks of KC and packing its
   // own panels. Few regions matter more than the duplicated B packing (1/MC of the FMAs) on a busy CPU,
   // where every region waits for its slowest thread.
-  constexpr int64_t MC = (256 / MR) * MR, NC = (256 / NR) * NR;
+  constexpr int64_t MC = Blocking<Kernel>::MC, NC = Blocking<Kernel>::NC;
   const int64_t kc_max = std::min<int64_t>(kKC, g.K);
   const int64_t m_tiles = (g.M + MC - 1) / MC, n_tiles = (g.N + NC - 1) / NC;
   auto tile = [&](size_t b, size_t e) {
     thread_local std::vector<float> pa_buf, pb_buf;
-    pa_buf.resize(size_t(MC * kKC));
-    pb_buf.resize(size_t(NC * kKC));
+    pa_buf.resize(packing<Kernel>().a_floats);
+    pb_buf.resize(packing<Kernel>().b_floats);
     float* pa = pa_buf.data();
     float* pb = pb_buf.data();
     for (size_t t = b; t < e; ++t) {

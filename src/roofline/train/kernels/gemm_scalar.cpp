@@ -24,5 +24,6 @@ struct ScalarKernel {
 }  // namespace
 
 void gemm_scalar(ThreadPool* pool, const GemmArgs& args) { detail::gemm_blocked<ScalarKernel>(pool, args); }
+GemmPacking gemm_scalar_packing() { return detail::packing<ScalarKernel>(); }
 
 }  // namespace roofline::train

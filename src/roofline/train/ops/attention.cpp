@@ -66,7 +66,7 @@ void attention_forward(ThreadPool& pool, const AttentionShape& s, const float* q
   const float scale = 1.0f / std::sqrt(float(D));
   for_rows(pool, s.B * s.Hq, 1, [&](int64_t t0, int64_t t1) {
     thread_local std::vector<float> P;
-    P.resize(size_t(T * T));
+    P.resize(attention_scores_floats(T));
     for (int64_t task = t0; task < t1; ++task) {
       const int64_t b = task / s.Hq, h = task % s.Hq, kh = h / group;
       const HeadViews views{q + (b * T * s.Hq + h) * D, k + (b * T * s.Hkv + kh) * D, v + (b * T * s.Hkv + kh) * D,
@@ -86,8 +86,8 @@ void attention_backward(ThreadPool& pool, const AttentionShape& s, const float* 
   const float scale = 1.0f / std::sqrt(float(D));
   for_rows(pool, s.B * s.Hkv, 1, [&](int64_t t0, int64_t t1) {
     thread_local std::vector<float> P, dP;
-    P.resize(size_t(T * T));
-    dP.resize(size_t(T * T));
+    P.resize(attention_scores_floats(T));
+    dP.resize(attention_scores_floats(T));
     for (int64_t task = t0; task < t1; ++task) {
       const int64_t b = task / s.Hkv, kh = task % s.Hkv;
       float* dk_h = dk + (b * T * s.Hkv + kh) * D;

@@ -5,6 +5,7 @@
 // kept), writes dq and accumulates nothing: dk and dv are written too (each (batch, kv head) is one task,
 // so every element has one writer and a fixed summation order).
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 #include "roofline/core/thread_pool.h"
@@ -15,6 +16,10 @@ struct AttentionShape {
   int64_t B = 0, T = 0, Hq = 0, Hkv = 0, D = 0;
   int64_t window = 0;  // 0: full causal
 };
+
+// Floats of one score matrix [T, T]. Every thread that runs attention keeps its own between calls
+// (thread_local): one in the forward, P and dP in the backward.
+constexpr size_t attention_scores_floats(int64_t T) { return size_t(T) * size_t(T); }
 
 void attention_forward(ThreadPool& pool, const AttentionShape& s, const float* q, const float* k, const float* v,
                        float* out, float* lse);

@@ -10,12 +10,16 @@
 
 namespace roofline::train {
 
+int64_t lm_head_chunk_rows(int64_t M, int64_t V) {
+  return std::clamp<int64_t>((int64_t(32) << 20) / (V * int64_t(sizeof(float))), 16, std::max<int64_t>(M, 16));
+}
+
 CrossEntropyResult lm_head_cross_entropy(ThreadPool& pool, const float* h, const float* W, const int32_t* targets,
                                          int64_t M, int64_t H, int64_t V, float grad_scale, float* dh, float* dW,
                                          std::vector<float>& scratch) {
   // About 32 MiB of logits per chunk (256 rows of a 32k vocabulary), at least 16 rows: big enough that the
   // three matmuls of a chunk stay efficient, a fraction of the whole batch's [M, V].
-  const int64_t chunk = std::clamp<int64_t>((int64_t(32) << 20) / (V * int64_t(sizeof(float))), 16, std::max<int64_t>(M, 16));
+  const int64_t chunk = lm_head_chunk_rows(M, V);
   scratch.resize(size_t(chunk * V));
   std::vector<double> row_loss(static_cast<size_t>(M), 0.0);
   CrossEntropyResult result;

@@ -17,6 +17,10 @@ struct CrossEntropyResult {
   int64_t count = 0;    // rows with a target
 };
 
+// Rows of one chunk of logits: about 32 MiB of f32 logits, at least 16 rows (so `scratch` holds
+// lm_head_chunk_rows(M, V) x V floats, even when M is smaller).
+int64_t lm_head_chunk_rows(int64_t M, int64_t V);
+
 // dh == nullptr: loss only (eval, score). Rows with targets[m] < 0 contribute nothing.
 CrossEntropyResult lm_head_cross_entropy(ThreadPool& pool, const float* h, const float* W, const int32_t* targets,
                                          int64_t M, int64_t H, int64_t V, float grad_scale, float* dh, float* dW,

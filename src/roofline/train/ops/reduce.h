@@ -12,12 +12,14 @@
 namespace roofline::train {
 
 inline constexpr int64_t kReduceChunks = 16;
+// Chunks (each one `width` floats of partial sums, allocated per call) a reduction over `rows` rows uses.
+constexpr int64_t reduce_chunks(int64_t rows) { return std::min<int64_t>(kReduceChunks, std::max<int64_t>(rows, 1)); }
 
 // out[0..width) += sum over rows r of contribution(r, partial) where contribution adds row r's share into
 // `partial` (width floats, zeroed per chunk). Rows of one chunk run in order.
 inline void reduce_rows(ThreadPool& pool, int64_t rows, int64_t width, float* out,
                         const std::function<void(int64_t row_begin, int64_t row_end, float* partial)>& body) {
-  const int64_t chunks = std::min<int64_t>(kReduceChunks, std::max<int64_t>(rows, 1));
+  const int64_t chunks = reduce_chunks(rows);
   std::vector<float> partials(size_t(chunks * width), 0.0f);
   pool.parallel_for(size_t(chunks), 1, [&](size_t b, size_t e) {
     for (size_t c = b; c < e; ++c) {
