@@ -282,13 +282,46 @@ double train_flops_per_token(const ModelSpec& s, int64_t T) {
 
 size_t TrainModel::activation_bytes() const {
   size_t total = 0;
-  for (const auto& r : residual_) total += r.size() * sizeof(float);
-  for (const auto& a : acts_)
-    for (const std::vector<float>* v : {&a->ln1_out, &a->ln1_mean, &a->ln1_rstd, &a->q_raw, &a->k_raw, &a->q_rstd,
-                                        &a->k_rstd, &a->q, &a->k, &a->v, &a->attn_out, &a->lse, &a->x_mid,
-                                        &a->ln2_out, &a->ln2_mean, &a->ln2_rstd, &a->ffn_a, &a->ffn_b, &a->ffn_h})
-      total += v->size() * sizeof(float);
+  for (const DeviceBuffer& b : buffers())
+    if (b.category == DeviceMemoryCategory::Activations) total += b.bytes();
   return total;
+}
+
+std::vector<DeviceBuffer> TrainModel::buffers() const {
+  using C = DeviceMemoryCategory;
+  std::vector<DeviceBuffer> out;
+  auto add = [&](const char* name, C category, const auto& v) {
+    if (v.capacity() > 0) out.push_back({name, category, v.capacity(), sizeof(v[0])});
+  };
+  add("parameters (f32)", C::Weights, params_);
+  add("gradients (f32)", C::Gradients, grads_);
+  for (const auto& r : residual_) add("residual stream (f32)", C::Activations, r);
+  for (const auto& a : acts_) {
+    for (const auto* v : {&a->ln1_out, &a->ln2_out}) add("ln1, ln2 out (f32)", C::Activations, *v);
+    for (const auto* v : {&a->ln1_mean, &a->ln1_rstd, &a->ln2_mean, &a->ln2_rstd})
+      add("ln1, ln2 mean and rstd (f32)", C::Activations, *v);
+    add("q before qk-norm (f32)", C::Activations, a->q_raw);
+    add("k before qk-norm (f32)", C::Activations, a->k_raw);
+    add("q-norm rstd (f32)", C::Activations, a->q_rstd);
+    add("k-norm rstd (f32)", C::Activations, a->k_rstd);
+    for (const auto* v : {&a->q, &a->attn_out}) add("q, attention out (f32)", C::Activations, *v);
+    for (const auto* v : {&a->k, &a->v}) add("k, v (f32)", C::Activations, *v);
+    add("attention lse (f32)", C::Activations, a->lse);
+    add("x_mid (f32)", C::Activations, a->x_mid);
+    for (const auto* v : {&a->ffn_a, &a->ffn_b, &a->ffn_h})
+      add("ffn pre-activations and output (f32)", C::Activations, *v);
+  }
+  add("final norm out (f32)", C::Activations, final_norm_out_);
+  for (const auto* v : {&final_mean_, &final_rstd_}) add("final norm mean and rstd (f32)", C::Activations, *v);
+  for (const auto* v : {&dres_, &d_hidden_}) add("dres, d_hidden (f32)", C::Workspace, *v);
+  for (const auto* v : {&d_ffn_a_, &d_ffn_b_}) add("d_ffn_a, d_ffn_b (f32)", C::Workspace, *v);
+  for (const auto* v : {&d_attn_, &dq_}) add("d_attn, dq (f32)", C::Workspace, *v);
+  for (const auto* v : {&dk_, &dv_}) add("dk, dv (f32)", C::Workspace, *v);
+  add("qk-norm backward scratch (f32)", C::Workspace, scratch_q_);
+  for (const auto* v : {&inputs_, &targets_}) add("token ids: inputs, targets (i32)", C::Workspace, *v);
+  for (const auto* v : {&rope_.cos, &rope_.sin}) add("rope cos, sin (f32)", C::Workspace, *v);
+  add("logits chunk (f32)", C::Workspace, ce_scratch_);
+  return out;
 }
 
 namespace {

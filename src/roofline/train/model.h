@@ -9,6 +9,7 @@
 
 #include "roofline/core/thread_pool.h"
 #include "roofline/model/model_spec.h"
+#include "roofline/train/device_memory_plan.h"
 #include "roofline/train/ops/cross_entropy.h"
 #include "roofline/train/ops/rope.h"
 #include "roofline/train/params.h"
@@ -39,8 +40,11 @@ class TrainModel {
 
   // Model FLOPs per trained token (forward + backward, 6N + attention), for MFU.
   double flops_per_token(int64_t T) const { return train_flops_per_token(spec_, T); }
-  // Bytes of activations the last forward kept (for reports).
+  // Bytes of activations the last forward kept (for reports): the Activations of buffers().
   size_t activation_bytes() const;
+  // Every buffer this model holds (parameters, gradients, activations, the backward's buffers, scratch), one
+  // entry per allocation, by capacity, under the names CpuTrainPlan::model_buffers() (cpu_memory_plan.h) uses.
+  std::vector<DeviceBuffer> buffers() const;
 
  private:
   struct LayerActs;
