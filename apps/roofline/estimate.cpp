@@ -89,7 +89,11 @@ void print_table(const std::string& model, const perf::Estimate& e, const std::v
   std::printf("\nmemory per device: weights %s, KV cache %s (%s/token), activations %s, gradients %s, optimizer %s\n",
               si(m.weights, "B").c_str(), si(m.kv_cache, "B").c_str(), si(m.kv_cache_per_token, "B").c_str(),
               si(m.activations, "B").c_str(), si(m.gradients, "B").c_str(), si(m.optimizer, "B").c_str());
-  if (m.workspace > 0 || m.context > 0)
+  if (m.workspace > 0 && is_cpu(hw))
+    std::printf("                   workspace %s (backward buffers, logits chunk, per-thread attention scores and "
+                "GEMM panels, batches)\n",
+                si(m.workspace, "B").c_str());
+  else if (m.workspace > 0 || m.context > 0)
     std::printf("                   workspace %s (backward buffers, logits chunk, cuBLASLt), CUDA context ~%s\n",
                 si(m.workspace, "B").c_str(), si(m.context, "B").c_str());
   std::printf("                   total %s of %s: %s\n", si(m.total(), "B").c_str(),

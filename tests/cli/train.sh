@@ -103,6 +103,19 @@ for i in 1 2 3 4; do
   check "checkpoint whole after kill -9 ($i)" bash -c "'$bin' score -m '$tmp/killed' --tokens 5,6,7,8 --json >/dev/null && test -f '$tmp/killed/trainer_state/state.json'"
 done
 
+# estimate --workload train on a CPU counts the CPU trainer's buffers (train/cpu_memory_plan.h): f32 weights,
+# gradients, decay mask and moments, f32 activations (one layer's set with --checkpointing), no CUDA context
+for ck in "" --checkpointing; do
+  out=$("$bin" estimate --preset gpt2-124m --hw cpu --workload train --batch 4 --seq 256 $ck --json)
+  check "estimate cpu train memory ${ck:-(all layers saved)}" json "
+m=d['memory_bytes']; p=d['model']['parameters']
+assert m['weights']==4*p and m['gradients']==4*p and m['optimizer']==12*p and m['context']==0, m
+assert m['activations']==(91299840 if '$ck' else 611065856) and m['workspace']>8e7, m
+assert m['total']==sum(m[k] for k in ['weights','kv_cache','activations','gradients','optimizer','workspace','context']), m" <<<"$out"
+done
+out=$("$bin" estimate --preset gpt2-124m --hw h100 --workload train --batch 4 --seq 256 --json)
+check "estimate gpu train memory" json "m=d['memory_bytes']; assert m['weights']==2*d['model']['parameters'] and m['context']>0, m" <<<"$out"
+
 # Errors: non-zero exit and one line that says what
 # No GPU on the CI machine: a build with CUDA says no GPU is visible, one without says it has no CUDA training.
 expect_error "cuda unavailable" "--device cuda: " "$bin" train --init "$fx/llama" --data-tokens 1,2,3 --steps 1 --device cuda

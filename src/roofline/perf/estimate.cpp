@@ -35,7 +35,7 @@ Estimate estimate(const ModelSpec& spec, const Workload& workload, const Hardwar
     e.kernels += cost.kernels;
     e.ops.push_back(std::move(op));
   }
-  e.memory = memory_budget(spec, workload);
+  e.memory = memory_budget(spec, workload, train_memory_target(hw));
   e.comm = comm_costs(spec, workload, hw.interconnect_bandwidth);
   e.floor_s = e.compute_bound_s + e.memory_bound_s;
   e.overhead_s = e.kernels * hw.kernel_overhead_s;

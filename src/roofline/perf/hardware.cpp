@@ -85,6 +85,11 @@ nlohmann::json read_json_file(const std::string& path) {
 
 }  // namespace
 
+bool is_cpu(const HardwareSpec& hw) {
+  if (lower(hw.name) == "cpu") return true;
+  return hw.measured.is_object() && hw.measured.value("device", std::string()) == "cpu";
+}
+
 std::vector<std::string> builtin_hardware_names() { return {"h100", "h200", "a100", "cpu"}; }
 
 HardwareSpec builtin_hardware(const std::string& name) {

@@ -30,6 +30,10 @@ struct HardwareSpec {
   double ridge_point(bool fp8 = false) const { return peak_flops(fp8) / memory_bandwidth; }
 };
 
+// Whether `hw` is a CPU: named "cpu" (the estimate, its calibration, or a file that says so), or measured by
+// `roofline calibrate --device cpu` under another name.
+bool is_cpu(const HardwareSpec& hw);
+
 // "h100", "h200", "a100", "cpu".
 std::vector<std::string> builtin_hardware_names();
 // A built-in entry (names are case-insensitive); throws roofline::Error listing the known names.

@@ -2,8 +2,11 @@
 
 #include <algorithm>
 
+#include "roofline/core/thread_pool.h"
 #include "roofline/model/model_spec.h"
+#include "roofline/perf/hardware.h"
 #include "roofline/perf/step_shapes.h"
+#include "roofline/train/cpu_memory_plan.h"
 #include "roofline/train/device_memory_plan.h"
 
 namespace roofline::perf {
@@ -15,7 +18,25 @@ double qk_norm_saved_bytes_per_token(const ModelSpec& spec, const StepShapes& s)
   return spec.qk_norm ? (s.q_dim + s.kv_dim) * kActivationBytes : 0;
 }
 
+// A trainer's plan (CUDA or CPU) by the budget's keys, ZeRO sharding the parameter state over dp.
+template <typename Plan>
+void count_train_plan(const Plan& plan, const Workload& w, MemoryBudget& m) {
+  using train::DeviceMemoryCategory;
+  m.weights = double(plan.bytes(DeviceMemoryCategory::Weights)) / (w.zero >= 3 ? w.dp : 1);
+  m.gradients = double(plan.bytes(DeviceMemoryCategory::Gradients)) / (w.zero >= 2 ? w.dp : 1);
+  m.optimizer = double(plan.bytes(DeviceMemoryCategory::Optimizer)) / (w.zero >= 1 ? w.dp : 1);
+  m.activations = double(plan.bytes(DeviceMemoryCategory::Activations));
+  m.workspace = double(plan.bytes(DeviceMemoryCategory::Workspace));
+}
+
 }  // namespace
+
+TrainMemoryTarget train_memory_target(const HardwareSpec& hw) {
+  TrainMemoryTarget target;
+  target.cpu = is_cpu(hw);
+  if (target.cpu) target.cpu_threads = ThreadPool::hardware_threads();
+  return target;
+}
 
 ModelSpec tensor_parallel_slice(const ModelSpec& spec, int tp) {
   if (tp <= 1) return spec;
@@ -47,7 +68,7 @@ double kv_cache_bytes_per_token(const ModelSpec& spec, int tp) {
   return 2 * s.layers * s.kv_dim * kKvBytes;
 }
 
-MemoryBudget memory_budget(const ModelSpec& spec, const Workload& w) {
+MemoryBudget memory_budget(const ModelSpec& spec, const Workload& w, const TrainMemoryTarget& target) {
   validate(w, spec);
   const StepShapes s = step_shapes(spec, w);
   MemoryBudget m;
@@ -64,17 +85,20 @@ MemoryBudget memory_budget(const ModelSpec& spec, const Workload& w) {
                     s.head_tokens * s.vocab * kLogitBytes;
     return m;
   }
-  // The CUDA trainer's buffers for one replica's micro-batch, as it allocates them (AdamW). The parameter
-  // count is the trainer's ParamLayout of this device's slice.
-  using train::DeviceMemoryCategory;
-  const train::CudaTrainPlan plan = train::plan_cuda_training(
-      tensor_parallel_slice(spec, w.tp), w.batch_per_replica(), w.seq, w.checkpointing, train::OptimizerKind::AdamW);
-  m.weights = double(plan.bytes(DeviceMemoryCategory::Weights)) / (w.zero >= 3 ? w.dp : 1);
-  m.gradients = double(plan.bytes(DeviceMemoryCategory::Gradients)) / (w.zero >= 2 ? w.dp : 1);
-  m.optimizer = double(plan.bytes(DeviceMemoryCategory::Optimizer)) / (w.zero >= 1 ? w.dp : 1);
-  m.activations = double(plan.bytes(DeviceMemoryCategory::Activations)) +
-                  double(plan.saved_layers) * s.tokens * qk_norm_saved_bytes_per_token(spec, s);
-  m.workspace = double(plan.bytes(DeviceMemoryCategory::Workspace));
+  // The trainer's buffers for one replica's micro-batch, as it allocates them (AdamW). The parameter count is
+  // the trainer's ParamLayout of this device's slice.
+  const ModelSpec slice = tensor_parallel_slice(spec, w.tp);
+  if (target.cpu) {
+    // The CPU trainer runs Qwen3's q/k norms itself: its plan holds their saved inputs.
+    count_train_plan(train::plan_cpu_training(slice, w.batch_per_replica(), w.seq, w.checkpointing,
+                                              train::OptimizerKind::AdamW, target.cpu_threads),
+                     w, m);
+    return m;
+  }
+  const train::CudaTrainPlan plan =
+      train::plan_cuda_training(slice, w.batch_per_replica(), w.seq, w.checkpointing, train::OptimizerKind::AdamW);
+  count_train_plan(plan, w, m);
+  m.activations += double(plan.saved_layers) * s.tokens * qk_norm_saved_bytes_per_token(spec, s);
   m.context = kTrainContextBytes;
   return m;
 }

@@ -1,11 +1,15 @@
 // The CUDA trainer's device buffer plan (train/device_memory_plan.h) against byte counts worked out by hand for
 // Llama 1B at seq 2048 (the configurations measured on an H100), and the train estimate's memory_bytes against
-// the same plan, term by term: the trainer allocates from the plan, the estimate counts it.
+// the same plan, term by term: the trainer allocates from the plan, the estimate counts it. On a CPU the estimate
+// counts the CPU trainer's plan instead (train/cpu_memory_plan.h; tests/unit/train holds it against the trainer).
 #include <gtest/gtest.h>
 
 #include "perf_test_util.h"
+#include "roofline/core/thread_pool.h"
 #include "roofline/model/model_spec.h"
+#include "roofline/perf/estimate.h"
 #include "roofline/perf/memory_budget.h"
+#include "roofline/train/cpu_memory_plan.h"
 #include "roofline/train/device_memory_plan.h"
 
 namespace roofline::perf {
@@ -113,6 +117,60 @@ TEST(CudaTrainPlan, CategoriesSumToTheBuffers) {
   EXPECT_EQ(sum, p.total_bytes());
   EXPECT_EQ(p.rope_table, 0u);  // learned positions: no RoPE tables
   EXPECT_EQ(p.ffn_in, p.ffn_h);  // GELU: one pre-activation column per output column
+}
+
+// On a CPU the train budget is the CPU trainer's plan, key by key, with no CUDA context.
+TEST(CpuTrainPlan, TrainEstimateOnACpuCountsTheCpuPlan) {
+  ModelSpec qk_normed = preset_spec("llama-134m");
+  qk_normed.qk_norm = true;  // the CPU trainer runs q/k norms: their saved inputs are in its plan, counted once
+  for (const ModelSpec& spec : {preset_spec("gpt2-124m"), qk_normed})
+    for (const bool checkpointing : {false, true}) {
+      SCOPED_TRACE(spec.model_type + (checkpointing ? " checkpointed" : ""));
+      Workload w = test::workload(WorkloadKind::Train, 4, 256);
+      w.checkpointing = checkpointing;
+      const MemoryBudget m = memory_budget(spec, w, TrainMemoryTarget{.cpu = true, .cpu_threads = 8});
+      const train::CpuTrainPlan p = train::plan_cpu_training(spec, 4, 256, checkpointing, OptimizerKind::AdamW, 8);
+      EXPECT_EQ(m.weights, double(p.bytes(DeviceMemoryCategory::Weights)));
+      EXPECT_EQ(m.gradients, double(p.bytes(DeviceMemoryCategory::Gradients)));
+      EXPECT_EQ(m.optimizer, double(p.bytes(DeviceMemoryCategory::Optimizer)));
+      EXPECT_EQ(m.activations, double(p.bytes(DeviceMemoryCategory::Activations)));
+      EXPECT_EQ(m.workspace, double(p.bytes(DeviceMemoryCategory::Workspace)));
+      EXPECT_EQ(m.context, 0);
+      EXPECT_EQ(m.total(), double(p.total_bytes()));
+    }
+}
+
+// Which trainer the estimate counts follows the hardware: a CPU (by name, or calibrated as one under another name)
+// gets the CPU plan with one thread per hardware thread, a GPU the CUDA plan.
+TEST(CpuTrainPlan, TheHardwarePicksTheTrainer) {
+  HardwareSpec cpu;
+  cpu.name = "cpu";
+  cpu.peak_bf16_flops = 1e12;
+  cpu.memory_bandwidth = 1e11;
+  HardwareSpec renamed = cpu;
+  renamed.name = "workstation";
+  EXPECT_FALSE(is_cpu(renamed));
+  renamed.measured = {{"device", "cpu"}, {"threads", 4}};
+  EXPECT_TRUE(is_cpu(renamed));
+  EXPECT_TRUE(is_cpu(cpu));
+  EXPECT_FALSE(is_cpu(builtin_hardware("h100")));
+  EXPECT_FALSE(train_memory_target(builtin_hardware("h100")).cpu);
+  EXPECT_EQ(train_memory_target(cpu).cpu_threads, ThreadPool::hardware_threads());
+
+  const ModelSpec spec = preset_spec("gpt2-124m");
+  const Workload w = test::workload(WorkloadKind::Train, 4, 256);
+  const Estimate on_cpu = estimate(spec, w, cpu);
+  const train::CpuTrainPlan p =
+      train::plan_cpu_training(spec, 4, 256, false, OptimizerKind::AdamW, ThreadPool::hardware_threads());
+  EXPECT_EQ(on_cpu.memory.total(), double(p.total_bytes()));
+  EXPECT_EQ(on_cpu.memory.weights, 4.0 * double(p.params));  // f32, where the CUDA trainer's bf16 copy is 2
+  const Estimate on_gpu = estimate(spec, w, builtin_hardware("h100"));
+  EXPECT_EQ(on_gpu.memory.weights, 2.0 * double(p.params));
+  EXPECT_EQ(on_gpu.memory.context, kTrainContextBytes);
+  // Inference budgets do not depend on the hardware.
+  const Workload decode = test::workload(WorkloadKind::Decode, 8, 1, 512);
+  EXPECT_EQ(estimate(spec, decode, cpu).memory.total(),
+            estimate(spec, decode, builtin_hardware("h100")).memory.total());
 }
 
 }  // namespace
