@@ -143,17 +143,8 @@ std::vector<DeviceBuffer> CpuTrainPlan::buffers() const {
   return all;
 }
 
-size_t CpuTrainPlan::bytes(DeviceMemoryCategory category) const {
-  size_t total = 0;
-  for (const DeviceBuffer& b : buffers())
-    if (b.category == category) total += b.bytes();
-  return total;
-}
+size_t CpuTrainPlan::bytes(DeviceMemoryCategory category) const { return buffer_bytes(buffers(), category); }
 
-size_t CpuTrainPlan::total_bytes() const {
-  size_t total = 0;
-  for (const DeviceBuffer& b : buffers()) total += b.bytes();
-  return total;
-}
+size_t CpuTrainPlan::total_bytes() const { return buffer_bytes(buffers()); }
 
 }  // namespace roofline::train

@@ -111,17 +111,21 @@ std::vector<DeviceBuffer> CudaTrainPlan::buffers() const {
   return b;
 }
 
-size_t CudaTrainPlan::bytes(DeviceMemoryCategory category) const {
+size_t buffer_bytes(std::span<const DeviceBuffer> buffers, DeviceMemoryCategory category) {
   size_t total = 0;
-  for (const DeviceBuffer& b : buffers())
+  for (const DeviceBuffer& b : buffers)
     if (b.category == category) total += b.bytes();
   return total;
 }
 
-size_t CudaTrainPlan::total_bytes() const {
+size_t buffer_bytes(std::span<const DeviceBuffer> buffers) {
   size_t total = 0;
-  for (const DeviceBuffer& b : buffers()) total += b.bytes();
+  for (const DeviceBuffer& b : buffers) total += b.bytes();
   return total;
 }
+
+size_t CudaTrainPlan::bytes(DeviceMemoryCategory category) const { return buffer_bytes(buffers(), category); }
+
+size_t CudaTrainPlan::total_bytes() const { return buffer_bytes(buffers()); }
 
 }  // namespace roofline::train

@@ -9,6 +9,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -43,6 +44,10 @@ struct DeviceBuffer {
   size_t count = 1;
   size_t bytes() const { return elements * element_bytes * count; }
 };
+
+// Bytes of the buffers in one category, and of all of them (the CUDA and the CPU plan count the same way).
+size_t buffer_bytes(std::span<const DeviceBuffer> buffers, DeviceMemoryCategory category);
+size_t buffer_bytes(std::span<const DeviceBuffer> buffers);
 
 struct CudaTrainPlan {
   // Parameters (the CPU's flat ParamLayout), each [params]: f32 master, f32 gradients, bf16 copy, u8 decay mask,

@@ -46,6 +46,19 @@ size_t workspace_bytes(size_t B) {
          B * kHeads * 2048 * 4 + (5 * M + 1) * 4 + M * 4 + 2 * 2048 * 32 * 4 + 1024 * 8 + 8 + (size_t(32) << 20);
 }
 
+// The budget's terms are the plan's categories, plus `context` (the CUDA context allowance, 0 on a CPU).
+template <typename Plan>
+void expect_budget_is_plan(const MemoryBudget& m, const Plan& p, double context) {
+  EXPECT_EQ(m.weights, double(p.bytes(DeviceMemoryCategory::Weights)));
+  EXPECT_EQ(m.gradients, double(p.bytes(DeviceMemoryCategory::Gradients)));
+  EXPECT_EQ(m.optimizer, double(p.bytes(DeviceMemoryCategory::Optimizer)));
+  EXPECT_EQ(m.activations, double(p.bytes(DeviceMemoryCategory::Activations)));
+  EXPECT_EQ(m.workspace, double(p.bytes(DeviceMemoryCategory::Workspace)));
+  EXPECT_EQ(m.kv_cache, 0);
+  EXPECT_EQ(m.context, context);
+  EXPECT_EQ(m.total(), double(p.total_bytes()) + context);
+}
+
 void expect_plan(const CudaTrainPlan& p, size_t activations, size_t workspace) {
   EXPECT_EQ(p.params, kParams);
   EXPECT_EQ(p.bytes(DeviceMemoryCategory::Weights), 2 * kParams);     // bf16 copy
@@ -98,14 +111,7 @@ TEST(CudaTrainPlan, TrainEstimateCountsThePlan) {
     w.checkpointing = checkpointing;
     const MemoryBudget m = memory_budget(spec, w);
     const CudaTrainPlan p = train::plan_cuda_training(spec, batch, 2048, checkpointing, OptimizerKind::AdamW);
-    EXPECT_EQ(m.weights, double(p.bytes(DeviceMemoryCategory::Weights)));
-    EXPECT_EQ(m.gradients, double(p.bytes(DeviceMemoryCategory::Gradients)));
-    EXPECT_EQ(m.optimizer, double(p.bytes(DeviceMemoryCategory::Optimizer)));
-    EXPECT_EQ(m.activations, double(p.bytes(DeviceMemoryCategory::Activations)));
-    EXPECT_EQ(m.workspace, double(p.bytes(DeviceMemoryCategory::Workspace)));
-    EXPECT_EQ(m.kv_cache, 0);
-    EXPECT_EQ(m.context, kTrainContextBytes);
-    EXPECT_EQ(m.total(), double(p.total_bytes()) + kTrainContextBytes);
+    expect_budget_is_plan(m, p, kTrainContextBytes);
   }
 }
 
@@ -130,13 +136,7 @@ TEST(CpuTrainPlan, TrainEstimateOnACpuCountsTheCpuPlan) {
       w.checkpointing = checkpointing;
       const MemoryBudget m = memory_budget(spec, w, TrainMemoryTarget{.cpu = true, .cpu_threads = 8});
       const train::CpuTrainPlan p = train::plan_cpu_training(spec, 4, 256, checkpointing, OptimizerKind::AdamW, 8);
-      EXPECT_EQ(m.weights, double(p.bytes(DeviceMemoryCategory::Weights)));
-      EXPECT_EQ(m.gradients, double(p.bytes(DeviceMemoryCategory::Gradients)));
-      EXPECT_EQ(m.optimizer, double(p.bytes(DeviceMemoryCategory::Optimizer)));
-      EXPECT_EQ(m.activations, double(p.bytes(DeviceMemoryCategory::Activations)));
-      EXPECT_EQ(m.workspace, double(p.bytes(DeviceMemoryCategory::Workspace)));
-      EXPECT_EQ(m.context, 0);
-      EXPECT_EQ(m.total(), double(p.total_bytes()));
+      expect_budget_is_plan(m, p, 0);
     }
 }
 
