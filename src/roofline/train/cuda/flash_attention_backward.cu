@@ -17,6 +17,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 
 #include "roofline/backend/cuda/cuda_check.h"
 #include "roofline/backend/cuda/device/convert.cuh"
@@ -380,14 +382,20 @@ void allow_smem(Kernel kernel, size_t bytes) {
   ROOFLINE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
 }
 
+void launch_delta(const Problem& p, const bf16* out, const bf16* dout, float* delta, cudaStream_t stream) {
+  const int64_t threads = int64_t(p.B) * p.T * p.Hq * (p.D / 8);
+  const unsigned blocks = unsigned((threads + 255) / 256);
+  if (p.D == 128)
+    flash_delta_kernel<128><<<blocks, 256, 0, stream>>>(p, out, dout, delta);
+  else
+    flash_delta_kernel<64><<<blocks, 256, 0, stream>>>(p, out, dout, delta);
+  ROOFLINE_CUDA_CHECK_LAUNCH();
+}
+
 template <int D, int DKDV_WARPS, int DQ_WARPS>
 void launch_backward(const Problem& p, const bf16* q, const bf16* k, const bf16* v, const bf16* out, const float* lse,
                      const bf16* dout, bf16* dq, bf16* dk, bf16* dv, float* delta, cudaStream_t stream) {
-  {
-    const int64_t threads = int64_t(p.B) * p.T * p.Hq * (D / 8);
-    flash_delta_kernel<D><<<unsigned((threads + 255) / 256), 256, 0, stream>>>(p, out, dout, delta);
-    ROOFLINE_CUDA_CHECK_LAUNCH();
-  }
+  launch_delta(p, out, dout, delta, stream);
   {
     using Tl = DkDvTiles<D, DKDV_WARPS>;
     allow_smem(flash_dkdv_kernel<D, DKDV_WARPS>, Tl::kSmemBytes);
@@ -411,6 +419,14 @@ size_t flash_attention_backward_workspace(const FlashAttentionShape& s) { return
 
 namespace lab {
 
+bool backward_wgmma_by_default() {
+  static const bool on = [] {
+    const char* env = std::getenv("ROOFLINE_TRAIN_ATTN_BWD_WGMMA");
+    return env != nullptr && std::strcmp(env, "1") == 0;
+  }();
+  return on;
+}
+
 void flash_attention_backward(const FlashAttentionShape& s, const __nv_bfloat16* q, const __nv_bfloat16* k,
                               const __nv_bfloat16* v, const __nv_bfloat16* out, const float* lse,
                               const __nv_bfloat16* dout, __nv_bfloat16* dq, __nv_bfloat16* dk, __nv_bfloat16* dv,
@@ -427,6 +443,12 @@ void flash_attention_backward(const FlashAttentionShape& s, const __nv_bfloat16*
   if (variant.dkdv_warps == 0) variant.dkdv_warps = 4;
   if (variant.dq_warps == 0) variant.dq_warps = 4;
   float* delta = static_cast<float*>(workspace);
+  if (variant.wgmma) {
+    launch_delta(p, out, dout, delta, stream);
+    launch_backward_wgmma(p, q, k, v, dout, lse, delta, dq, dk, dv, variant.dkdv_warpgroups ? variant.dkdv_warpgroups : 2,
+                          variant.dq_warpgroups ? variant.dq_warpgroups : 2, stream);
+    return;
+  }
   const int key = p.D * 100 + variant.dkdv_warps * 10 + variant.dq_warps;
   switch (key) {
 #define ROOFLINE_BACKWARD_CASE(D, A, B) \
@@ -452,7 +474,9 @@ void flash_attention_backward(const FlashAttentionShape& s, const __nv_bfloat16*
                               const __nv_bfloat16* v, const __nv_bfloat16* out, const float* lse,
                               const __nv_bfloat16* dout, __nv_bfloat16* dq, __nv_bfloat16* dk, __nv_bfloat16* dv,
                               void* workspace, cudaStream_t stream) {
-  lab::flash_attention_backward(s, q, k, v, out, lse, dout, dq, dk, dv, workspace, lab::BackwardVariant{}, stream);
+  lab::BackwardVariant variant;
+  variant.wgmma = lab::backward_wgmma_by_default();
+  lab::flash_attention_backward(s, q, k, v, out, lse, dout, dq, dk, dv, workspace, variant, stream);
 }
 
 }  // namespace roofline::train::cuda
