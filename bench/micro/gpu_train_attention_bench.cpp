@@ -190,9 +190,29 @@ int run(int argc, char** argv) {
                                         grads.bf16(size_t(qw)), grads.bf16(size_t(qw + kvw)), workspace.ptr, bv,
                                         stream);
         }, reps);
-        r.variants.push_back({"bwd", fmt::format("wgmma_dkdv_wg{}_dq_wg{}", bv.dkdv_warpgroups, bv.dq_warpgroups),
+        r.variants.push_back({"bwd",
+                              fmt::format("wgmma_dkdv_wg{}_dq_wg{}{}", bv.dkdv_warpgroups, bv.dq_warpgroups,
+                                          bv.serial ? "_serial" : ""),
                               us, bwd_flops / us * 1e-6});
       }
+      // Where the time goes: delta + the dK/dV kernel alone, delta + the dQ kernel alone (lab "part"; the
+      // gradients are then incomplete), for the mma.sync default (4/4 warps) and the default wgmma shape.
+      for (const bool wgmma : {false, true})
+        for (const int part : {1, 2}) {
+          lab::BackwardVariant bv;
+          bv.wgmma = wgmma, bv.part = part;
+          const double us = time_us(stream, [&] {
+            lab::flash_attention_backward(s, qkv.bf16(), qkv.bf16(size_t(qw)), qkv.bf16(size_t(qw + kvw)), out.bf16(),
+                                          static_cast<float*>(lse.ptr), dout.bf16(), grads.bf16(),
+                                          grads.bf16(size_t(qw)), grads.bf16(size_t(qw + kvw)), workspace.ptr, bv,
+                                          stream);
+          }, reps);
+          // Products: dK/dV 4 of the 5 credited, dQ 3 (1 credited + the 2 recomputed).
+          const double flops = bwd_flops / 5.0 * (part == 1 ? 4.0 : 3.0);
+          r.variants.push_back({"bwd", fmt::format("{}_{}", wgmma ? "wgmma_default" : "mma_sync_default",
+                                                   part == 1 ? "delta+dkdv_only" : "delta+dq_only"),
+                                us, flops / us * 1e-6});
+        }
       for (const Variant& v : r.variants)
         std::printf("      lab %-3s %-24s %10.1f us %8.1f TFLOP/s\n", v.op.c_str(), v.name.c_str(), v.us, v.tflops);
       std::fflush(stdout);

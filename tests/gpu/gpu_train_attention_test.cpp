@@ -392,7 +392,8 @@ TEST_F(GpuTest, TrainAttentionVariantsMatchReference) {
         ASSERT_EQ(cudaStreamSynchronize(gpu().stream()), cudaSuccess);
         const auto bits = download_bits(d.grads);
         const std::string what =
-            fmt::format("{} wgmma dkdv_warpgroups {} dq_warpgroups {}", c.name(), v.dkdv_warpgroups, v.dq_warpgroups);
+            fmt::format("{} wgmma dkdv_warpgroups {} dq_warpgroups {}{}", c.name(), v.dkdv_warpgroups,
+                        v.dq_warpgroups, v.serial ? " serial" : "");
         expect_close(gather_rows(bits, d.q_at, rows, qw), want.dq, 1e-2, "dq " + what);
         expect_close(gather_rows(bits, d.k_at, rows, kvw), want.dk, 1e-2, "dk " + what);
         expect_close(gather_rows(bits, d.v_at, rows, kvw), want.dv, 1e-2, "dv " + what);

@@ -394,9 +394,9 @@ void launch_delta(const Problem& p, const bf16* out, const bf16* dout, float* de
 
 template <int D, int DKDV_WARPS, int DQ_WARPS>
 void launch_backward(const Problem& p, const bf16* q, const bf16* k, const bf16* v, const bf16* out, const float* lse,
-                     const bf16* dout, bf16* dq, bf16* dk, bf16* dv, float* delta, cudaStream_t stream) {
+                     const bf16* dout, bf16* dq, bf16* dk, bf16* dv, float* delta, int part, cudaStream_t stream) {
   launch_delta(p, out, dout, delta, stream);
-  {
+  if (part != 2) {
     using Tl = DkDvTiles<D, DKDV_WARPS>;
     allow_smem(flash_dkdv_kernel<D, DKDV_WARPS>, Tl::kSmemBytes);
     const dim3 grid(unsigned((p.T + Tl::kBlockN - 1) / Tl::kBlockN), unsigned(p.Hkv), unsigned(p.B));
@@ -404,7 +404,7 @@ void launch_backward(const Problem& p, const bf16* q, const bf16* k, const bf16*
         <<<grid, Tl::kThreads, Tl::kSmemBytes, stream>>>(p, q, k, v, dout, lse, delta, dk, dv);
     ROOFLINE_CUDA_CHECK_LAUNCH();
   }
-  {
+  if (part != 1) {
     using Tl = DqTiles<D, DQ_WARPS>;
     allow_smem(flash_dq_kernel<D, DQ_WARPS>, Tl::kSmemBytes);
     const dim3 grid(unsigned((p.T + Tl::kBlockM - 1) / Tl::kBlockM), unsigned(p.Hq), unsigned(p.B));
@@ -445,14 +445,17 @@ void flash_attention_backward(const FlashAttentionShape& s, const __nv_bfloat16*
   float* delta = static_cast<float*>(workspace);
   if (variant.wgmma) {
     launch_delta(p, out, dout, delta, stream);
-    launch_backward_wgmma(p, q, k, v, dout, lse, delta, dq, dk, dv, variant.dkdv_warpgroups ? variant.dkdv_warpgroups : 2,
-                          variant.dq_warpgroups ? variant.dq_warpgroups : 2, stream);
+    const int dkdv_warpgroups = variant.dkdv_warpgroups ? variant.dkdv_warpgroups : p.D == 64 ? 3 : 2;
+    const int dq_warpgroups = variant.dq_warpgroups ? variant.dq_warpgroups : 2;
+    launch_backward_wgmma(p, q, k, v, dout, lse, delta, dq, dk, dv, dkdv_warpgroups, dq_warpgroups, variant.serial,
+                          variant.part, stream);
     return;
   }
   const int key = p.D * 100 + variant.dkdv_warps * 10 + variant.dq_warps;
   switch (key) {
 #define ROOFLINE_BACKWARD_CASE(D, A, B) \
-  case D * 100 + A * 10 + B: launch_backward<D, A, B>(p, q, k, v, out, lse, dout, dq, dk, dv, delta, stream); break;
+  case D * 100 + A * 10 + B: launch_backward<D, A, B>(p, q, k, v, out, lse, dout, dq, dk, dv, delta, variant.part, stream); \
+    break;
     ROOFLINE_BACKWARD_CASE(64, 4, 4)
     ROOFLINE_BACKWARD_CASE(64, 4, 8)
     ROOFLINE_BACKWARD_CASE(64, 8, 4)

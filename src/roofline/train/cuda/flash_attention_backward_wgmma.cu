@@ -21,7 +21,10 @@
 // step n. Each step starts with cp.async.wait_group 0, fence.proxy.async (the copies are generic-proxy writes,
 // wgmma reads through the async proxy) and a barrier, which also proves every warpgroup has waited for its
 // products of step n - 1, so their buffers may be refilled. Products are issued, committed and waited within
-// the step (no cross-step overlap; the other warpgroups' work fills the gaps).
+// the step (no cross-step overlap; the other warpgroups' work fills the gaps). Within a step (kOverlap, the
+// default; the serial order is a lab variant) S and dP are two commit groups: the exponentials of P run while
+// the tensor cores finish dP, and in the dK/dV kernel dV += P^T dO is issued before dS^T is formed, so dS^T
+// is computed under it.
 // Rows past T are zero-filled and get lse = +inf (P = 0); keys past T are masked (they are after every query).
 #include <cmath>
 
@@ -132,7 +135,7 @@ struct WgDkDvTiles {
   static constexpr size_t kSmemBytes = kTileBytes + 4 * kBlockM * sizeof(float) + 1024;
 };
 
-template <int D, int kWG, int kMinBlocks>
+template <int D, int kWG, int kMinBlocks, bool kOverlap>
 __global__ void __launch_bounds__(128 * kWG, kMinBlocks)
     flash_dkdv_wgmma_kernel(Problem p, const bf16* __restrict__ q, const bf16* __restrict__ k,
                             const bf16* __restrict__ v, const bf16* __restrict__ dout, const float* __restrict__ lse,
@@ -211,13 +214,15 @@ __global__ void __launch_bounds__(128 * kWG, kMinBlocks)
     dev::fence_registers(dp);
     dev::wgmma_fence();
     issue_ss<D>(s, k_desc, kBlockN, q_desc + tile_at, kBlockM);
+    dev::wgmma_commit();
     issue_ss<D>(dp, v_desc, kBlockN, do_desc + tile_at, kBlockM);
     dev::wgmma_commit();
-    dev::wgmma_wait<0>();
+    // kOverlap: P^T is computed while dP^T is still on the tensor cores, and dS^T while dV is.
+    if constexpr (kOverlap) dev::wgmma_wait<1>();
+    else dev::wgmma_wait<0>();
     dev::fence_registers(s);
-    dev::fence_registers(dp);
 
-    // P^T and dS^T: s[4j + e] is key key0 + 16 warp + g + 8 (e / 2), query m0 + 8j + 2 t4 + (e % 2).
+    // P^T: s[4j + e] is key key0 + 16 warp + g + 8 (e / 2), query m0 + 8j + 2 t4 + (e % 2).
     const int m0 = step_row0(step);
     const float* sLseb = sLse + buf * kBlockM;
     const float* sDeltab = sDelta + buf * kBlockM;
@@ -225,7 +230,6 @@ __global__ void __launch_bounds__(128 * kWG, kMinBlocks)
 #pragma unroll
     for (int j = 0; j < kBlockM / 8; ++j) {
       const float2 l2 = *reinterpret_cast<const float2*>(sLseb + j * 8 + 2 * t4);
-      const float2 dl = *reinterpret_cast<const float2*>(sDeltab + j * 8 + 2 * t4);
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         float prob = exp2f(fmaf(s[4 * j + e], p.scale_log2, -(e % 2 ? l2.y : l2.x)));
@@ -234,17 +238,32 @@ __global__ void __launch_bounds__(128 * kWG, kMinBlocks)
           if (!visible(query, key, p.window)) prob = 0.0f;
         }
         s[4 * j + e] = prob;
-        dp[4 * j + e] = prob * (dp[4 * j + e] - (e % 2 ? dl.y : dl.x));
       }
     }
     pack_fragments(pf, s);
-    pack_fragments(dsf, dp);
     fence_fragments(pf);
+    if constexpr (kOverlap) {
+      dev::fence_registers(dv_acc);
+      dev::wgmma_fence();
+      issue_rs<D>(dv_acc, pf, do_desc_t + tile_at);
+      dev::wgmma_commit();
+      dev::wgmma_wait<1>();  // dP^T (the dV product may still run)
+    }
+    dev::fence_registers(dp);
+
+    // dS^T = P^T (dP^T - delta), same layout.
+#pragma unroll
+    for (int j = 0; j < kBlockM / 8; ++j) {
+      const float2 dl = *reinterpret_cast<const float2*>(sDeltab + j * 8 + 2 * t4);
+#pragma unroll
+      for (int e = 0; e < 4; ++e) dp[4 * j + e] = s[4 * j + e] * (dp[4 * j + e] - (e % 2 ? dl.y : dl.x));
+    }
+    pack_fragments(dsf, dp);
     fence_fragments(dsf);
-    dev::fence_registers(dv_acc);
+    if constexpr (!kOverlap) dev::fence_registers(dv_acc);
     dev::fence_registers(dk_acc);
     dev::wgmma_fence();
-    issue_rs<D>(dv_acc, pf, do_desc_t + tile_at);
+    if constexpr (!kOverlap) issue_rs<D>(dv_acc, pf, do_desc_t + tile_at);
     issue_rs<D>(dk_acc, dsf, q_desc_t + tile_at);
     dev::wgmma_commit();
     dev::wgmma_wait<0>();
@@ -275,7 +294,7 @@ struct WgDqTiles {
   static constexpr size_t kSmemBytes = 2 * size_t(kRowBytes) + 4 * size_t(kKvBytes) + 1024;
 };
 
-template <int D, int kWG, int kMinBlocks>
+template <int D, int kWG, int kMinBlocks, bool kOverlap>
 __global__ void __launch_bounds__(128 * kWG, kMinBlocks)
     flash_dq_wgmma_kernel(Problem p, const bf16* __restrict__ q, const bf16* __restrict__ k,
                           const bf16* __restrict__ v, const bf16* __restrict__ dout, const float* __restrict__ lse,
@@ -338,13 +357,15 @@ __global__ void __launch_bounds__(128 * kWG, kMinBlocks)
     dev::fence_registers(dp);
     dev::wgmma_fence();
     issue_ss<D>(s, q_desc, kBlockM, k_desc + stage_at, kBlockN);
+    dev::wgmma_commit();
     issue_ss<D>(dp, do_desc, kBlockM, v_desc + stage_at, kBlockN);
     dev::wgmma_commit();
-    dev::wgmma_wait<0>();
+    // kOverlap: P is computed while dP is still on the tensor cores.
+    if constexpr (kOverlap) dev::wgmma_wait<1>();
+    else dev::wgmma_wait<0>();
     dev::fence_registers(s);
-    dev::fence_registers(dp);
 
-    // dS = P (dP - delta): s[4j + e] is query q0 + 16 warp + g + 8 (e / 2), key n0 + 8j + 2 t4 + (e % 2).
+    // P, then dS = P (dP - delta): s[4j + e] is query q0 + 16 warp + g + 8 (e / 2), key n0 + 8j + 2 t4 + (e % 2).
     const bool needs_mask = n0 + kBlockN - 1 > q0 || (p.window > 0 && n0 <= q0 + kBlock - 1 - p.window);
 #pragma unroll
     for (int j = 0; j < kBlockN / 8; ++j)
@@ -355,8 +376,12 @@ __global__ void __launch_bounds__(128 * kWG, kMinBlocks)
           const int query = q0 + 16 * warp + g + 8 * (e / 2), key = n0 + j * 8 + 2 * t4 + (e % 2);
           if (!visible(query, key, p.window)) prob = 0.0f;
         }
-        dp[4 * j + e] = prob * (dp[4 * j + e] - dlt[e / 2]);
+        s[4 * j + e] = prob;
       }
+    if constexpr (kOverlap) dev::wgmma_wait<0>();
+    dev::fence_registers(dp);
+#pragma unroll
+    for (int i = 0; i < 32; ++i) dp[i] = s[i] * (dp[i] - dlt[(i % 4) / 2]);
     pack_fragments(dsf, dp);
     fence_fragments(dsf);
     dev::fence_registers(dq_acc);
@@ -376,26 +401,26 @@ void allow_smem(Kernel kernel, size_t bytes) {
   ROOFLINE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
 }
 
-template <int D, int DKDV_WG, int DQ_WG>
+template <int D, int DKDV_WG, int DQ_WG, bool kOverlap>
 void launch(const Problem& p, const bf16* q, const bf16* k, const bf16* v, const bf16* dout, const float* lse,
-            const float* delta, bf16* dq, bf16* dk, bf16* dv, cudaStream_t stream) {
+            const float* delta, bf16* dq, bf16* dk, bf16* dv, int part, cudaStream_t stream) {
   // CTAs per multiprocessor asked of the compiler (registers: 64K per SM). ptxas -v, CUDA 13.0: dK/dV at
   // head_dim 64 holds dK, dV, S^T and dP^T (4 x 32 f32): 168 registers with 3 warpgroups (one CTA), 200 with
   // one (two CTAs; asked for three, <= 168, it spilled 48 bytes), 192 with two (one CTA; asked for two,
   // <= 128, it spilled 512 bytes). dQ at head_dim 64 fits 128 registers: two CTAs of two warpgroups.
   constexpr int kDkDvMinBlocks = D == 64 && DKDV_WG == 1 ? 2 : 1;
   constexpr int kDqMinBlocks = D == 64 && DQ_WG == 2 ? 2 : 1;
-  {
+  if (part != 2) {
     using Tl = WgDkDvTiles<D, DKDV_WG>;
-    auto kernel = flash_dkdv_wgmma_kernel<D, DKDV_WG, kDkDvMinBlocks>;
+    auto kernel = flash_dkdv_wgmma_kernel<D, DKDV_WG, kDkDvMinBlocks, kOverlap>;
     allow_smem(kernel, Tl::kSmemBytes);
     const dim3 grid(unsigned((p.T + Tl::kBlockN - 1) / Tl::kBlockN), unsigned(p.Hkv), unsigned(p.B));
     kernel<<<grid, Tl::kThreads, Tl::kSmemBytes, stream>>>(p, q, k, v, dout, lse, delta, dk, dv);
     ROOFLINE_CUDA_CHECK_LAUNCH();
   }
-  {
+  if (part != 1) {
     using Tl = WgDqTiles<D, DQ_WG>;
-    auto kernel = flash_dq_wgmma_kernel<D, DQ_WG, kDqMinBlocks>;
+    auto kernel = flash_dq_wgmma_kernel<D, DQ_WG, kDqMinBlocks, kOverlap>;
     allow_smem(kernel, Tl::kSmemBytes);
     const dim3 grid(unsigned((p.T + Tl::kBlockM - 1) / Tl::kBlockM), unsigned(p.Hq), unsigned(p.B));
     kernel<<<grid, Tl::kThreads, Tl::kSmemBytes, stream>>>(p, q, k, v, dout, lse, delta, dq);
@@ -407,20 +432,24 @@ void launch(const Problem& p, const bf16* q, const bf16* k, const bf16* v, const
 
 void launch_backward_wgmma(const Problem& p, const bf16* q, const bf16* k, const bf16* v, const bf16* dout,
                            const float* lse, const float* delta, bf16* dq, bf16* dk, bf16* dv, int dkdv_warpgroups,
-                           int dq_warpgroups, cudaStream_t stream) {
-  const int key = p.D * 100 + dkdv_warpgroups * 10 + dq_warpgroups;
+                           int dq_warpgroups, bool serial, int part, cudaStream_t stream) {
+  const int key = p.D * 1000 + dkdv_warpgroups * 100 + dq_warpgroups * 10 + (serial ? 0 : 1);
   switch (key) {
-#define ROOFLINE_WGMMA_BACKWARD_CASE(D, A, B) \
-  case D * 100 + A * 10 + B: launch<D, A, B>(p, q, k, v, dout, lse, delta, dq, dk, dv, stream); break;
-    ROOFLINE_WGMMA_BACKWARD_CASE(64, 1, 2)
-    ROOFLINE_WGMMA_BACKWARD_CASE(64, 2, 2)
-    ROOFLINE_WGMMA_BACKWARD_CASE(64, 3, 2)
-    ROOFLINE_WGMMA_BACKWARD_CASE(64, 2, 3)
-    ROOFLINE_WGMMA_BACKWARD_CASE(128, 2, 2)
+#define ROOFLINE_WGMMA_BACKWARD_CASE(D, A, B, OVERLAP) \
+  case D * 1000 + A * 100 + B * 10 + OVERLAP:          \
+    launch<D, A, B, OVERLAP>(p, q, k, v, dout, lse, delta, dq, dk, dv, part, stream);  \
+    break;
+    ROOFLINE_WGMMA_BACKWARD_CASE(64, 1, 2, 1)
+    ROOFLINE_WGMMA_BACKWARD_CASE(64, 2, 2, 1)
+    ROOFLINE_WGMMA_BACKWARD_CASE(64, 3, 2, 1)
+    ROOFLINE_WGMMA_BACKWARD_CASE(64, 2, 3, 1)
+    ROOFLINE_WGMMA_BACKWARD_CASE(64, 3, 2, 0)
+    ROOFLINE_WGMMA_BACKWARD_CASE(128, 2, 2, 1)
+    ROOFLINE_WGMMA_BACKWARD_CASE(128, 2, 2, 0)
 #undef ROOFLINE_WGMMA_BACKWARD_CASE
     default:
-      fail("flash_attention_backward: no wgmma kernels for head_dim {} with {} dK/dV and {} dQ warpgroups", p.D,
-           dkdv_warpgroups, dq_warpgroups);
+      fail("flash_attention_backward: no wgmma kernels for head_dim {} with {} dK/dV and {} dQ warpgroups{}", p.D,
+           dkdv_warpgroups, dq_warpgroups, serial ? ", serial" : "");
   }
 }
 
