@@ -209,6 +209,11 @@ __global__ void __launch_bounds__(128 * kWG, kMinBlocks)
       dev::cp_async_commit();
       if (tid < kBlockM) load_stats(step + 1, next_lse, next_delta);
     }
+    // A warpgroup whose 64 keys no query of the block sees (all after the block's last query, or all out of
+    // its window) skips the step: P^T = 0. The branch is uniform per warpgroup, as wgmma needs.
+    const int m0 = step_row0(step);
+    const bool idle = key0 > m0 + kBlockM - 1 || (p.window > 0 && m0 >= key0 + kBlock - 1 + p.window);
+    if (!idle) {
     const uint32_t tile_at = (buf * Tl::kRowBytes) >> 4;
     dev::fence_registers(s);
     dev::fence_registers(dp);
@@ -223,7 +228,6 @@ __global__ void __launch_bounds__(128 * kWG, kMinBlocks)
     dev::fence_registers(s);
 
     // P^T: s[4j + e] is key key0 + 16 warp + g + 8 (e / 2), query m0 + 8j + 2 t4 + (e % 2).
-    const int m0 = step_row0(step);
     const float* sLseb = sLse + buf * kBlockM;
     const float* sDeltab = sDelta + buf * kBlockM;
     const bool needs_mask = m0 < key0 + kBlock - 1 || (p.window > 0 && m0 + kBlockM - 1 >= key0 + p.window);
@@ -269,6 +273,7 @@ __global__ void __launch_bounds__(128 * kWG, kMinBlocks)
     dev::wgmma_wait<0>();
     dev::fence_registers(dv_acc);
     dev::fence_registers(dk_acc);
+    }
 
     // The next step's row statistics: read after the next barrier; nobody reads this half any more.
     if (more && tid < kBlockM) {
@@ -352,6 +357,9 @@ __global__ void __launch_bounds__(128 * kWG, kMinBlocks)
       load_tile_sw128<kBlockN, D, kThreads>(sV + (buf ^ 1) * Tl::kKvBytes, vh, p.ld_kv, n0 + kBlockN, kv_end);
       dev::cp_async_commit();
     }
+    // A warpgroup none of whose rows sees a key of the block skips it (uniform per warpgroup).
+    const bool idle = n0 > q0 + kBlock - 1 || (p.window > 0 && q0 >= n0 + kBlockN - 1 + p.window);
+    if (idle) continue;
     const uint32_t stage_at = (buf * Tl::kKvBytes) >> 4;
     dev::fence_registers(s);
     dev::fence_registers(dp);
