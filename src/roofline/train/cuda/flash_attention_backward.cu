@@ -453,8 +453,9 @@ void flash_attention_backward(const FlashAttentionShape& s, const __nv_bfloat16*
   }
   const int key = p.D * 100 + variant.dkdv_warps * 10 + variant.dq_warps;
   switch (key) {
-#define ROOFLINE_BACKWARD_CASE(D, A, B) \
-  case D * 100 + A * 10 + B: launch_backward<D, A, B>(p, q, k, v, out, lse, dout, dq, dk, dv, delta, variant.part, stream); \
+#define ROOFLINE_BACKWARD_CASE(D, A, B)                                                                  \
+  case D * 100 + A * 10 + B:                                                                             \
+    launch_backward<D, A, B>(p, q, k, v, out, lse, dout, dq, dk, dv, delta, variant.part, stream); \
     break;
     ROOFLINE_BACKWARD_CASE(64, 4, 4)
     ROOFLINE_BACKWARD_CASE(64, 4, 8)

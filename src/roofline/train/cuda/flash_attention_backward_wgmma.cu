@@ -102,8 +102,8 @@ __device__ __forceinline__ void pack_fragments(uint32_t (&f)[kBlock / 16][4], co
 // Stores a warpgroup's 64 x D accumulator times `factor` as bf16 rows row0 + (16 warp + g (+ 8)); rows >=
 // row_end are skipped. dst points at row row0, column 0.
 template <int D>
-__device__ __forceinline__ void store_accumulator(bf16* dst, int64_t ld, int row0, int row_end, const float (&acc)[D / 2],
-                                                  float factor) {
+__device__ __forceinline__ void store_accumulator(bf16* dst, int64_t ld, int row0, int row_end,
+                                                  const float (&acc)[D / 2], float factor) {
   const int warp = (int(threadIdx.x) / 32) % 4, lane = int(threadIdx.x) % 32, g = lane / 4, t4 = lane % 4;
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
@@ -214,65 +214,65 @@ __global__ void __launch_bounds__(128 * kWG, kMinBlocks)
     const int m0 = step_row0(step);
     const bool idle = key0 > m0 + kBlockM - 1 || (p.window > 0 && m0 >= key0 + kBlock - 1 + p.window);
     if (!idle) {
-    const uint32_t tile_at = (buf * Tl::kRowBytes) >> 4;
-    dev::fence_registers(s);
-    dev::fence_registers(dp);
-    dev::wgmma_fence();
-    issue_ss<D>(s, k_desc, kBlockN, q_desc + tile_at, kBlockM);
-    dev::wgmma_commit();
-    issue_ss<D>(dp, v_desc, kBlockN, do_desc + tile_at, kBlockM);
-    dev::wgmma_commit();
-    // kOverlap: P^T is computed while dP^T is still on the tensor cores, and dS^T while dV is.
-    if constexpr (kOverlap) dev::wgmma_wait<1>();
-    else dev::wgmma_wait<0>();
-    dev::fence_registers(s);
-
-    // P^T: s[4j + e] is key key0 + 16 warp + g + 8 (e / 2), query m0 + 8j + 2 t4 + (e % 2).
-    const float* sLseb = sLse + buf * kBlockM;
-    const float* sDeltab = sDelta + buf * kBlockM;
-    const bool needs_mask = m0 < key0 + kBlock - 1 || (p.window > 0 && m0 + kBlockM - 1 >= key0 + p.window);
-#pragma unroll
-    for (int j = 0; j < kBlockM / 8; ++j) {
-      const float2 l2 = *reinterpret_cast<const float2*>(sLseb + j * 8 + 2 * t4);
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        float prob = exp2f(fmaf(s[4 * j + e], p.scale_log2, -(e % 2 ? l2.y : l2.x)));
-        if (needs_mask) {
-          const int query = m0 + j * 8 + 2 * t4 + (e % 2), key = key0 + 16 * warp + g + 8 * (e / 2);
-          if (!visible(query, key, p.window)) prob = 0.0f;
-        }
-        s[4 * j + e] = prob;
-      }
-    }
-    pack_fragments(pf, s);
-    fence_fragments(pf);
-    if constexpr (kOverlap) {
-      dev::fence_registers(dv_acc);
+      const uint32_t tile_at = (buf * Tl::kRowBytes) >> 4;
+      dev::fence_registers(s);
+      dev::fence_registers(dp);
       dev::wgmma_fence();
-      issue_rs<D>(dv_acc, pf, do_desc_t + tile_at);
+      issue_ss<D>(s, k_desc, kBlockN, q_desc + tile_at, kBlockM);
       dev::wgmma_commit();
-      dev::wgmma_wait<1>();  // dP^T (the dV product may still run)
-    }
-    dev::fence_registers(dp);
+      issue_ss<D>(dp, v_desc, kBlockN, do_desc + tile_at, kBlockM);
+      dev::wgmma_commit();
+      // kOverlap: P^T is computed while dP^T is still on the tensor cores, and dS^T while dV is.
+      if constexpr (kOverlap) dev::wgmma_wait<1>();
+      else dev::wgmma_wait<0>();
+      dev::fence_registers(s);
 
-    // dS^T = P^T (dP^T - delta), same layout.
+      // P^T: s[4j + e] is key key0 + 16 warp + g + 8 (e / 2), query m0 + 8j + 2 t4 + (e % 2).
+      const float* sLseb = sLse + buf * kBlockM;
+      const float* sDeltab = sDelta + buf * kBlockM;
+      const bool needs_mask = m0 < key0 + kBlock - 1 || (p.window > 0 && m0 + kBlockM - 1 >= key0 + p.window);
 #pragma unroll
-    for (int j = 0; j < kBlockM / 8; ++j) {
-      const float2 dl = *reinterpret_cast<const float2*>(sDeltab + j * 8 + 2 * t4);
+      for (int j = 0; j < kBlockM / 8; ++j) {
+        const float2 l2 = *reinterpret_cast<const float2*>(sLseb + j * 8 + 2 * t4);
 #pragma unroll
-      for (int e = 0; e < 4; ++e) dp[4 * j + e] = s[4 * j + e] * (dp[4 * j + e] - (e % 2 ? dl.y : dl.x));
-    }
-    pack_fragments(dsf, dp);
-    fence_fragments(dsf);
-    if constexpr (!kOverlap) dev::fence_registers(dv_acc);
-    dev::fence_registers(dk_acc);
-    dev::wgmma_fence();
-    if constexpr (!kOverlap) issue_rs<D>(dv_acc, pf, do_desc_t + tile_at);
-    issue_rs<D>(dk_acc, dsf, q_desc_t + tile_at);
-    dev::wgmma_commit();
-    dev::wgmma_wait<0>();
-    dev::fence_registers(dv_acc);
-    dev::fence_registers(dk_acc);
+        for (int e = 0; e < 4; ++e) {
+          float prob = exp2f(fmaf(s[4 * j + e], p.scale_log2, -(e % 2 ? l2.y : l2.x)));
+          if (needs_mask) {
+            const int query = m0 + j * 8 + 2 * t4 + (e % 2), key = key0 + 16 * warp + g + 8 * (e / 2);
+            if (!visible(query, key, p.window)) prob = 0.0f;
+          }
+          s[4 * j + e] = prob;
+        }
+      }
+      pack_fragments(pf, s);
+      fence_fragments(pf);
+      if constexpr (kOverlap) {
+        dev::fence_registers(dv_acc);
+        dev::wgmma_fence();
+        issue_rs<D>(dv_acc, pf, do_desc_t + tile_at);
+        dev::wgmma_commit();
+        dev::wgmma_wait<1>();  // dP^T (the dV product may still run)
+      }
+      dev::fence_registers(dp);
+
+      // dS^T = P^T (dP^T - delta), same layout.
+#pragma unroll
+      for (int j = 0; j < kBlockM / 8; ++j) {
+        const float2 dl = *reinterpret_cast<const float2*>(sDeltab + j * 8 + 2 * t4);
+#pragma unroll
+        for (int e = 0; e < 4; ++e) dp[4 * j + e] = s[4 * j + e] * (dp[4 * j + e] - (e % 2 ? dl.y : dl.x));
+      }
+      pack_fragments(dsf, dp);
+      fence_fragments(dsf);
+      if constexpr (!kOverlap) dev::fence_registers(dv_acc);
+      dev::fence_registers(dk_acc);
+      dev::wgmma_fence();
+      if constexpr (!kOverlap) issue_rs<D>(dv_acc, pf, do_desc_t + tile_at);
+      issue_rs<D>(dk_acc, dsf, q_desc_t + tile_at);
+      dev::wgmma_commit();
+      dev::wgmma_wait<0>();
+      dev::fence_registers(dv_acc);
+      dev::fence_registers(dk_acc);
     }
 
     // The next step's row statistics: read after the next barrier; nobody reads this half any more.
