@@ -6,8 +6,8 @@
 // (the usual count: 5 products where the forward has 2; our deterministic dQ pass recomputes 2 more, which
 // the count does not credit). Times: CUDA events, warm-up, median of 11 samples. After each shape's defaults
 // come the kernel lab's tile variants (train/cuda/flash_attention_lab.h), "lab" rows, on the same data, the
-// wgmma backward's ("bwd wgmma_dkdv_wgA_dq_wgB") among them; ROOFLINE_TRAIN_ATTN_BWD_WGMMA=1 makes the default
-// row's backward the wgmma one.
+// wgmma backward's ("bwd wgmma_dkdv_wgA_dq_wgB") among them; the default row's
+// backward is the wgmma one (ROOFLINE_TRAIN_ATTN_BWD_WGMMA=0: mma.sync).
 // Napkin math (H100 SXM, ~990 TFLOP/s dense bf16 peak; mma.sync reaches ~2/3 of it): T = 4096, D = 128:
 // 137 GFLOP forward, ~0.4 ms at 330 TFLOP/s.
 //   roofline_gpu_train_attention_bench [--json FILE] [--quick]
@@ -177,7 +177,7 @@ int run(int argc, char** argv) {
           r.variants.push_back({"bwd", fmt::format("dkdv_warps{}_dq_warps{}", dkdv_warps, dq_warps), us,
                                 bwd_flops / us * 1e-6});
         }
-      // The wgmma backward (sm_90a; ROOFLINE_TRAIN_ATTN_BWD_WGMMA=1 makes it the default row's backward).
+      // The wgmma backward (sm_90a; the default row runs it unless ROOFLINE_TRAIN_ATTN_BWD_WGMMA=0).
       const auto wgmma_variants =
           h.D == 64 ? std::vector<lab::BackwardVariant>(std::begin(lab::kWgmmaBackwardVariants64),
                                                         std::end(lab::kWgmmaBackwardVariants64))

@@ -261,7 +261,7 @@ std::vector<TrainAttentionCase> cases() {
 INSTANTIATE_TEST_SUITE_P(Cases, GpuTrainAttention, ::testing::ValuesIn(cases()),
                          [](const auto& p) { return p.param.name(); });
 
-// The wgmma backward (lab variant, sm_90a; ROOFLINE_TRAIN_ATTN_BWD_WGMMA=1 makes it the default) on every case
+// The wgmma backward (sm_90a, the default; ROOFLINE_TRAIN_ATTN_BWD_WGMMA=0 runs the mma.sync pair) on every case
 // above plus GPT-2's heads (12 / 12, head_dim 64) at T = 1024 and 333 (not a multiple of its 64-row blocks):
 // dq, dk, dv against the float64 reference, out and lse from the default forward; poisoned gradients, so every
 // element must be written.
