@@ -5,7 +5,9 @@
 // FLOPs (causal, half the square): forward 4 B Hq T^2 D / 2 (Q K^T and P V); backward 2.5x the forward
 // (the usual count: 5 products where the forward has 2; our deterministic dQ pass recomputes 2 more, which
 // the count does not credit). Times: CUDA events, warm-up, median of 11 samples. After each shape's defaults
-// come the kernel lab's tile variants (train/cuda/flash_attention_lab.h), "lab" rows, on the same data.
+// come the kernel lab's tile variants (train/cuda/flash_attention_lab.h), "lab" rows, on the same data, the
+// wgmma backward's ("bwd wgmma_dkdv_wgA_dq_wgB") among them; the default row's
+// backward is the wgmma one (ROOFLINE_TRAIN_ATTN_BWD_WGMMA=0: mma.sync).
 // Napkin math (H100 SXM, ~990 TFLOP/s dense bf16 peak; mma.sync reaches ~2/3 of it): T = 4096, D = 128:
 // 137 GFLOP forward, ~0.4 ms at 330 TFLOP/s.
 //   roofline_gpu_train_attention_bench [--json FILE] [--quick]
@@ -174,6 +176,42 @@ int run(int argc, char** argv) {
           }, reps);
           r.variants.push_back({"bwd", fmt::format("dkdv_warps{}_dq_warps{}", dkdv_warps, dq_warps), us,
                                 bwd_flops / us * 1e-6});
+        }
+      // The wgmma backward (sm_90a; the default row runs it unless ROOFLINE_TRAIN_ATTN_BWD_WGMMA=0).
+      const auto wgmma_variants =
+          h.D == 64 ? std::vector<lab::BackwardVariant>(std::begin(lab::kWgmmaBackwardVariants64),
+                                                        std::end(lab::kWgmmaBackwardVariants64))
+                    : std::vector<lab::BackwardVariant>(std::begin(lab::kWgmmaBackwardVariants128),
+                                                        std::end(lab::kWgmmaBackwardVariants128));
+      for (const lab::BackwardVariant& bv : wgmma_variants) {
+        const double us = time_us(stream, [&] {
+          lab::flash_attention_backward(s, qkv.bf16(), qkv.bf16(size_t(qw)), qkv.bf16(size_t(qw + kvw)), out.bf16(),
+                                        static_cast<float*>(lse.ptr), dout.bf16(), grads.bf16(),
+                                        grads.bf16(size_t(qw)), grads.bf16(size_t(qw + kvw)), workspace.ptr, bv,
+                                        stream);
+        }, reps);
+        r.variants.push_back({"bwd",
+                              fmt::format("wgmma_dkdv_wg{}_dq_wg{}{}", bv.dkdv_warpgroups, bv.dq_warpgroups,
+                                          bv.serial ? "_serial" : ""),
+                              us, bwd_flops / us * 1e-6});
+      }
+      // Where the time goes: delta + the dK/dV kernel alone, delta + the dQ kernel alone (lab "part"; the
+      // gradients are then incomplete), for the mma.sync default (4/4 warps) and the default wgmma shape.
+      for (const bool wgmma : {false, true})
+        for (const int part : {1, 2}) {
+          lab::BackwardVariant bv;
+          bv.wgmma = wgmma, bv.part = part;
+          const double us = time_us(stream, [&] {
+            lab::flash_attention_backward(s, qkv.bf16(), qkv.bf16(size_t(qw)), qkv.bf16(size_t(qw + kvw)), out.bf16(),
+                                          static_cast<float*>(lse.ptr), dout.bf16(), grads.bf16(),
+                                          grads.bf16(size_t(qw)), grads.bf16(size_t(qw + kvw)), workspace.ptr, bv,
+                                          stream);
+          }, reps);
+          // Products: dK/dV 4 of the 5 credited, dQ 3 (1 credited + the 2 recomputed).
+          const double flops = bwd_flops / 5.0 * (part == 1 ? 4.0 : 3.0);
+          r.variants.push_back({"bwd", fmt::format("{}_{}", wgmma ? "wgmma_default" : "mma_sync_default",
+                                                   part == 1 ? "delta+dkdv_only" : "delta+dq_only"),
+                                us, flops / us * 1e-6});
         }
       for (const Variant& v : r.variants)
         std::printf("      lab %-3s %-24s %10.1f us %8.1f TFLOP/s\n", v.op.c_str(), v.name.c_str(), v.us, v.tflops);

@@ -3,7 +3,8 @@
 // reference sees exactly the rounded values). Shapes: B = 2, odd lengths (1, 7, 65, 200, 1000), GQA 4:4 and
 // 8:2, head_dim 64 and 128, full causal and sliding windows, dense rows and the strided views of one fused
 // [B*T, (Hq + 2 Hkv) D] projection (gradients into one fused buffer, out with a padded stride). Every output
-// starts as NaN, so every element must be written; the backward must give the same bits twice.
+// starts as NaN, so every element must be written; the backward must give the same bits twice. The wgmma
+// backward (lab variant) runs the same cases and more.
 #include <cuda_bf16.h>
 #include <gtest/gtest.h>
 
@@ -260,6 +261,49 @@ std::vector<TrainAttentionCase> cases() {
 INSTANTIATE_TEST_SUITE_P(Cases, GpuTrainAttention, ::testing::ValuesIn(cases()),
                          [](const auto& p) { return p.param.name(); });
 
+// The wgmma backward (sm_90a, the default; ROOFLINE_TRAIN_ATTN_BWD_WGMMA=0 runs the mma.sync pair) on every case
+// above plus GPT-2's heads (12 / 12, head_dim 64) at T = 1024 and 333 (not a multiple of its 64-row blocks):
+// dq, dk, dv against the float64 reference, out and lse from the default forward; poisoned gradients, so every
+// element must be written.
+class GpuTrainAttentionWgmmaBackward : public GpuTest, public ::testing::WithParamInterface<TrainAttentionCase> {};
+
+TEST_P(GpuTrainAttentionWgmmaBackward, MatchesFloat64Reference) {
+  namespace lab = train::cuda::lab;
+  const TrainAttentionCase& c = GetParam();
+  DeviceCase d(gpu(), c, uint32_t(c.T * 137 + c.D * 5 + c.Hq + c.window + 11));
+  d.forward(gpu().stream());
+  lab::BackwardVariant variant;
+  variant.wgmma = true;
+  lab::flash_attention_backward(d.shape, bf(d.qkv, d.q_offset()), bf(d.qkv, d.k_offset()), bf(d.qkv, d.v_offset()),
+                                bf(d.out), d.lse.ptr<float>(), bf(d.dout), bf_mut(d.grads, d.q_offset()),
+                                bf_mut(d.grads, d.k_offset()), bf_mut(d.grads, d.v_offset()), d.workspace.data(),
+                                variant, gpu().stream());
+  ASSERT_EQ(cudaStreamSynchronize(gpu().stream()), cudaSuccess);
+  ASSERT_EQ(cudaGetLastError(), cudaSuccess);
+  const Reference want = reference(c, d.q, d.k, d.v, d.dout_values);
+  const int64_t rows = int64_t(kB) * c.T, qw = int64_t(c.Hq) * c.D, kvw = int64_t(c.Hkv) * c.D;
+  const auto bits = download_bits(d.grads);
+  const auto dq = gather_rows(bits, d.q_at, rows, qw);
+  const auto dk = gather_rows(bits, c.fused ? d.k_at : RowLayout{kvw, d.k_offset()}, rows, kvw);
+  const auto dv = gather_rows(bits, c.fused ? d.v_at : RowLayout{kvw, d.v_offset()}, rows, kvw);
+  std::printf("wgmma bwd %s: rel L2 dq %.2e dk %.2e dv %.2e\n", c.name().c_str(), relative_l2(dq, want.dq),
+              relative_l2(dk, want.dk), relative_l2(dv, want.dv));
+  expect_close(dq, want.dq, 1e-2, "wgmma dq " + c.name());
+  expect_close(dk, want.dk, 1e-2, "wgmma dk " + c.name());
+  expect_close(dv, want.dv, 1e-2, "wgmma dv " + c.name());
+}
+
+std::vector<TrainAttentionCase> wgmma_backward_cases() {
+  std::vector<TrainAttentionCase> all = cases();
+  all.push_back({1024, 12, 12, 64, 0, true});
+  all.push_back({333, 12, 12, 64, 0, false});
+  all.push_back({333, 12, 12, 64, 100, true});
+  return all;
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, GpuTrainAttentionWgmmaBackward, ::testing::ValuesIn(wgmma_backward_cases()),
+                         [](const auto& p) { return p.param.name(); });
+
 // The backward writes the same bits on every run (no atomics, fixed summation orders), in every tile variant;
 // the forward too.
 TEST_F(GpuTest, TrainAttentionIsDeterministic) {
@@ -273,8 +317,8 @@ TEST_F(GpuTest, TrainAttentionIsDeterministic) {
     d.forward(gpu().stream());
     ASSERT_EQ(cudaStreamSynchronize(gpu().stream()), cudaSuccess);
     EXPECT_TRUE(download_bits(d.out) == out1) << c.name() << ": forward differs between runs";
-    for (const lab::BackwardVariant v :
-         {lab::BackwardVariant{}, lab::BackwardVariant{4, 4}, lab::BackwardVariant{8, 8}}) {
+    for (const lab::BackwardVariant v : {lab::BackwardVariant{}, lab::BackwardVariant{4, 4}, lab::BackwardVariant{8, 8},
+                                         lab::BackwardVariant{0, 0, true, 0, 0}}) {
       std::vector<uint16_t> first;
       for (int run = 0; run < 2; ++run) {
         ASSERT_EQ(cudaMemsetAsync(d.grads.data(), 0xff, d.grads.nbytes(), gpu().stream()), cudaSuccess);
@@ -287,7 +331,7 @@ TEST_F(GpuTest, TrainAttentionIsDeterministic) {
         else
           EXPECT_TRUE(download_bits(d.grads) == first)
               << c.name() << ": backward (dkdv_warps " << v.dkdv_warps << ", dq_warps " << v.dq_warps
-              << ") differs between runs";
+              << ", wgmma " << v.wgmma << ") differs between runs";
       }
     }
   }
@@ -333,6 +377,27 @@ TEST_F(GpuTest, TrainAttentionVariantsMatchReference) {
           expect_close(gather_rows(bits, c.fused ? d.v_at : RowLayout{kvw, d.v_offset()}, rows, kvw), want.dv, 1e-2,
                        "dv " + what);
         }
+      // The wgmma backward's warpgroup shapes.
+      const auto wgmma_variants =
+          D == 64 ? std::vector<lab::BackwardVariant>(std::begin(lab::kWgmmaBackwardVariants64),
+                                                      std::end(lab::kWgmmaBackwardVariants64))
+                  : std::vector<lab::BackwardVariant>(std::begin(lab::kWgmmaBackwardVariants128),
+                                                      std::end(lab::kWgmmaBackwardVariants128));
+      for (const lab::BackwardVariant& v : wgmma_variants) {
+        ASSERT_EQ(cudaMemsetAsync(d.grads.data(), 0xff, d.grads.nbytes(), gpu().stream()), cudaSuccess);
+        lab::flash_attention_backward(d.shape, bf(d.qkv, d.q_offset()), bf(d.qkv, d.k_offset()),
+                                      bf(d.qkv, d.v_offset()), bf(d.out), d.lse.ptr<float>(), bf(d.dout),
+                                      bf_mut(d.grads, d.q_offset()), bf_mut(d.grads, d.k_offset()),
+                                      bf_mut(d.grads, d.v_offset()), d.workspace.data(), v, gpu().stream());
+        ASSERT_EQ(cudaStreamSynchronize(gpu().stream()), cudaSuccess);
+        const auto bits = download_bits(d.grads);
+        const std::string what =
+            fmt::format("{} wgmma dkdv_warpgroups {} dq_warpgroups {}{}", c.name(), v.dkdv_warpgroups,
+                        v.dq_warpgroups, v.serial ? " serial" : "");
+        expect_close(gather_rows(bits, d.q_at, rows, qw), want.dq, 1e-2, "dq " + what);
+        expect_close(gather_rows(bits, d.k_at, rows, kvw), want.dk, 1e-2, "dk " + what);
+        expect_close(gather_rows(bits, d.v_at, rows, kvw), want.dv, 1e-2, "dv " + what);
+      }
     }
 }
 

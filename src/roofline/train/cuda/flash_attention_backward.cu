@@ -13,10 +13,14 @@
 // at the top of step n proves every warp is done with step n - 1, whose buffer is refilled right after it.
 // Every output element has one writer and a fixed summation order, so the result is bitwise reproducible
 // (no atomics). The price is recomputing Q K^T and dO V^T in the dQ kernel: 7 matrix products instead of 5.
+// These mma.sync kernels are the fallback (ROOFLINE_TRAIN_ATTN_BWD_WGMMA=0) and the lab's baseline; the default
+// is the wgmma pair of flash_attention_backward_wgmma.cu (same kernels' structure, same bits every run).
 #include <nvtx3/nvtx3.hpp>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 
 #include "roofline/backend/cuda/cuda_check.h"
 #include "roofline/backend/cuda/device/convert.cuh"
@@ -380,15 +384,21 @@ void allow_smem(Kernel kernel, size_t bytes) {
   ROOFLINE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
 }
 
+void launch_delta(const Problem& p, const bf16* out, const bf16* dout, float* delta, cudaStream_t stream) {
+  const int64_t threads = int64_t(p.B) * p.T * p.Hq * (p.D / 8);
+  const unsigned blocks = unsigned((threads + 255) / 256);
+  if (p.D == 128)
+    flash_delta_kernel<128><<<blocks, 256, 0, stream>>>(p, out, dout, delta);
+  else
+    flash_delta_kernel<64><<<blocks, 256, 0, stream>>>(p, out, dout, delta);
+  ROOFLINE_CUDA_CHECK_LAUNCH();
+}
+
 template <int D, int DKDV_WARPS, int DQ_WARPS>
 void launch_backward(const Problem& p, const bf16* q, const bf16* k, const bf16* v, const bf16* out, const float* lse,
-                     const bf16* dout, bf16* dq, bf16* dk, bf16* dv, float* delta, cudaStream_t stream) {
-  {
-    const int64_t threads = int64_t(p.B) * p.T * p.Hq * (D / 8);
-    flash_delta_kernel<D><<<unsigned((threads + 255) / 256), 256, 0, stream>>>(p, out, dout, delta);
-    ROOFLINE_CUDA_CHECK_LAUNCH();
-  }
-  {
+                     const bf16* dout, bf16* dq, bf16* dk, bf16* dv, float* delta, int part, cudaStream_t stream) {
+  launch_delta(p, out, dout, delta, stream);
+  if (part != 2) {
     using Tl = DkDvTiles<D, DKDV_WARPS>;
     allow_smem(flash_dkdv_kernel<D, DKDV_WARPS>, Tl::kSmemBytes);
     const dim3 grid(unsigned((p.T + Tl::kBlockN - 1) / Tl::kBlockN), unsigned(p.Hkv), unsigned(p.B));
@@ -396,7 +406,7 @@ void launch_backward(const Problem& p, const bf16* q, const bf16* k, const bf16*
         <<<grid, Tl::kThreads, Tl::kSmemBytes, stream>>>(p, q, k, v, dout, lse, delta, dk, dv);
     ROOFLINE_CUDA_CHECK_LAUNCH();
   }
-  {
+  if (part != 1) {
     using Tl = DqTiles<D, DQ_WARPS>;
     allow_smem(flash_dq_kernel<D, DQ_WARPS>, Tl::kSmemBytes);
     const dim3 grid(unsigned((p.T + Tl::kBlockM - 1) / Tl::kBlockM), unsigned(p.Hq), unsigned(p.B));
@@ -410,6 +420,18 @@ void launch_backward(const Problem& p, const bf16* q, const bf16* k, const bf16*
 size_t flash_attention_backward_workspace(const FlashAttentionShape& s) { return delta_bytes(s); }
 
 namespace lab {
+
+// The wgmma pair is the default: on H100 (session 7, roofline_gpu_train_attention_bench, causal, B * T = 16k) it
+// takes 387 us against mma.sync's 440 at head_dim 64, T 1024 (GPT-2), 1,241 against 1,406 at T 4096, and
+// 1,452 against 2,158 (T 1024) and 4,662 against 7,643 (T 4096) at head_dim 128 (32 / 8 heads).
+// ROOFLINE_TRAIN_ATTN_BWD_WGMMA=0 keeps the mma.sync pair (to measure against it).
+bool backward_wgmma_by_default() {
+  static const bool on = [] {
+    const char* env = std::getenv("ROOFLINE_TRAIN_ATTN_BWD_WGMMA");
+    return env == nullptr || std::strcmp(env, "0") != 0;
+  }();
+  return on;
+}
 
 void flash_attention_backward(const FlashAttentionShape& s, const __nv_bfloat16* q, const __nv_bfloat16* k,
                               const __nv_bfloat16* v, const __nv_bfloat16* out, const float* lse,
@@ -427,10 +449,20 @@ void flash_attention_backward(const FlashAttentionShape& s, const __nv_bfloat16*
   if (variant.dkdv_warps == 0) variant.dkdv_warps = 4;
   if (variant.dq_warps == 0) variant.dq_warps = 4;
   float* delta = static_cast<float*>(workspace);
+  if (variant.wgmma) {
+    launch_delta(p, out, dout, delta, stream);
+    const int dkdv_warpgroups = variant.dkdv_warpgroups ? variant.dkdv_warpgroups : p.D == 64 ? 1 : 2;
+    const int dq_warpgroups = variant.dq_warpgroups ? variant.dq_warpgroups : 2;
+    launch_backward_wgmma(p, q, k, v, dout, lse, delta, dq, dk, dv, dkdv_warpgroups, dq_warpgroups, variant.serial,
+                          variant.part, stream);
+    return;
+  }
   const int key = p.D * 100 + variant.dkdv_warps * 10 + variant.dq_warps;
   switch (key) {
-#define ROOFLINE_BACKWARD_CASE(D, A, B) \
-  case D * 100 + A * 10 + B: launch_backward<D, A, B>(p, q, k, v, out, lse, dout, dq, dk, dv, delta, stream); break;
+#define ROOFLINE_BACKWARD_CASE(D, A, B)                                                                  \
+  case D * 100 + A * 10 + B:                                                                             \
+    launch_backward<D, A, B>(p, q, k, v, out, lse, dout, dq, dk, dv, delta, variant.part, stream); \
+    break;
     ROOFLINE_BACKWARD_CASE(64, 4, 4)
     ROOFLINE_BACKWARD_CASE(64, 4, 8)
     ROOFLINE_BACKWARD_CASE(64, 8, 4)
@@ -452,7 +484,9 @@ void flash_attention_backward(const FlashAttentionShape& s, const __nv_bfloat16*
                               const __nv_bfloat16* v, const __nv_bfloat16* out, const float* lse,
                               const __nv_bfloat16* dout, __nv_bfloat16* dq, __nv_bfloat16* dk, __nv_bfloat16* dv,
                               void* workspace, cudaStream_t stream) {
-  lab::flash_attention_backward(s, q, k, v, out, lse, dout, dq, dk, dv, workspace, lab::BackwardVariant{}, stream);
+  lab::BackwardVariant variant;
+  variant.wgmma = lab::backward_wgmma_by_default();
+  lab::flash_attention_backward(s, q, k, v, out, lse, dout, dq, dk, dv, workspace, variant, stream);
 }
 
 }  // namespace roofline::train::cuda

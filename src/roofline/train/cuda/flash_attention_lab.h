@@ -20,10 +20,26 @@ void flash_attention_forward(const FlashAttentionShape& s, const __nv_bfloat16* 
                              cudaStream_t stream);
 
 // The backward with the dK/dV kernel on dkdv_warps warps (16 keys each) and the dQ kernel on dq_warps warps
-// (16 query rows each); 4 or 8 each, 0 for the default.
+// (16 query rows each); 4 or 8 each, 0 for the default. With wgmma, the warpgroup kernels (sm_90a,
+// flash_attention_backward_wgmma.cu) instead: dK/dV CTAs of dkdv_warpgroups x 64 keys (1, 2 or 3 at head_dim
+// 64, 2 at 128) and dQ CTAs of dq_warpgroups x 64 query rows (2, or 3 at head_dim 64); 0: 1 and 2 at head_dim
+// 64, 2 and 2 at 128 (the fastest measured). serial: each step's products waited together (no overlap of the
+// exponentials with dP). flash_attention_backward (no variant) runs the wgmma pair, or the mma.sync pair when
+// ROOFLINE_TRAIN_ATTN_BWD_WGMMA=0.
 struct BackwardVariant {
   int dkdv_warps = 0, dq_warps = 0;
+  bool wgmma = false;
+  int dkdv_warpgroups = 0, dq_warpgroups = 0;
+  bool serial = false;
+  int part = 0;  // timing only (the gradients are then incomplete): 1 runs delta and dK/dV, 2 delta and dQ
 };
+// The wgmma variants that exist, per head_dim.
+inline constexpr BackwardVariant kWgmmaBackwardVariants64[] = {{0, 0, true, 1, 2}, {0, 0, true, 2, 2},
+                                                               {0, 0, true, 3, 2}, {0, 0, true, 2, 3},
+                                                               {0, 0, true, 3, 2, true}};
+inline constexpr BackwardVariant kWgmmaBackwardVariants128[] = {{0, 0, true, 2, 2}, {0, 0, true, 2, 2, true}};
+// Whether the wgmma kernels are the default: yes unless ROOFLINE_TRAIN_ATTN_BWD_WGMMA=0 (read once).
+bool backward_wgmma_by_default();
 void flash_attention_backward(const FlashAttentionShape& s, const __nv_bfloat16* q, const __nv_bfloat16* k,
                               const __nv_bfloat16* v, const __nv_bfloat16* out, const float* lse,
                               const __nv_bfloat16* dout, __nv_bfloat16* dq, __nv_bfloat16* dk, __nv_bfloat16* dv,
