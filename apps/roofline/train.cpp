@@ -1,9 +1,11 @@
 // roofline train: train a GPT-2 or Llama-family model on the CPU (from scratch, or fine-tuning a Hugging Face
 // checkpoint), writing the result as a Hugging Face model directory. Every flag can also come from
 // --config FILE (TOML or JSON); flags given on the command line win.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <string>
 
 #include "commands.h"
 #include "common.h"
@@ -107,6 +109,21 @@ Run add_train(CLI::App& root) {
                   t.checkpoint_activations ? " (checkpointed: layer inputs + one layer)" : "");
     if (s.device_bytes_in_use)
       std::printf("device memory in use: %.2f GiB\n", double(s.device_bytes_in_use) / (1 << 30));
+    if (const train::DeviceMemoryAccount& m = s.device_memory; m.in_use) {
+      // The trainer's exact allocations (the categories of roofline estimate's memory_bytes) against the whole
+      // device's in-use figure; the rest is the CUDA context, cuBLASLt's state, the driver's local memory for
+      // kernels, allocation rounding and any other process on the GPU.
+      constexpr double kGiB = double(1 << 30);
+      std::printf("  trainer allocations %.2f GiB (plan %.2f):", double(m.allocated_total()) / kGiB,
+                  double(m.planned) / kGiB);
+      for (int c = 0; c < train::kDeviceMemoryCategories; ++c)
+        std::printf(" %s %.2f", std::string(train::to_string(train::DeviceMemoryCategory(c))).c_str(),
+                    double(m.allocated[size_t(c)]) / kGiB);
+      std::printf("\n  not the trainer's %.2f GiB: %.2f in use before its first allocation (CUDA context, other "
+                  "processes), %.2f since (cuBLASLt, kernels' local memory, allocation rounding)\n",
+                  double(m.in_use - std::min(m.in_use, m.allocated_total())) / kGiB, double(m.in_use_before) / kGiB,
+                  double(m.in_use - std::min(m.in_use, m.allocated_total() + m.in_use_before)) / kGiB);
+    }
     if (!s.out.empty()) std::printf("checkpoint: %s (roofline generate -m %s)\n", s.out.c_str(), s.out.c_str());
     if (!s.svg.empty()) std::printf("loss curve: %s\n", s.svg.c_str());
     return 0;

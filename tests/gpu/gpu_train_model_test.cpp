@@ -167,6 +167,26 @@ TEST_P(GpuTrainModel, ActivationCheckpointingGivesIdenticalGradients) {
   EXPECT_LT(recomputed->activation_bytes(), plain->activation_bytes());
 }
 
+// The model allocates exactly the plan the estimate counts (device_memory_plan.h), category by category.
+TEST_P(GpuTrainModel, AllocatesExactlyItsPlan) {
+  const ModelSpec spec = tiny_spec(GetParam());
+  const std::vector<float> params = tiny_params(spec, 9);
+  const int64_t B = 3, T = 40;
+  const std::vector<int32_t> windows = random_windows(B, T, spec.vocab_size, 4);
+  for (const bool checkpoint : {false, true}) {
+    auto gpu = cuda::make_cuda_trainable(spec, checkpoint, params.data(), OptimizerConfig{});
+    gpu->forward_backward(windows.data(), B, T, 0.01f);
+    const DeviceMemoryAccount a = gpu->device_memory();
+    const CudaTrainPlan plan = plan_cuda_training(spec, B, T, checkpoint, OptimizerKind::AdamW);
+    for (int c = 0; c < kDeviceMemoryCategories; ++c)
+      EXPECT_EQ(a.allocated[size_t(c)], plan.bytes(DeviceMemoryCategory(c)))
+          << to_string(DeviceMemoryCategory(c)) << (checkpoint ? " checkpointed" : "");
+    EXPECT_EQ(a.planned, plan.total_bytes());
+    EXPECT_EQ(gpu->activation_bytes(), plan.bytes(DeviceMemoryCategory::Activations));
+    EXPECT_GE(a.in_use, a.allocated_total());
+  }
+}
+
 TEST_P(GpuTrainModel, AdamWStepsFollowTheCpuTrajectory) {
   const ModelSpec spec = tiny_spec(GetParam());
   const std::vector<float> params = tiny_params(spec, 21);

@@ -3,17 +3,33 @@
 // holds (f32 parameters in the ParamLayout order, optimizer moments) brought to the host. The CPU model
 // (TrainModel) and the CUDA model (cuda/cuda_train_model.h) both satisfy it, so trainer.cpp has one loop.
 #pragma once
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
 
 #include "roofline/core/thread_pool.h"
 #include "roofline/model/model_spec.h"
+#include "roofline/train/device_memory_plan.h"
 #include "roofline/train/ops/cross_entropy.h"
 #include "roofline/train/optimizer.h"
 #include "roofline/train/params.h"
 
 namespace roofline::train {
+
+// A device model's own account of its memory next to what the device reports (all 0 on the CPU).
+struct DeviceMemoryAccount {
+  std::array<size_t, kDeviceMemoryCategories> allocated{};  // live bytes the model allocated, by category (exact)
+  size_t planned = 0;        // plan_cuda_training's total for the current micro-batch (equals the allocations)
+  size_t in_use_before = 0;  // cudaMemGetInfo's in-use (whole device) before the model's first allocation
+  size_t in_use = 0;         // cudaMemGetInfo's in-use now: allocations + CUDA context + rounding + other processes
+  size_t capacity = 0;
+  size_t allocated_total() const {
+    size_t total = 0;
+    for (size_t b : allocated) total += b;
+    return total;
+  }
+};
 
 class Trainable {
  public:
@@ -28,6 +44,7 @@ class Trainable {
   virtual size_t activation_bytes() const = 0;
   // Device memory in use now (0 on the CPU).
   virtual size_t device_bytes_in_use() const { return 0; }
+  virtual DeviceMemoryAccount device_memory() const { return {}; }
 
   // L2 norm of all gradients; then clip to max_norm (<= 0: off) and take one step of `optimizer`
   // (whose step count advances; its moments live wherever the model keeps them).

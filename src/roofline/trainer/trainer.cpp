@@ -420,6 +420,7 @@ TrainSummary run_training(const TrainOptions& o) {
   summary.final_loss = last_loss;
   summary.activation_bytes = model->activation_bytes();
   summary.device_bytes_in_use = model->device_bytes_in_use();
+  summary.device_memory = model->device_memory();
   summary.peak_flops = peak_flops;
   state.elapsed_seconds += summary.seconds;
   save();

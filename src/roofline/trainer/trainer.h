@@ -11,6 +11,7 @@
 #include "roofline/core/thread_pool.h"
 #include "roofline/model/model_spec.h"
 #include "roofline/train/model.h"
+#include "roofline/train/trainable.h"
 
 namespace roofline::train {
 
@@ -56,6 +57,7 @@ struct TrainSummary {
   int64_t parameters = 0;
   size_t activation_bytes = 0;  // activations kept between forward and backward (per micro-batch)
   size_t device_bytes_in_use = 0;  // CUDA: GPU memory in use at the end (weights, state, activations, workspaces)
+  DeviceMemoryAccount device_memory;  // CUDA: the model's own allocations by category, next to cudaMemGetInfo
   double peak_flops = 0;           // the peak MFU is measured against
   std::string out, svg;
   std::vector<double> losses;  // of the steps run in this session

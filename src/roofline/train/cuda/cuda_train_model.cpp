@@ -28,21 +28,21 @@ using ::roofline::cuda::GemmGelu;  // the cuBLASLt wrapper of backend/cuda
 using ::roofline::cuda::GemmOperand;
 using ::roofline::cuda::LtGemm;
 
-// The workspace and logits-chunk sizes are train/scratch_sizes.h's, which the memory estimate counts too.
-constexpr size_t kGemmWorkspaceBytes = kTrainGemmWorkspaceBytes;
+using C = DeviceMemoryCategory;
 
 // What one layer's backward needs from its forward. M = B*T rows; QKV = (Hq + 2 Hkv) * D; F2 = F (GELU) or
 // 2F (SwiGLU: gate | up per row).
+// Sized by plan_cuda_training (device_memory_plan.h), which the estimate counts too.
 struct LayerActs {
-  DeviceArray<bf16> ln1;                 // [M, H]
-  DeviceArray<float> ln1_mean, ln1_rstd; // [M]
-  DeviceArray<bf16> qkv;                 // [M, QKV], q and k after RoPE
-  DeviceArray<bf16> attn;                // [M, Hq*D]
-  DeviceArray<float> lse;                // [B, Hq, T]
-  DeviceArray<float> x_mid;              // [M, H]: the residual after the attention branch
-  DeviceArray<bf16> ln2;                 // [M, H]
-  DeviceArray<float> ln2_mean, ln2_rstd; // [M]
-  DeviceArray<bf16> ffn_in, ffn_h;       // [M, F2], [M, F]
+  DeviceArray<bf16> ln1{C::Activations};                                 // [M, H]
+  DeviceArray<float> ln1_mean{C::Activations}, ln1_rstd{C::Activations}; // [M]
+  DeviceArray<bf16> qkv{C::Activations};                                 // [M, QKV], q and k after RoPE
+  DeviceArray<bf16> attn{C::Activations};                                // [M, Hq*D]
+  DeviceArray<float> lse{C::Activations};                                // [B, Hq, T]
+  DeviceArray<float> x_mid{C::Activations};  // [M, H]: the residual after the attention branch
+  DeviceArray<bf16> ln2{C::Activations};                                 // [M, H]
+  DeviceArray<float> ln2_mean{C::Activations}, ln2_rstd{C::Activations}; // [M]
+  DeviceArray<bf16> ffn_in{C::Activations}, ffn_h{C::Activations};       // [M, F2], [M, F]
   size_t bytes() const {
     return ln1.bytes() + ln1_mean.bytes() + ln1_rstd.bytes() + qkv.bytes() + attn.bytes() + lse.bytes() +
            x_mid.bytes() + ln2.bytes() + ln2_mean.bytes() + ln2_rstd.bytes() + ffn_in.bytes() + ffn_h.bytes();
@@ -71,6 +71,7 @@ class CudaTrainModel final : public Trainable {
     ROOFLINE_CUDA_CHECK(cudaMemGetInfo(&free, &total));
     return total - free;
   }
+  DeviceMemoryAccount device_memory() const override;
   double grad_norm() override;
   void clip_and_step(Optimizer& optimizer, double norm, double max_norm, double lr) override;
   const float* host_params() override;
@@ -132,27 +133,34 @@ class CudaTrainModel final : public Trainable {
   bool bias_grad_epilogue_ = false;
   int64_t QD_, KD_, QKV_, F_, F2_;
 
-  DeviceArray<float> params_, grads_, m_, v_;  // [total] each, the ParamLayout
-  DeviceArray<bf16> weights_bf16_;             // [total]: the bf16 working copy of params_
-  DeviceArray<uint8_t> decay_mask_;            // [total]: 1 where weight decay applies
+  // Every device buffer below is sized from plan_ (plan_cuda_training), the estimate's count of them.
+  CudaTrainPlan plan_;
+  size_t in_use_before_ = 0;  // cudaMemGetInfo's in-use before the first allocation
+  std::unique_ptr<NotedDeviceBytes> gemm_workspace_noted_;
+  DeviceArray<float> params_{C::Optimizer}, grads_{C::Gradients};  // [total] each, the ParamLayout
+  DeviceArray<float> m_{C::Optimizer}, v_{C::Optimizer};
+  DeviceArray<bf16> weights_bf16_{C::Weights};     // [total]: the bf16 working copy of params_
+  DeviceArray<uint8_t> decay_mask_{C::Optimizer};  // [total]: 1 where weight decay applies
   std::vector<float> host_params_;
 
   int64_t B_ = 0, T_ = 0, M_ = 0, ce_rows_ = 0;
   PinnedArray<int32_t> batch_host_;            // inputs [M], targets [M], CSR of rows by token
-  DeviceArray<int32_t> batch_;
+  DeviceArray<int32_t> batch_{C::Workspace};
   int64_t unique_tokens_ = 0;
-  DeviceArray<float> rope_cos_, rope_sin_;     // [T, D/2]
-  std::vector<DeviceArray<float>> residual_;   // [L + 1][M, H]
+  DeviceArray<float> rope_cos_{C::Workspace}, rope_sin_{C::Workspace};  // [T, D/2]
+  std::vector<DeviceArray<float>> residual_;   // [L + 1][M, H], Activations
   std::vector<std::unique_ptr<LayerActs>> acts_;
-  DeviceArray<bf16> final_out_;                // [M, H]
-  DeviceArray<float> final_mean_, final_rstd_;
-  DeviceArray<float> dres_, d_hidden_;         // [M, H] f32
-  DeviceArray<bf16> dres_bf16_, d_ffn_h_, d_ffn_in_, d_attn_, dqkv_;  // [M,H], [M,F], [M,F2], [M,QD], [M,QKV]
-  DeviceArray<float> norm_partials_, bias_partials_, bias_sums_;
-  DeviceArray<unsigned char> attention_workspace_;
-  DeviceArray<bf16> logits_;                   // [ce_rows, V]
-  DeviceArray<float> losses_;                  // [M]
-  DeviceArray<double> reduce_partials_, scalar_;
+  DeviceArray<bf16> final_out_{C::Activations};  // [M, H]
+  DeviceArray<float> final_mean_{C::Activations}, final_rstd_{C::Activations};
+  DeviceArray<float> dres_{C::Workspace}, d_hidden_{C::Workspace};  // [M, H] f32
+  // [M,H], [M,F], [M,F2], [M,QD], [M,QKV]
+  DeviceArray<bf16> dres_bf16_{C::Workspace}, d_ffn_h_{C::Workspace}, d_ffn_in_{C::Workspace}, d_attn_{C::Workspace},
+      dqkv_{C::Workspace};
+  DeviceArray<float> norm_partials_{C::Workspace}, bias_partials_{C::Workspace}, bias_sums_{C::Workspace};
+  DeviceArray<unsigned char> attention_workspace_{C::Workspace};
+  DeviceArray<bf16> logits_{C::Workspace};       // [ce_rows, V]
+  DeviceArray<float> losses_{C::Workspace};      // [M]
+  DeviceArray<double> reduce_partials_{C::Workspace}, scalar_{C::Workspace};
   PinnedArray<double> scalar_host_;
 };
 
@@ -184,7 +192,10 @@ CudaTrainModel::CudaTrainModel(ModelSpec spec, bool checkpoint, const float* par
   if (cudaGetDeviceCount(&device_count) != cudaSuccess || device_count == 0)
     fail("--device cuda: no CUDA GPU is visible");
   ROOFLINE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-  gemm_ = std::make_unique<LtGemm>(stream_, kGemmWorkspaceBytes);
+  in_use_before_ = device_bytes_in_use();  // the context exists now (the stream made it); nothing of ours yet
+  plan_ = plan_cuda_training(s, 0, 0, checkpoint_, optimizer_config_.kind);
+  gemm_ = std::make_unique<LtGemm>(stream_, kTrainGemmWorkspaceBytes);
+  gemm_workspace_noted_ = std::make_unique<NotedDeviceBytes>(C::Workspace, kTrainGemmWorkspaceBytes);
   profile_ = std::make_unique<OpProfile>(stream_);
   if (profile_->enabled()) gemm_->enable_survey();
   const char* gelu_env = std::getenv("ROOFLINE_TRAIN_GELU_EPILOGUE");
@@ -193,7 +204,8 @@ CudaTrainModel::CudaTrainModel(ModelSpec spec, bool checkpoint, const float* par
   const char* bgrad_env = std::getenv("ROOFLINE_TRAIN_BGRAD_EPILOGUE");
   bias_grad_epilogue_ = bgrad_env && std::strcmp(bgrad_env, "1") == 0;
 
-  const size_t n = size_t(layout_.total);
+  const size_t n = plan_.params;
+  ROOFLINE_CHECK(n == size_t(layout_.total), "cuda train: plan of {} parameters, layout of {}", n, layout_.total);
   params_.resize(n);
   grads_.resize(n);
   weights_bf16_.resize(n);
@@ -210,7 +222,8 @@ CudaTrainModel::CudaTrainModel(ModelSpec spec, bool checkpoint, const float* par
     ROOFLINE_CUDA_CHECK(cudaMemsetAsync(m_.get(), 0, m_.bytes(), stream_));
     ROOFLINE_CUDA_CHECK(cudaMemsetAsync(v_.get(), 0, v_.bytes(), stream_));
   }
-  reduce_partials_.resize(sum_squares_partials(int64_t(n)));
+  reduce_partials_.resize(plan_.grad_norm_partials);
+  ROOFLINE_CHECK(reduce_partials_.size() >= sum_squares_partials(int64_t(n)), "cuda train: grad-norm partials");
   scalar_.resize(1);
   scalar_host_.resize(1);
   zero_grads();
@@ -238,50 +251,57 @@ void CudaTrainModel::prepare(int64_t B, int64_t T) {
   B_ = B;
   T_ = T;
   M_ = B * T;
-  const size_t M = size_t(M_), H = size_t(spec_.hidden_size), V = size_t(spec_.vocab_size);
+  const CudaTrainPlan& p = plan_ = plan_cuda_training(spec_, B, T, checkpoint_, optimizer_config_.kind);
   // inputs M + targets M + unique tokens U + starts U + 1 + rows M, with U <= M.
-  batch_host_.resize(5 * M + 1);
-  batch_.resize(5 * M + 1);
+  batch_host_.resize(p.batch_tokens);
+  batch_.resize(p.batch_tokens);
   residual_.clear();
-  for (int64_t l = 0; l <= spec_.num_layers; ++l) residual_.emplace_back(M * H);
+  for (int64_t l = 0; l < p.residuals; ++l) residual_.emplace_back(C::Activations, p.residual);
   acts_.clear();
-  for (int64_t i = 0; i < (checkpoint_ ? 1 : spec_.num_layers); ++i) {
+  for (int64_t i = 0; i < p.saved_layers; ++i) {
     auto a = std::make_unique<LayerActs>();
-    a->ln1.resize(M * H);
-    a->ln1_mean.resize(M);
-    a->ln1_rstd.resize(M);
-    a->qkv.resize(M * size_t(QKV_));
-    a->attn.resize(M * size_t(QD_));
-    a->lse.resize(M * size_t(spec_.num_heads));
-    a->x_mid.resize(M * H);
-    a->ln2.resize(M * H);
-    a->ln2_mean.resize(M);
-    a->ln2_rstd.resize(M);
-    a->ffn_in.resize(M * size_t(F2_));
-    a->ffn_h.resize(M * size_t(F_));
+    a->ln1.resize(p.ln);
+    a->ln1_mean.resize(p.norm_stats);
+    a->ln1_rstd.resize(p.norm_stats);
+    a->qkv.resize(p.qkv);
+    a->attn.resize(p.attn);
+    a->lse.resize(p.lse);
+    a->x_mid.resize(p.x_mid);
+    a->ln2.resize(p.ln);
+    a->ln2_mean.resize(p.norm_stats);
+    a->ln2_rstd.resize(p.norm_stats);
+    a->ffn_in.resize(p.ffn_in);
+    a->ffn_h.resize(p.ffn_h);
     acts_.push_back(std::move(a));
   }
-  final_out_.resize(M * H);
-  final_mean_.resize(M);
-  final_rstd_.resize(M);
-  dres_.resize(M * H);
-  d_hidden_.resize(M * H);
-  dres_bf16_.resize(M * H);
-  d_ffn_h_.resize(M * size_t(F_));
-  d_ffn_in_.resize(M * size_t(F2_));
-  d_attn_.resize(M * size_t(QD_));
-  dqkv_.resize(M * size_t(QKV_));
-  norm_partials_.resize(norm_partials_floats(M_, spec_.hidden_size));
-  bias_partials_.resize(bias_grad_partials_floats(M_, std::max({int64_t(H), QKV_, F2_})));
-  bias_sums_.resize(size_t(std::max({int64_t(H), QKV_, F2_})));
-  attention_workspace_.resize(std::max<size_t>(1, flash_attention_backward_workspace(attention_shape())));
-  ce_rows_ = cross_entropy_chunk_rows(M_, spec_.vocab_size);
-  logits_.resize(size_t(ce_rows_) * V);
-  losses_.resize(M);
+  final_out_.resize(p.ln);
+  final_mean_.resize(p.norm_stats);
+  final_rstd_.resize(p.norm_stats);
+  dres_.resize(p.d_hidden);
+  d_hidden_.resize(p.d_hidden);
+  dres_bf16_.resize(p.d_hidden);
+  d_ffn_h_.resize(p.d_ffn_h);
+  d_ffn_in_.resize(p.d_ffn_in);
+  d_attn_.resize(p.d_attn);
+  dqkv_.resize(p.dqkv);
+  norm_partials_.resize(p.norm_partials);
+  bias_partials_.resize(p.bias_partials);
+  bias_sums_.resize(p.bias_sums);
+  ROOFLINE_CHECK(norm_partials_.size() >= norm_partials_floats(M_, spec_.hidden_size) &&
+                     bias_partials_.size() >= bias_grad_partials_floats(M_, int64_t(p.bias_sums)),
+                 "cuda train: the plan's reduction partials are smaller than the kernels need");
+  attention_workspace_.resize(p.attention_workspace);
+  ROOFLINE_CHECK(p.attention_workspace >= flash_attention_backward_workspace(attention_shape()),
+                 "cuda train: the plan's attention workspace is smaller than the kernel needs");
+  ce_rows_ = p.ce_rows;
+  logits_.resize(p.logits);
+  losses_.resize(size_t(M_));
   if (spec_.position == PositionKind::Rotary) {
     const RopeTables tables = make_rope_tables(spec_, T);
-    rope_cos_.resize(tables.cos.size());
-    rope_sin_.resize(tables.sin.size());
+    ROOFLINE_CHECK(tables.cos.size() == p.rope_table, "cuda train: rope table of {} floats, plan {}",
+                   tables.cos.size(), p.rope_table);
+    rope_cos_.resize(p.rope_table);
+    rope_sin_.resize(p.rope_table);
     ROOFLINE_CUDA_CHECK(cudaMemcpy(rope_cos_.get(), tables.cos.data(), rope_cos_.bytes(), cudaMemcpyHostToDevice));
     ROOFLINE_CUDA_CHECK(cudaMemcpy(rope_sin_.get(), tables.sin.data(), rope_sin_.bytes(), cudaMemcpyHostToDevice));
   }
@@ -595,6 +615,18 @@ size_t CudaTrainModel::activation_bytes() const {
   for (const auto& r : residual_) total += r.bytes();
   for (const auto& a : acts_) total += a->bytes();
   return total;
+}
+
+DeviceMemoryAccount CudaTrainModel::device_memory() const {
+  DeviceMemoryAccount a;
+  for (int c = 0; c < kDeviceMemoryCategories; ++c) a.allocated[size_t(c)] = device_bytes_by_category()[size_t(c)];
+  a.planned = plan_.total_bytes();
+  a.in_use_before = in_use_before_;
+  size_t free = 0, total = 0;
+  ROOFLINE_CUDA_CHECK(cudaMemGetInfo(&free, &total));
+  a.in_use = total - free;
+  a.capacity = total;
+  return a;
 }
 
 double CudaTrainModel::grad_norm() {
