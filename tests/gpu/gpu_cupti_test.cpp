@@ -93,6 +93,9 @@ TEST_F(GpuCupti, RecordsEagerWorkAndGraphReplaysOfKnownKernels) {
   EXPECT_DOUBLE_EQ(s.graphs[0].nodes_per_launch, 4.0);
   EXPECT_GT(s.graphs[0].mean_busy(), 0);
   EXPECT_GE(s.graphs[0].mean_span(), s.graphs[0].mean_busy());
+  ASSERT_EQ(s.graphs[0].kernels.size(), 3u) << table;  // memset, scale, add
+  for (const perf::KernelStats& k : s.graphs[0].kernels)
+    EXPECT_EQ(k.calls, k.name == "cupti_probe_add" ? 2 * replays : replays) << k.name;
   EXPECT_GT(s.busy_seconds, 0);
   EXPECT_GE(s.span_seconds, s.busy_seconds);
   std::printf("%s", table.c_str());

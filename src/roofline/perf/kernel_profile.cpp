@@ -213,6 +213,7 @@ KernelSummary summarize_kernels(const KernelTrace& trace, size_t top_pairs) {
   for (const KernelRecord& r : trace.records)
     if (r.graph != 0) launches[{r.graph, r.correlation}].push_back(&r);
   std::map<uint32_t, GraphStats> graphs;
+  std::map<uint32_t, std::unordered_map<std::string, size_t>> graph_kernel_rows;
   for (auto& [key, nodes] : launches) {
     std::sort(nodes.begin(), nodes.end(),
               [](const KernelRecord* a, const KernelRecord* b) { return a->start_ns < b->start_ns; });
@@ -224,6 +225,26 @@ KernelSummary summarize_kernels(const KernelTrace& trace, size_t top_pairs) {
       }
     }
     GraphStats& g = graphs[key.first];
+    std::unordered_map<std::string, size_t>& kernel_row = graph_kernel_rows[key.first];
+    for (const KernelRecord* n : nodes) {
+      const std::string& name = short_name(*n);
+      auto [it, inserted] = kernel_row.emplace(name, g.kernels.size());
+      if (inserted) {
+        KernelStats row;
+        row.name = name;
+        row.demangled = n->name < demangled.size() ? demangled[n->name] : name;
+        row.kind = n->kind;
+        g.kernels.push_back(std::move(row));
+      }
+      KernelStats& row = g.kernels[it->second];
+      const double t = seconds(n->end_ns > n->start_ns ? n->end_ns - n->start_ns : 0);
+      row.min_seconds = row.calls == 0 ? t : std::min(row.min_seconds, t);
+      row.max_seconds = std::max(row.max_seconds, t);
+      ++row.calls;
+      ++row.graph_calls;
+      row.seconds += t;
+      row.bytes += n->bytes;
+    }
     g.graph = key.first;
     ++g.launches;
     g.nodes_per_launch += double(nodes.size());
@@ -232,7 +253,10 @@ KernelSummary summarize_kernels(const KernelTrace& trace, size_t top_pairs) {
   }
   for (auto& [id, g] : graphs) {
     g.nodes_per_launch /= double(g.launches);
-    s.graphs.push_back(g);
+    for (KernelStats& k : g.kernels) k.share = g.span_seconds > 0 ? k.seconds / g.span_seconds : 0;
+    std::stable_sort(g.kernels.begin(), g.kernels.end(),
+                     [](const KernelStats& a, const KernelStats& b) { return a.seconds > b.seconds; });
+    s.graphs.push_back(std::move(g));
   }
   std::stable_sort(s.graphs.begin(), s.graphs.end(),
                    [](const GraphStats& a, const GraphStats& b) { return a.span_seconds > b.span_seconds; });
@@ -297,6 +321,29 @@ std::string format_kernel_summary(const KernelSummary& s, int top) {
                          g.nodes_per_launch, g.mean_span() * 1e6, g.mean_busy() * 1e6,
                          percent(g.span_seconds - g.busy_seconds, g.span_seconds));
   }
+  for (size_t i = 0; i < std::min<size_t>(2, s.graphs.size()); ++i) {
+    const GraphStats& g = s.graphs[i];
+    out += fmt::format("\nper replay of graph {} ({} launches, {:.2f} us span, {:.2f} us busy):\n", g.graph, g.launches,
+                       g.mean_span() * 1e6, g.mean_busy() * 1e6);
+    out += fmt::format("{:<56} {:>8} {:>10} {:>9} {:>7}\n", "kernel", "/replay", "us/replay", "mean us", "share");
+    const size_t n = top > 0 ? std::min(g.kernels.size(), size_t(top)) : g.kernels.size();
+    const double launches = double(g.launches);
+    for (size_t k = 0; k < n; ++k) {
+      const KernelStats& row = g.kernels[k];
+      out += fmt::format("{:<56} {:>8.1f} {:>10.2f} {:>9.2f} {:>6.1f}%\n", clip(row.name, kNameWidth),
+                         double(row.calls) / launches, row.seconds * 1e6 / launches, row.mean_seconds() * 1e6,
+                         100.0 * row.share);
+    }
+    double rest = 0;
+    for (size_t k = n; k < g.kernels.size(); ++k) rest += g.kernels[k].seconds;
+    if (n < g.kernels.size())
+      out += fmt::format("{:<56} {:>8} {:>10.2f} {:>9} {:>6.1f}%\n",
+                         fmt::format("({} more kernels)", g.kernels.size() - n), "", rest * 1e6 / launches, "",
+                         percent(rest, g.span_seconds));
+    out += fmt::format("{:<56} {:>8} {:>10.2f} {:>9} {:>6.1f}%\n", "(idle inside the replay)", "",
+                       (g.span_seconds - g.busy_seconds) * 1e6 / launches, "",
+                       percent(g.span_seconds - g.busy_seconds, g.span_seconds));
+  }
   return out;
 }
 
@@ -306,22 +353,26 @@ nlohmann::json to_json(const KernelSummary& s) {
     for (const GapClass& c : v) a.push_back({{"label", c.label}, {"count", c.count}, {"seconds", c.seconds}});
     return a;
   };
-  nlohmann::json kernels = nlohmann::json::array();
-  for (const KernelStats& k : s.rows)
-    kernels.push_back({{"name", k.name},
-                       {"demangled", k.demangled},
-                       {"kind", to_string(k.kind)},
-                       {"calls", k.calls},
-                       {"graph_calls", k.graph_calls},
-                       {"seconds", k.seconds},
-                       {"mean_us", k.mean_seconds() * 1e6},
-                       {"min_us", k.min_seconds * 1e6},
-                       {"max_us", k.max_seconds * 1e6},
-                       {"bytes", k.bytes},
-                       {"share", k.share}});
+  auto kernel_rows = [](const std::vector<KernelStats>& rows) {
+    nlohmann::json a = nlohmann::json::array();
+    for (const KernelStats& k : rows)
+      a.push_back({{"name", k.name},
+                   {"demangled", k.demangled},
+                   {"kind", to_string(k.kind)},
+                   {"calls", k.calls},
+                   {"graph_calls", k.graph_calls},
+                   {"seconds", k.seconds},
+                   {"mean_us", k.mean_seconds() * 1e6},
+                   {"min_us", k.min_seconds * 1e6},
+                   {"max_us", k.max_seconds * 1e6},
+                   {"bytes", k.bytes},
+                   {"share", k.share}});
+    return a;
+  };
   nlohmann::json graphs = nlohmann::json::array();
   for (const GraphStats& g : s.graphs)
     graphs.push_back({{"graph", g.graph},
+                      {"kernels", kernel_rows(g.kernels)},
                       {"launches", g.launches},
                       {"nodes_per_launch", g.nodes_per_launch},
                       {"span_seconds", g.span_seconds},
@@ -335,7 +386,7 @@ nlohmann::json to_json(const KernelSummary& s) {
           {"busy_seconds", s.busy_seconds},
           {"idle_seconds", s.idle_seconds},
           {"gaps", s.gaps},
-          {"kernels", kernels},
+          {"kernels", kernel_rows(s.rows)},
           {"gap_sizes", classes(s.gap_sizes)},
           {"gap_contexts", classes(s.gap_contexts)},
           {"gap_pairs", classes(s.gap_pairs)},

@@ -73,6 +73,9 @@ struct GraphStats {
   double nodes_per_launch = 0;
   double span_seconds = 0;  // summed over launches: first node start to last node end
   double busy_seconds = 0;  // summed over launches: time some node ran
+  // The graph's kernels (memcpy, memset nodes) by time: calls and seconds summed over its launches, share of
+  // its summed span (what a decode step's time goes to when the step is one graph).
+  std::vector<KernelStats> kernels;
   double mean_span() const { return launches > 0 ? span_seconds / double(launches) : 0; }
   double mean_busy() const { return launches > 0 ? busy_seconds / double(launches) : 0; }
 };
@@ -96,7 +99,8 @@ struct KernelSummary {
 
 // Aggregates `trace`; `top_pairs` bounds gap_pairs (0: all).
 KernelSummary summarize_kernels(const KernelTrace& trace, size_t top_pairs = 12);
-// The table printed by `roofline profile --kernels`: `top` kernel rows (0: all), then busy/idle and the gaps.
+// The table printed by `roofline profile --kernels`: `top` kernel rows (0: all), then busy/idle and the gaps,
+// the graphs, and per replay of the two longest-running graphs their `top` kernels.
 std::string format_kernel_summary(const KernelSummary& summary, int top);
 nlohmann::json to_json(const KernelSummary& summary);
 // Chrome/Perfetto trace events (the JSON object format, like chrome_trace) of the records, one track per

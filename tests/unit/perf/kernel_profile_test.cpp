@@ -123,6 +123,13 @@ TEST(KernelSummary, RowsBusyIdleAndGaps) {
   EXPECT_DOUBLE_EQ(s.graphs[0].nodes_per_launch, 2.0);
   EXPECT_NEAR(s.graphs[0].mean_span(), 20e-6, 1e-12);
   EXPECT_NEAR(s.graphs[0].mean_busy(), 18.5e-6, 1e-12);
+  ASSERT_EQ(s.graphs[0].kernels.size(), 2u);  // the eager a and the other stream's b are not the graph's
+  EXPECT_EQ(s.graphs[0].kernels[0].name, "a");
+  EXPECT_EQ(s.graphs[0].kernels[0].calls, 2);
+  EXPECT_NEAR(s.graphs[0].kernels[0].seconds, 20e-6, 1e-12);
+  EXPECT_NEAR(s.graphs[0].kernels[0].share, 0.5, 1e-9);  // of the summed 40 us span
+  EXPECT_EQ(s.graphs[0].kernels[1].name, "b");
+  EXPECT_NEAR(s.graphs[0].kernels[1].seconds, 17e-6, 1e-12);
 }
 
 TEST(KernelSummary, EmptyAndDevicesApart) {
@@ -153,6 +160,8 @@ TEST(KernelSummary, TableTopPairsAndDrops) {
   EXPECT_NE(table.find("inside a graph replay: 2 gaps"), std::string::npos) << table;
   EXPECT_NE(table.find("b -> a"), std::string::npos) << table;
   EXPECT_NE(table.find("nodes/launch"), std::string::npos) << table;
+  EXPECT_NE(table.find("per replay of graph 7 (2 launches, 20.00 us span, 18.50 us busy)"), std::string::npos) << table;
+  EXPECT_NE(table.find("(idle inside the replay)"), std::string::npos) << table;
 }
 
 TEST(KernelSummary, JsonShape) {
@@ -170,6 +179,7 @@ TEST(KernelSummary, JsonShape) {
   EXPECT_NEAR(a["share"].get<double>(), 21.0 / 39.0, 1e-9);
   EXPECT_EQ(j["kernels"][2]["kind"], "memset");
   EXPECT_EQ(j["graphs"][0]["launches"], 2);
+  EXPECT_EQ(j["graphs"][0]["kernels"][0]["name"], "a");
   EXPECT_NEAR(j["graphs"][0]["mean_span_us"].get<double>(), 20.0, 1e-9);
   EXPECT_EQ(j["eager"]["calls"], 3);
 }
