@@ -38,11 +38,11 @@ TEST_F(GpuCupti, RecordsEagerWorkAndGraphReplaysOfKnownKernels) {
   CHECK_CUDA(cudaDeviceSynchronize());
 
   perf::CuptiRecorder recorder;
-  // Eager: one memcpy, one memset, one scale.
-  CHECK_CUDA(cudaMemcpyAsync(y, ones.data(), n * sizeof(float), cudaMemcpyHostToDevice, stream));
-  CHECK_CUDA(cudaMemsetAsync(x, 0, n * sizeof(float), stream));
+  // Eager: one scale, one memcpy, one memset (a kernel first: copies before the first kernel are setup).
   launch_cupti_probe_scale(x, n, 2.0f, stream);
   CHECK_CUDA(cudaGetLastError());
+  CHECK_CUDA(cudaMemcpyAsync(y, ones.data(), n * sizeof(float), cudaMemcpyHostToDevice, stream));
+  CHECK_CUDA(cudaMemsetAsync(x, 0, n * sizeof(float), stream));
   // A graph of memset, scale, add, add, replayed five times.
   cudaGraph_t graph;
   CHECK_CUDA(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
@@ -70,6 +70,7 @@ TEST_F(GpuCupti, RecordsEagerWorkAndGraphReplaysOfKnownKernels) {
   EXPECT_EQ(trace.dropped, 0u);
   for (const perf::KernelRecord& r : trace.records) EXPECT_GT(r.end_ns, r.start_ns) << trace.names[r.name];
   const perf::KernelSummary s = perf::summarize_kernels(trace);
+  EXPECT_EQ(s.setup_records, 0);
   std::string table = perf::format_kernel_summary(s, 0);
   const perf::KernelStats* scale = row(s, "cupti_probe_scale");
   const perf::KernelStats* add = row(s, "cupti_probe_add");

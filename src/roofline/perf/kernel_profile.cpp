@@ -112,8 +112,25 @@ double seconds(uint64_t ns) { return double(ns) * 1e-9; }
 
 KernelSummary summarize_kernels(const KernelTrace& trace, size_t top_pairs) {
   KernelSummary s;
-  s.records = int64_t(trace.records.size());
   s.dropped = trace.dropped;
+  std::map<uint32_t, uint64_t> first_kernel;  // per device
+  for (const KernelRecord& r : trace.records)
+    if (r.kind == KernelKind::Kernel) {
+      auto [it, inserted] = first_kernel.emplace(r.device, r.start_ns);
+      if (!inserted) it->second = std::min(it->second, r.start_ns);
+    }
+  std::vector<const KernelRecord*> counted;
+  counted.reserve(trace.records.size());
+  for (const KernelRecord& r : trace.records) {
+    auto it = first_kernel.find(r.device);
+    if (r.kind != KernelKind::Kernel && it != first_kernel.end() && r.end_ns <= it->second) {
+      ++s.setup_records;
+      s.setup_seconds += double(r.end_ns - r.start_ns) * 1e-9;
+    } else {
+      counted.push_back(&r);
+    }
+  }
+  s.records = int64_t(counted.size());
   std::vector<std::string> demangled(trace.names.size()), short_names(trace.names.size());
   for (size_t i = 0; i < trace.names.size(); ++i) {
     demangled[i] = demangle(trace.names[i]);
@@ -126,7 +143,8 @@ KernelSummary summarize_kernels(const KernelTrace& trace, size_t top_pairs) {
 
   // Rows by shortened name.
   std::unordered_map<std::string, size_t> row_of;
-  for (const KernelRecord& r : trace.records) {
+  for (const KernelRecord* counted_record : counted) {
+    const KernelRecord& r = *counted_record;
     const std::string& name = short_name(r);
     auto [it, inserted] = row_of.emplace(name, s.rows.size());
     if (inserted) {
@@ -156,7 +174,7 @@ KernelSummary summarize_kernels(const KernelTrace& trace, size_t top_pairs) {
   for (const char* c : {kInsideReplay, kBetweenReplays, kEager, kGraphEager}) s.gap_contexts.push_back({c, 0, 0});
   std::map<std::string, GapClass> pairs;
   std::map<uint32_t, std::vector<const KernelRecord*>> by_device;
-  for (const KernelRecord& r : trace.records) by_device[r.device].push_back(&r);
+  for (const KernelRecord* r : counted) by_device[r->device].push_back(r);
   s.devices = int(by_device.size());
   for (auto& [device, records] : by_device) {
     std::sort(records.begin(), records.end(), [](const KernelRecord* a, const KernelRecord* b) {
@@ -210,8 +228,8 @@ KernelSummary summarize_kernels(const KernelTrace& trace, size_t top_pairs) {
 
   // Graph replays: the nodes of one cudaGraphLaunch share its correlation id.
   std::map<std::pair<uint32_t, uint32_t>, std::vector<const KernelRecord*>> launches;
-  for (const KernelRecord& r : trace.records)
-    if (r.graph != 0) launches[{r.graph, r.correlation}].push_back(&r);
+  for (const KernelRecord* r : counted)
+    if (r->graph != 0) launches[{r->graph, r->correlation}].push_back(r);
   std::map<uint32_t, GraphStats> graphs;
   std::map<uint32_t, std::unordered_map<std::string, size_t>> graph_kernel_rows;
   for (auto& [key, nodes] : launches) {
@@ -275,7 +293,10 @@ double percent(double part, double whole) { return whole > 0 ? 100.0 * part / wh
 
 std::string format_kernel_summary(const KernelSummary& s, int top) {
   std::string out;
-  out += fmt::format("device activities (CUPTI): {} records on {} device(s){}\n", s.records, s.devices,
+  out += fmt::format("device activities (CUPTI): {} records on {} device(s){}{}\n", s.records, s.devices,
+                     s.setup_records > 0 ? fmt::format(" (and {} copies before the first kernel, {:.3f} ms: setup, "
+                                                       "left out)", s.setup_records, s.setup_seconds * 1e3)
+                                         : "",
                      s.dropped > 0 ? fmt::format(", {} DROPPED (buffers full: times are low)", s.dropped) : "");
   constexpr size_t kNameWidth = 56;
   out += fmt::format("{:<56} {:>8} {:>8} {:>10} {:>9} {:>9} {:>6}\n", "kernel", "calls", "in graph", "total ms",
@@ -380,6 +401,8 @@ nlohmann::json to_json(const KernelSummary& s) {
                       {"mean_span_us", g.mean_span() * 1e6},
                       {"mean_busy_us", g.mean_busy() * 1e6}});
   return {{"records", s.records},
+          {"setup_records", s.setup_records},
+          {"setup_seconds", s.setup_seconds},
           {"dropped", s.dropped},
           {"devices", s.devices},
           {"span_seconds", s.span_seconds},

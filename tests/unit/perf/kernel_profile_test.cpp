@@ -148,6 +148,28 @@ TEST(KernelSummary, EmptyAndDevicesApart) {
   EXPECT_EQ(s.gaps, 0);
 }
 
+TEST(KernelSummary, CopiesBeforeTheFirstKernelAreSetup) {
+  KernelTrace t;
+  t.names = {"k", "[memcpy HtoD]"};
+  t.records = {rec(1, 0, 1000, 0, 1, 1, KernelKind::Memcpy), rec(0, 5000, 6000, 0, 2),
+               rec(1, 7000, 8000, 0, 3, 1, KernelKind::Memcpy)};
+  const KernelSummary s = summarize_kernels(t);
+  EXPECT_EQ(s.setup_records, 1);
+  EXPECT_NEAR(s.setup_seconds, 1e-6, 1e-15);
+  EXPECT_EQ(s.records, 2);
+  EXPECT_NEAR(s.span_seconds, 3e-6, 1e-15);  // from the kernel on
+  EXPECT_NEAR(s.busy_seconds, 2e-6, 1e-15);
+  ASSERT_EQ(s.rows.size(), 2u);
+  EXPECT_EQ(s.rows[1].calls, 1);  // the later copy counts
+  EXPECT_NE(format_kernel_summary(s, 5).find("1 copies before the first kernel"), std::string::npos);
+
+  KernelTrace copies_only;  // no kernel at all: nothing is setup
+  copies_only.names = {"[memset]"};
+  copies_only.records = {rec(0, 0, 1000, 0, 1, 1, KernelKind::Memset)};
+  EXPECT_EQ(summarize_kernels(copies_only).setup_records, 0);
+  EXPECT_EQ(summarize_kernels(copies_only).records, 1);
+}
+
 TEST(KernelSummary, TableTopPairsAndDrops) {
   KernelTrace t = synthetic_trace();
   t.dropped = 5;
@@ -166,7 +188,7 @@ TEST(KernelSummary, TableTopPairsAndDrops) {
 
 TEST(KernelSummary, JsonShape) {
   const nlohmann::json j = to_json(summarize_kernels(synthetic_trace()));
-  for (const char* key : {"records", "dropped", "devices", "span_seconds", "busy_seconds", "idle_seconds", "gaps",
+  for (const char* key : {"records", "setup_records", "setup_seconds", "dropped", "devices", "span_seconds", "busy_seconds", "idle_seconds", "gaps",
                           "kernels", "gap_sizes", "gap_contexts", "gap_pairs", "graphs", "eager"})
     EXPECT_TRUE(j.contains(key)) << key;
   ASSERT_EQ(j["kernels"].size(), 3u);
