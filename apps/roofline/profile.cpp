@@ -3,6 +3,9 @@
 // in a TimedBackend that reports to an OpRecorder: steady clock on the CPU, CUDA events on the stream on a
 // GPU, plus NVML counters), then prints a per-op table and a verdict (the bottleneck class and its lever)
 // to stderr, so the command's own stdout is untouched; --json and --trace write the same as files.
+// With --kernels the backends are left unwrapped (CUDA graphs are captured and replayed as in production)
+// and CUPTI records what the GPU ran instead: every kernel, memcpy and memset with its device times, printed
+// as kernels by time, GPU busy and idle, and the idle gaps by size, place and kernel pair (perf/kernel_profile.h).
 #include <algorithm>
 #include <cstdio>
 #include <memory>
@@ -14,6 +17,7 @@
 #include "roofline/backend/timed_backend.h"
 #include "roofline/core/atomic_file.h"
 #include "roofline/core/error.h"
+#include "roofline/perf/kernel_profile.h"
 #include "roofline/perf/nvml_sampler.h"
 #include "roofline/perf/op_profile.h"
 #include "roofline/perf/op_recorder.h"
@@ -24,6 +28,9 @@
 #include "roofline/backend/cuda/cuda_backend.h"
 #include "roofline/backend/cuda/cuda_runtime_info.h"
 #include "roofline/perf/cuda/cuda_event_clock.h"
+#endif
+#ifdef ROOFLINE_HAVE_CUPTI
+#include "roofline/perf/cuda/cupti_recorder.h"
 #endif
 
 namespace roofline::app {
@@ -65,14 +72,94 @@ struct HookScope {
   ~HookScope() { set_backend_hook(nullptr); }
 };
 
+struct ProfileOptions {
+  std::string json_path, trace_path, hw;
+  int top = 15;
+  bool kernels = false;
+  std::vector<std::string> command;
+};
+
+void write_counters(nlohmann::json& j, const std::vector<perf::CounterTrack>& counters) {
+  j["counters"] = nlohmann::json::object();
+  for (const perf::CounterTrack& c : counters)
+    j["counters"][c.name] = {{"unit", c.unit}, {"mean", c.mean()}, {"max", c.max()}, {"samples", c.samples.size()}};
+}
+
+void print_counters(const std::vector<perf::CounterTrack>& counters) {
+  for (const perf::CounterTrack& c : counters)
+    std::fprintf(stderr, "%-16s mean %.1f %s, max %.1f %s (%zu samples)\n", c.name.c_str(), c.mean(), c.unit.c_str(),
+                 c.max(), c.unit.c_str(), c.samples.size());
+}
+
+// profile --kernels: the command runs with its backends as they are, under a CUPTI activity recorder.
+int profile_kernels(const ProfileOptions& o) {
+#ifndef ROOFLINE_HAVE_CUPTI
+  (void)o;
+  fail("profile --kernels: this roofline was built without CUDA and CUPTI (configure with -DROOFLINE_CUDA=ON and a "
+       "CUDA toolkit that has CUPTI); the op profile (without --kernels) works everywhere");
+#else
+  if (cuda::list_devices().empty())
+    fail("profile --kernels: no CUDA GPU is visible here (no driver or no device), and kernel records need one; "
+         "the op profile (without --kernels) works on the CPU");
+  perf::OpRecorder clock;  // the profile clock and the NVML counter tracks; no op is timed
+  std::unique_ptr<perf::NvmlSampler> sampler;
+  std::string device_key = "cuda";
+  perf::CuptiRecorder cupti([&] { return clock.now(); });
+  int rc = 0;
+  {
+    HookScope scope([&](std::unique_ptr<Backend> backend) -> std::unique_ptr<Backend> {
+      if (auto* cuda_backend = dynamic_cast<cuda::CudaBackend*>(backend.get())) {
+        for (const cuda::DeviceInfo& d : cuda::list_devices())
+          if (d.index == cuda_backend->device_index()) device_key = perf::hardware_key(d.name);
+        if (!sampler) {
+          char bus[64] = {};
+          if (cudaDeviceGetPCIBusId(bus, sizeof bus, cuda_backend->device_index()) != cudaSuccess) bus[0] = 0;
+          sampler = std::make_unique<perf::NvmlSampler>(clock, bus);
+          if (!sampler->available()) std::fprintf(stderr, "profile: no NVML counters: %s\n", sampler->error().c_str());
+        }
+      }
+      return backend;  // unwrapped: graphs are captured and replayed as without the profile
+    });
+    rc = run_command(o.command);
+  }
+  if (sampler) sampler->stop();
+  int device_count = 0;
+  if (cudaGetDeviceCount(&device_count) == cudaSuccess)
+    for (int d = 0; d < device_count; ++d)  // the records of work still running would be incomplete
+      if (cudaSetDevice(d) == cudaSuccess) cudaDeviceSynchronize();
+  cudaGetLastError();
+  const perf::KernelTrace trace = cupti.stop();
+  std::fflush(stdout);
+
+  const std::vector<perf::CounterTrack> counters = clock.counters();
+  const perf::KernelSummary summary = perf::summarize_kernels(trace);
+  const std::string title = "roofline " + join(o.command);
+  if (trace.records.empty())
+    std::fprintf(stderr, "\nprofile --kernels: '%s' ran nothing on a GPU (no kernel, memcpy or memset recorded)\n",
+                 title.c_str());
+  else
+    std::fprintf(stderr, "\n== profile --kernels: %s (%s; CUPTI %s)\n%s", title.c_str(), device_key.c_str(),
+                 cupti.library().c_str(), perf::format_kernel_summary(summary, o.top).c_str());
+  print_counters(counters);
+  if (!o.json_path.empty()) {
+    nlohmann::json j = perf::to_json(summary);
+    j["hardware"] = device_key;
+    j["cupti_library"] = cupti.library();
+    j["command"] = o.command;
+    j["exit_code"] = rc;
+    write_counters(j, counters);
+    write_file_atomically(o.json_path, j.dump(1) + "\n");
+  }
+  if (!o.trace_path.empty())
+    write_file_atomically(o.trace_path, perf::kernel_chrome_trace(trace, counters, title).dump() + "\n");
+  return rc;
+#endif
+}
+
 }  // namespace
 
 Run add_profile(CLI::App& root) {
-  struct Options {
-    std::string json_path, trace_path, hw;
-    int top = 15;
-    std::vector<std::string> command;
-  };
+  using Options = ProfileOptions;
   auto o = std::make_shared<Options>();
   CLI::App* cmd = root.add_subcommand(
       "profile", "Run any roofline command with every op timed; print where the time goes, how far from the roof, "
@@ -83,11 +170,16 @@ Run add_profile(CLI::App& root) {
   cmd->add_option("--hw", o->hw,
                   "Roofs: a hardware name (h100, h200, a100, cpu, or one stored by `roofline calibrate`) or a JSON "
                   "file (default: calibrated figures of the device that ran, else its datasheet or estimate)");
+  cmd->add_flag("--kernels", o->kernels,
+                "Record what the GPU runs instead of timing ops: every kernel, memcpy and memset (CUPTI activity "
+                "records, CUDA graph replays included), with the backends unwrapped so the command runs as in "
+                "production; prints kernels by time, GPU busy and idle time, and the idle gaps (CUDA builds, on a GPU)");
   cmd->add_option("command", o->command, "The roofline command and its arguments, after --")->required();
   return [o]() {
     if (o->command.empty()) fail("profile: give the command to run after --, e.g. roofline profile -- generate -m DIR -p hi");
     if (o->command[0] == "profile" || o->command[0] == "report")
       fail("profile: '{}' cannot be profiled (it runs other commands itself)", o->command[0]);
+    if (o->kernels) return profile_kernels(*o);
 
     perf::OpRecorder recorder;
     std::unique_ptr<perf::NvmlSampler> sampler;
@@ -126,17 +218,13 @@ Run add_profile(CLI::App& root) {
       std::fprintf(stderr, "\nprofile: '%s' ran no ops on a backend (nothing to profile)\n", title.c_str());
     } else {
       std::fprintf(stderr, "\n== profile: %s\n%s", title.c_str(), perf::format_summary(summary, o->top).c_str());
-      for (const perf::CounterTrack& c : counters)
-        std::fprintf(stderr, "%-16s mean %.1f %s, max %.1f %s (%zu samples)\n", c.name.c_str(), c.mean(), c.unit.c_str(),
-                     c.max(), c.unit.c_str(), c.samples.size());
+      print_counters(counters);
     }
     if (!o->json_path.empty()) {
       nlohmann::json j = perf::to_json(summary);
       j["command"] = o->command;
       j["exit_code"] = rc;
-      j["counters"] = nlohmann::json::object();
-      for (const perf::CounterTrack& c : counters)
-        j["counters"][c.name] = {{"unit", c.unit}, {"mean", c.mean()}, {"max", c.max()}, {"samples", c.samples.size()}};
+      write_counters(j, counters);
       write_file_atomically(o->json_path, j.dump(1) + "\n");
     }
     if (!o->trace_path.empty())
