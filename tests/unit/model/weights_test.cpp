@@ -2,6 +2,8 @@
 // shapes their spec says.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstring>
 #include <filesystem>
 
 #include "roofline/core/error.h"
@@ -88,6 +90,38 @@ TEST(Presets, RandomWeightsHaveTheSpecShapes) {
   EXPECT_EQ(w.layers[0].up.weight.shape(), (Shape{3072, 768}));
   EXPECT_EQ(w.position_embedding.shape(), (Shape{1024, 768}));
   EXPECT_EQ(w.lm_head.weight.data(), w.token_embedding.data());
+}
+
+// Counter-based and parallel: the same seed gives the same bits, another seed other values, and a matrix's
+// values follow N(0, 0.02) (norm weights N(1, 0.02)).
+TEST(Presets, RandomWeightsAreDeterministicNormalDraws) {
+  ModelSpec s = preset_spec("llama-134m");
+  s.num_layers = 1;
+  const ModelWeights a = random_weights(s, DType::F32, 11), b = random_weights(s, DType::F32, 11);
+  const ModelWeights c = random_weights(s, DType::F32, 12);
+  const Tensor& up = a.layers[0].up.weight;  // [2048, 768]: 24 pieces of 64k values
+  const size_t n = size_t(up.numel());
+  ASSERT_EQ(std::memcmp(up.data(), b.layers[0].up.weight.data(), n * 4), 0);
+  ASSERT_NE(std::memcmp(up.data(), c.layers[0].up.weight.data(), n * 4), 0);
+  ASSERT_NE(std::memcmp(up.data(), a.layers[0].gate.weight.data(), n * 4), 0);  // each tensor its own stream
+  double sum = 0, sum_sq = 0;
+  size_t beyond_3_sigma = 0, zeros = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double x = up.ptr<float>()[i];
+    sum += x;
+    sum_sq += x * x;
+    beyond_3_sigma += std::abs(x) > 0.06;
+    zeros += x == 0.0;
+  }
+  const double mean = sum / double(n), stddev = std::sqrt(sum_sq / double(n) - mean * mean);
+  EXPECT_NEAR(mean, 0.0, 1e-4);
+  EXPECT_NEAR(stddev, 0.02, 2e-4);
+  EXPECT_NEAR(double(beyond_3_sigma) / double(n), 0.0027, 0.0006);  // a normal tail, not a uniform's
+  EXPECT_EQ(zeros, 0u);
+  const Tensor& norm = a.layers[0].attn_norm.weight;
+  double norm_mean = 0;
+  for (int64_t i = 0; i < norm.numel(); ++i) norm_mean += norm.ptr<float>()[i];
+  EXPECT_NEAR(norm_mean / double(norm.numel()), 1.0, 0.005);
 }
 
 }  // namespace
