@@ -37,6 +37,8 @@
 #include "roofline/core/dtype.h"
 #include "roofline/core/error.h"
 
+#include "gpu_bench_main.h"
+
 namespace roofline {
 namespace {
 
@@ -373,10 +375,5 @@ int run(int argc, char** argv) {
 }  // namespace roofline
 
 int main(int argc, char** argv) {
-  try {
-    return roofline::run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "gpu_attention_bench: %s\n", e.what());
-    return 1;
-  }
+  return roofline::bench_main("roofline_gpu_attention_bench", roofline::run, argc, argv);
 }

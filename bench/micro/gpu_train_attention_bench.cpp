@@ -30,6 +30,8 @@
 #include "roofline/train/cuda/flash_attention.h"
 #include "roofline/train/cuda/flash_attention_lab.h"
 
+#include "gpu_bench_main.h"
+
 namespace roofline {
 namespace {
 
@@ -165,15 +167,18 @@ int run(int argc, char** argv) {
         r.variants.push_back({"fwd", fmt::format("warps{}_rows{}_keys{}", fv.warps, fv.warp_rows, fv.block_keys), us,
                               fwd_flops / us * 1e-6});
       }
+      // A backward lab variant's time on this shape's data.
+      auto time_backward = [&](const lab::BackwardVariant& bv) {
+        return time_us(stream, [&] {
+          lab::flash_attention_backward(s, qkv.bf16(), qkv.bf16(size_t(qw)), qkv.bf16(size_t(qw + kvw)), out.bf16(),
+                                        static_cast<float*>(lse.ptr), dout.bf16(), grads.bf16(),
+                                        grads.bf16(size_t(qw)), grads.bf16(size_t(qw + kvw)), workspace.ptr, bv,
+                                        stream);
+        }, reps);
+      };
       for (int dkdv_warps : {4, 8})
         for (int dq_warps : {4, 8}) {
-          const lab::BackwardVariant bv{dkdv_warps, dq_warps};
-          const double us = time_us(stream, [&] {
-            lab::flash_attention_backward(s, qkv.bf16(), qkv.bf16(size_t(qw)), qkv.bf16(size_t(qw + kvw)), out.bf16(),
-                                          static_cast<float*>(lse.ptr), dout.bf16(), grads.bf16(),
-                                          grads.bf16(size_t(qw)), grads.bf16(size_t(qw + kvw)), workspace.ptr, bv,
-                                          stream);
-          }, reps);
+          const double us = time_backward({dkdv_warps, dq_warps});
           r.variants.push_back({"bwd", fmt::format("dkdv_warps{}_dq_warps{}", dkdv_warps, dq_warps), us,
                                 bwd_flops / us * 1e-6});
         }
@@ -184,12 +189,7 @@ int run(int argc, char** argv) {
                     : std::vector<lab::BackwardVariant>(std::begin(lab::kWgmmaBackwardVariants128),
                                                         std::end(lab::kWgmmaBackwardVariants128));
       for (const lab::BackwardVariant& bv : wgmma_variants) {
-        const double us = time_us(stream, [&] {
-          lab::flash_attention_backward(s, qkv.bf16(), qkv.bf16(size_t(qw)), qkv.bf16(size_t(qw + kvw)), out.bf16(),
-                                        static_cast<float*>(lse.ptr), dout.bf16(), grads.bf16(),
-                                        grads.bf16(size_t(qw)), grads.bf16(size_t(qw + kvw)), workspace.ptr, bv,
-                                        stream);
-        }, reps);
+        const double us = time_backward(bv);
         r.variants.push_back({"bwd",
                               fmt::format("wgmma_dkdv_wg{}_dq_wg{}{}", bv.dkdv_warpgroups, bv.dq_warpgroups,
                                           bv.serial ? "_serial" : ""),
@@ -201,12 +201,7 @@ int run(int argc, char** argv) {
         for (const int part : {1, 2}) {
           lab::BackwardVariant bv;
           bv.wgmma = wgmma, bv.part = part;
-          const double us = time_us(stream, [&] {
-            lab::flash_attention_backward(s, qkv.bf16(), qkv.bf16(size_t(qw)), qkv.bf16(size_t(qw + kvw)), out.bf16(),
-                                          static_cast<float*>(lse.ptr), dout.bf16(), grads.bf16(),
-                                          grads.bf16(size_t(qw)), grads.bf16(size_t(qw + kvw)), workspace.ptr, bv,
-                                          stream);
-          }, reps);
+          const double us = time_backward(bv);
           // Products: dK/dV 4 of the 5 credited, dQ 3 (1 credited + the 2 recomputed).
           const double flops = bwd_flops / 5.0 * (part == 1 ? 4.0 : 3.0);
           r.variants.push_back({"bwd", fmt::format("{}_{}", wgmma ? "wgmma_default" : "mma_sync_default",
@@ -239,10 +234,5 @@ int run(int argc, char** argv) {
 }  // namespace roofline
 
 int main(int argc, char** argv) {
-  try {
-    return roofline::run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "gpu_train_attention_bench: %s\n", e.what());
-    return 1;
-  }
+  return roofline::bench_main("roofline_gpu_train_attention_bench", roofline::run, argc, argv);
 }

@@ -5,7 +5,7 @@
 //   forward:  x f32 read, y bf16 written, mean and rstd: 6 bytes an element.
 // The per-block partial sums (dweight, dbias, bias column sums) go through device memory twice more; they are
 // not counted (GPT-2: 256 partial rows of 3 x 768 floats, 2.4 MB written and read back).
-// Copy bandwidth: cudaMemcpy device to device of 1 GiB, read plus write. Times: CUDA events, warm-up, median
+// Copy bandwidth: cuda::measure_copy_bandwidth over 1 GiB, read plus write. Times: CUDA events, warm-up, median
 // of 11 samples of 10 back-to-back calls; every call moves ~226 MB, over 4x the L2, so the calls do not
 // serve each other from cache. Uses only the public kernels.h interface, so the same source builds against
 // any version of the library (main's, to compare).
@@ -18,12 +18,16 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "roofline/backend/cuda/cuda_check.h"
+#include "roofline/backend/cuda/cuda_runtime_info.h"
 #include "roofline/train/cuda/kernels.h"
+
+#include "gpu_bench_main.h"
 
 namespace roofline {
 namespace {
@@ -93,14 +97,7 @@ int run(int argc, char** argv) {
   }
   cudaDeviceProp prop{};
   ROOFLINE_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
-  double copy_gbps = 0;
-  {
-    const size_t bytes = size_t(1) << 30;
-    Buffer<char> a(bytes), b(bytes);
-    ROOFLINE_CUDA_CHECK(cudaMemset(a.ptr, 1, bytes));
-    const double us = time_us([&] { ROOFLINE_CUDA_CHECK(cudaMemcpyAsync(b.ptr, a.ptr, bytes, cudaMemcpyDeviceToDevice)); }, 5);
-    copy_gbps = 2.0 * double(bytes) / us * 1e-3;
-  }
+  const double copy_gbps = cuda::measure_copy_bandwidth(size_t(1) << 30, 11) * 1e-9;
   std::printf("device %s, %d SMs, copy %.0f GB/s (read + write)\n", prop.name, prop.multiProcessorCount, copy_gbps);
   std::printf("%-34s %7s %6s %9s %9s %8s %7s\n", "case", "rows", "dim", "us/call", "MB/call", "GB/s", "of copy");
   std::vector<Row> table;
@@ -151,15 +148,11 @@ int run(int argc, char** argv) {
     report(kind + " bwd (write, all sums)", c.rows, c.dim, us_set, 14.0 * elems + stats);
   }
   if (!json_path.empty()) {
-    std::ofstream f(json_path);
-    f << "{\"device\": \"" << prop.name << "\", \"copy_gbps\": " << copy_gbps << ", \"rows\": [\n";
-    for (size_t i = 0; i < table.size(); ++i) {
-      const Row& r = table[i];
-      f << " {\"case\": \"" << r.name << "\", \"rows\": " << r.rows << ", \"dim\": " << r.dim << ", \"us\": " << r.us
-        << ", \"bytes\": " << r.bytes << ", \"gbps\": " << r.gbps << ", \"share_of_copy\": " << r.share << "}"
-        << (i + 1 < table.size() ? ",\n" : "\n");
-    }
-    f << "]}\n";
+    nlohmann::json j = {{"device", prop.name}, {"copy_gbps", copy_gbps}, {"rows", nlohmann::json::array()}};
+    for (const Row& r : table)
+      j["rows"].push_back({{"case", r.name}, {"rows", r.rows}, {"dim", r.dim}, {"us", r.us}, {"bytes", r.bytes},
+                           {"gbps", r.gbps}, {"share_of_copy", r.share}});
+    std::ofstream(json_path) << j.dump(1) << "\n";
     std::printf("wrote %s\n", json_path.c_str());
   }
   return 0;
@@ -169,10 +162,5 @@ int run(int argc, char** argv) {
 }  // namespace roofline
 
 int main(int argc, char** argv) {
-  try {
-    return roofline::run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 1;
-  }
+  return roofline::bench_main("roofline_gpu_train_norm_bench", roofline::run, argc, argv);
 }
