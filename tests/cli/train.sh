@@ -128,6 +128,9 @@ expect_error "missing data dir" "--data" "$bin" train --init "$fx/llama" --data 
 expect_error "token outside vocab" "vocabulary" "$bin" train --init "$fx/llama" --data-tokens 1,99999 --steps 1
 expect_error "bad token list" "--data-tokens" "$bin" train --init "$fx/llama" --data-tokens 1,x --steps 1
 expect_error "kv heads" "--kv-heads" "$bin" train --arch llama --layers 1 --hidden 32 --heads 4 --kv-heads 3 --data "$tmp/data" --steps 1
+expect_error "bad gemm algorithms" "--gemm-algorithms" "$bin" train --init "$fx/llama" --data-tokens 1,2,3 --steps 1 --gemm-algorithms fastest
+echo '{"gemm_algorithms": 3}' >"$tmp/bad_state.json"
+expect_error "gemm algorithms file without choices" "no kept GEMM choices" "$bin" train --init "$fx/llama" --data-tokens 1,2,3 --steps 1 --gemm-algorithms "$tmp/bad_state.json"
 expect_error "unknown config key" "unknown key" "$bin" train --config <(echo 'colour = "red"') --data "$tmp/data"
 expect_error "score no input" "-f" "$bin" score -m "$fx/llama"
 expect_error "score bad model" "config.json" "$bin" score -m "$tmp/none" --tokens 1,2

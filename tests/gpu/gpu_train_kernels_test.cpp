@@ -21,6 +21,7 @@ namespace {
 using ::roofline::cuda::GemmGelu;  // the cuBLASLt wrapper of backend/cuda
 using ::roofline::cuda::GemmOperand;
 using ::roofline::cuda::LtGemm;
+using ::roofline::GemmAlgorithmTable;
 
 using test::random_floats;
 using test::relative_l2;
@@ -388,6 +389,85 @@ TEST_F(GpuTrainKernels, WeightGradientGemmWritesBiasGradient) {
     EXPECT_EQ(download(dg2), got_g);
     EXPECT_EQ(download(ddb2), got_db);
   }
+}
+
+// Tuned cuBLASLt choices (LtGemm::enable_tuning): every form still computes its product (float64 reference);
+// the kept table has one entry per form, made here; a second instance given that table repeats the tuned
+// instance's outputs bit for bit (what --resume and --gemm-algorithms FILE rely on); a table made elsewhere is
+// refused, and a table comes before the first product or not at all.
+TEST_F(GpuTrainKernels, TunedGemmChoicesAreKeptAndRepeatExactly) {
+  const int64_t M = 256, K = 384, N = 1152;
+  std::vector<double> x, w, dy;
+  auto dxx = to_device_bf16(random_floats(size_t(M * K), 41), &x);
+  auto dww = to_device_bf16(random_floats(size_t(N * K), 42), &w);
+  auto ddy = to_device_bf16(random_floats(size_t(M * N), 43), &dy);
+  const auto bias = random_floats(static_cast<size_t>(N), 44), resid = random_floats(size_t(M * N), 45),
+             g0 = random_floats(size_t(N * K), 46);
+  auto dbias = to_device(bias), dres = to_device(resid);
+  struct Outputs {
+    std::vector<double> y, yb, dx, dg;
+  };
+  auto run_all = [&](LtGemm& gemm) {
+    DeviceArray<float> y(size_t(M * N)), dx(size_t(M * K));
+    DeviceArray<bf16> yb(size_t(M * N));
+    auto dg = to_device(g0);
+    gemm.run(M, N, K, {dxx.get(), K, false}, {dww.get(), K, true}, y.get(), CUDA_R_32F, N, 1.0f, dres.get(),
+             dbias.get(), CUDA_R_32F);                                                               // x W^T + b + r
+    gemm.run(M, N, K, {dxx.get(), K, false}, {dww.get(), K, true}, yb.get(), CUDA_R_16BF, N, 0.0f, nullptr,
+             dbias.get(), CUDA_R_32F);                                                               // x W^T + b
+    gemm.run(M, K, N, {ddy.get(), N, false}, {dww.get(), K, false}, dx.get(), CUDA_R_32F, K);         // dy W
+    gemm.run(N, K, M, {ddy.get(), N, true}, {dxx.get(), K, false}, dg.get(), CUDA_R_32F, K, 1.0f);   // += dy^T x
+    EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    return Outputs{download(y), download(yb), download(dx), download(dg)};
+  };
+
+  LtGemm tuned(nullptr, 32 << 20);
+  tuned.enable_tuning();
+  const Outputs a = run_all(tuned);
+  std::vector<double> ry(size_t(M * N)), ryb(size_t(M * N)), rdx(size_t(M * K), 0.0), rg(g0.begin(), g0.end());
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = 0; n < N; ++n) {
+      double s = bias[static_cast<size_t>(n)];
+      for (int64_t k = 0; k < K; ++k) s += x[size_t(m * K + k)] * w[size_t(n * K + k)];
+      ryb[size_t(m * N + n)] = s;
+      ry[size_t(m * N + n)] = s + resid[size_t(m * N + n)];
+      for (int64_t k = 0; k < K; ++k) {
+        rdx[size_t(m * K + k)] += dy[size_t(m * N + n)] * w[size_t(n * K + k)];
+        rg[size_t(n * K + k)] += dy[size_t(m * N + n)] * x[size_t(m * K + k)];
+      }
+    }
+  EXPECT_LT(relative_l2(a.y, ry), 1e-5);
+  EXPECT_LT(relative_l2(a.yb, ryb), 8e-3);
+  EXPECT_LT(relative_l2(a.dx, rdx), 1e-5);
+  EXPECT_LT(relative_l2(a.dg, rg), 1e-5);
+
+  const GemmAlgorithmTable table = tuned.algorithms();
+  EXPECT_EQ(table.library, LtGemm::library_id());
+  EXPECT_EQ(table.device, LtGemm::device_id());
+  ASSERT_EQ(table.choices.size(), 4u);
+  for (const auto& [form, choice] : table.choices) {
+    EXPECT_EQ(choice.algorithm.size(), 2 * sizeof(cublasLtMatmulAlgo_t)) << form;
+    EXPECT_GT(choice.heuristic_ms, 0.0) << form;
+    EXPECT_GT(choice.ms, 0.0) << form;
+    EXPECT_LE(choice.ms, choice.heuristic_ms) << form;
+    std::printf("tuned %s: %.4f ms (heuristic's first %.4f ms)\n", form.c_str(), choice.ms, choice.heuristic_ms);
+  }
+
+  LtGemm repeat(nullptr, 32 << 20);
+  ASSERT_TRUE(repeat.use_algorithms(GemmAlgorithmTable::from_json(table.to_json(), "test")));
+  const Outputs b = run_all(repeat);
+  EXPECT_EQ(b.y, a.y);
+  EXPECT_EQ(b.yb, a.yb);
+  EXPECT_EQ(b.dx, a.dx);
+  EXPECT_EQ(b.dg, a.dg);
+  EXPECT_EQ(repeat.algorithms().to_json(), table.to_json());  // and records the same choices again
+
+  GemmAlgorithmTable elsewhere = table;
+  elsewhere.device = "another GPU";
+  LtGemm other(nullptr, 32 << 20);
+  EXPECT_FALSE(other.use_algorithms(elsewhere));
+  EXPECT_TRUE(other.algorithms().empty());  // the heuristic alone: nothing kept
+  EXPECT_THROW(repeat.use_algorithms(table), Error);  // plans exist already
 }
 
 // Attention through the public interface, q/k/v inside one fused [B*T, (Hq + 2 Hkv) * D] row.

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <string>
 #include <vector>
@@ -267,6 +268,50 @@ TEST_F(GpuTrainRun, ResumeIsBitExact) {
   ASSERT_EQ(rest.losses.size(), 5u);
   for (size_t i = 0; i < 3; ++i) EXPECT_EQ(first.losses[i], whole.losses[i]) << i;
   for (size_t i = 0; i < 5; ++i) EXPECT_EQ(rest.losses[i], whole.losses[3 + i]) << 3 + i;
+  fs::remove_all(tmp);
+}
+
+// With --gemm-algorithms tune, the choices made by timing go into the checkpoint: the resumed part reuses them,
+// and a fresh run given that checkpoint's state.json repeats the tuned run's losses bit for bit.
+TEST_F(GpuTrainRun, TunedGemmChoicesResumeAndRepeatExactly) {
+  namespace fs = std::filesystem;
+  const fs::path tmp = fs::temp_directory_path() / ("gpu_train_tuned_" + std::to_string(::getpid()));
+  fs::remove_all(tmp);
+  TrainOptions o;
+  o.arch = "gpt2";  // the GELU epilogue forms too
+  o.layers = 2;
+  o.hidden = 128;
+  o.heads = 2;
+  o.kv_heads = 2;
+  o.tokenizer = fixture_tokenizer();
+  std::mt19937 rng(5);
+  for (int i = 0; i < 129; ++i) o.data_tokens.push_back(int32_t(rng() % 300));
+  o.steps = 6;
+  o.lr = 1e-3;
+  o.clip = 1.0;
+  o.device = "cuda";
+  o.progress = false;
+  o.peak_flops = 1e12;
+  o.gemm_algorithms = "tune";
+  o.out = (tmp / "parts").string();
+  o.stop_at = 2;
+  const TrainSummary first = run_training(o);
+  o.stop_at = 0;
+  o.resume = true;
+  const TrainSummary rest = run_training(o);
+  const std::string state = (tmp / "parts" / "trainer_state" / "state.json").string();
+  std::ifstream in(state);
+  const nlohmann::json kept = nlohmann::json::parse(in).at("gemm_algorithms");
+  EXPECT_GE(kept.at("gemms").size(), 6u) << kept.dump(1);
+  o.resume = false;
+  o.out = (tmp / "repeat").string();
+  o.gemm_algorithms = state;
+  const TrainSummary repeat = run_training(o);
+  ASSERT_EQ(first.losses.size(), 2u);
+  ASSERT_EQ(rest.losses.size(), 4u);
+  ASSERT_EQ(repeat.losses.size(), 6u);
+  for (size_t i = 0; i < 2; ++i) EXPECT_EQ(first.losses[i], repeat.losses[i]) << i;
+  for (size_t i = 0; i < 4; ++i) EXPECT_EQ(rest.losses[i], repeat.losses[2 + i]) << 2 + i;
   fs::remove_all(tmp);
 }
 

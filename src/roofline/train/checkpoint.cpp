@@ -96,6 +96,7 @@ void save_checkpoint(const std::string& dir, const ModelSpec& spec, const ParamL
   s["seed"] = state.seed;
   s["elapsed_seconds"] = state.elapsed_seconds;
   s["options"] = state.options;
+  if (!state.gemm_algorithms.is_null()) s["gemm_algorithms"] = state.gemm_algorithms;
   write_file_atomically((tmp / "trainer_state" / "state.json").string(), s.dump(2) + "\n");
   fsync_dir(tmp / "trainer_state");
   fsync_dir(tmp);
@@ -130,6 +131,7 @@ void load_trainer_state(const std::string& dir, Optimizer& optimizer, TrainerSta
     state.seed = s.at("seed").get<uint64_t>();
     state.elapsed_seconds = s.value("elapsed_seconds", 0.0);
     state.options = s.value("options", nlohmann::json::object());
+    state.gemm_algorithms = s.contains("gemm_algorithms") ? s.at("gemm_algorithms") : nlohmann::json();
     const std::string kind = s.at("optimizer").get<std::string>();
     const bool adamw = optimizer.config().kind == OptimizerKind::AdamW;
     if ((kind == "adamw") != adamw)

@@ -23,6 +23,7 @@ struct TrainerState {
   uint64_t seed = 0;
   double elapsed_seconds = 0;   // training time of earlier sessions
   nlohmann::json options;       // the run's options, for the record and for --resume checks
+  nlohmann::json gemm_algorithms;  // the model's GEMM choices (Trainable::gemm_algorithms); null: none kept
 };
 
 // tokenizer_source: a tokenizer.json file or a directory whose tokenizer files are copied ("" = none).

@@ -3,6 +3,7 @@
 // holds (f32 parameters in the ParamLayout order, optimizer moments) brought to the host. The CPU model
 // (TrainModel) and the CUDA model (cuda/cuda_train_model.h) both satisfy it, so trainer.cpp has one loop.
 #pragma once
+#include <nlohmann/json.hpp>
 #include <array>
 #include <cstdint>
 #include <memory>
@@ -58,6 +59,16 @@ class Trainable {
   virtual void optimizer_state_from_host(Optimizer& optimizer) = 0;  // reads the optimizer's moments
   // The accumulated gradients (f32, ParamLayout order) into out[layout().total] (tests, diagnostics).
   virtual void copy_grads_to_host(float* out) = 0;
+
+  // The GEMM algorithms this model chose (a GemmAlgorithmTable as JSON, backend/gemm_algorithm_table.h; null
+  // where cuBLASLt's heuristic alone chose, and on the CPU), kept in checkpoints so that a resumed run makes
+  // the same choices; use_gemm_algorithms gives a checkpoint's before the first step and returns false where
+  // they were made on another GPU or cuBLASLt version (and so are not used).
+  virtual nlohmann::json gemm_algorithms() const { return nullptr; }
+  virtual bool use_gemm_algorithms(const nlohmann::json& table) {
+    (void)table;
+    return true;
+  }
 };
 
 // The CPU model (f32, threads of `pool`), starting from `params` (ParamLayout order).

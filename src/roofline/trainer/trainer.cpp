@@ -163,12 +163,32 @@ std::string kept_log(const std::string& path, int64_t last_step, std::vector<std
   return kept;
 }
 
+// --gemm-algorithms: null for "heuristic" and "tune"; else the table kept in the file it names (a checkpoint's
+// trainer_state/state.json, or a table alone), so a fresh run can repeat a tuned one's choices exactly.
+nlohmann::json read_gemm_algorithms(const std::string& value) {
+  if (value == "heuristic" || value == "tune") return nullptr;
+  std::ifstream in(value);
+  if (!in) fail("--gemm-algorithms must be heuristic, tune or a file of kept choices; cannot read '{}'", value);
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    fail("--gemm-algorithms {}: not JSON: {}", value, e.what());
+  }
+  if (j.is_object() && j.contains("gemm_algorithms")) j = j.at("gemm_algorithms");  // a trainer state
+  if (!j.is_object() || !j.contains("gemms"))
+    fail("--gemm-algorithms {}: no kept GEMM choices in it (expected a trainer_state/state.json with "
+         "\"gemm_algorithms\", or an object with \"library\", \"device\" and \"gemms\")", value);
+  return j;
+}
+
 // The model on the device the options name, starting from `params` (ParamLayout order).
 std::unique_ptr<Trainable> make_trainable(const TrainOptions& o, const ModelSpec& spec, ThreadPool& pool,
                                           const std::vector<float>& params, const OptimizerConfig& optimizer) {
   if (o.device == "cpu") return make_cpu_trainable(spec, pool, o.checkpoint_activations, params.data());
 #if ROOFLINE_HAVE_TRAIN_CUDA
-  return cuda::make_cuda_trainable(spec, o.checkpoint_activations, params.data(), optimizer);
+  return cuda::make_cuda_trainable(spec, o.checkpoint_activations, params.data(), optimizer,
+                                   o.gemm_algorithms == "tune");
 #else
   (void)optimizer;
   fail("--device cuda: this build has no CUDA training (configure with -DROOFLINE_CUDA=ON where the CUDA toolkit "
@@ -189,6 +209,7 @@ double device_peak_flops(const TrainOptions& o) {
 
 TrainSummary run_training(const TrainOptions& o) {
   if (o.device != "cpu" && o.device != "cuda") fail("--device must be cpu or cuda, got '{}'", o.device);
+  const nlohmann::json kept_gemm_algorithms = read_gemm_algorithms(o.gemm_algorithms);
   const bool overfit = !o.data_tokens.empty();
   if (o.resume && o.out.empty()) fail("--resume needs --out DIR (the checkpoint to continue)");
   if (o.resume && !has_trainer_state(o.out)) fail("--resume: {} holds no checkpoint to resume from", o.out);
@@ -283,10 +304,18 @@ TrainSummary run_training(const TrainOptions& o) {
     model->optimizer_state_from_host(optimizer);
     if (state.step >= o.steps) fail("--resume: the checkpoint in {} is at step {}, already >= --steps {}", o.out, state.step, o.steps);
   }
+  // Kept GEMM choices: those named by --gemm-algorithms, else a resumed checkpoint's.
+  if (const nlohmann::json& kept = kept_gemm_algorithms.is_null() ? state.gemm_algorithms : kept_gemm_algorithms;
+      !kept.is_null() && !model->use_gemm_algorithms(kept))
+    std::fprintf(stderr,
+                 "train: the kept GEMM algorithms were chosen by %s on %s, not here: choosing again, so this run "
+                 "may differ from the one that kept them in the last digits\n",
+                 kept.value("library", std::string("?")).c_str(), kept.value("device", std::string("?")).c_str());
   nlohmann::json opts = {{"arch", spec.model_type}, {"seq", T}, {"batch", B}, {"grad_accum", A}, {"steps", o.steps},
                          {"lr", o.lr}, {"schedule", schedule_name(schedule)}, {"warmup", o.warmup},
                          {"optimizer", o.optimizer}, {"weight_decay", oc.weight_decay}, {"clip", clip},
-                         {"seed", state.seed}, {"data", o.data}, {"init", o.init}};
+                         {"seed", state.seed}, {"data", o.data}, {"init", o.init},
+                         {"gemm_algorithms", o.gemm_algorithms}};
   state.options = opts;
   std::unique_ptr<DataLoader> loader;
   if (!overfit) loader = std::make_unique<DataLoader>(*train_split, B, T, state.seed, state.loader_position);
@@ -345,6 +374,7 @@ TrainSummary run_training(const TrainOptions& o) {
     if (o.out.empty()) return;
     state.loader_position = loader ? loader->position() : 0;
     model->optimizer_state_to_host(optimizer);
+    if (nlohmann::json chosen = model->gemm_algorithms(); !chosen.is_null()) state.gemm_algorithms = std::move(chosen);
     save_checkpoint(o.out, spec, model->layout(), model->host_params(), optimizer, state, tokenizer_source);
   };
 

@@ -181,6 +181,13 @@ TEST(TrainCheckpoint, SavedDirectoryLoadsAsTheSameModel) {
     Optimizer opt2({OptimizerKind::AdamW}, model->layout());
     load_trainer_state(tmp / "ckpt", opt2, read);
     EXPECT_EQ(read.step, 4);
+    EXPECT_TRUE(read.gemm_algorithms.is_null());  // none kept: none written
+    // Kept GEMM choices travel with the trainer state, unchanged.
+    state.gemm_algorithms = {{"library", "cublasLt 1"}, {"device", "gpu"},
+                             {"gemms", {{"M1 N2 K3", {{"algorithm", "00ff"}, {"ms", 0.5}}}}}};
+    save_checkpoint(tmp / "ckpt", *model, opt, state, fixture_dir(name));
+    load_trainer_state(tmp / "ckpt", opt2, read);
+    EXPECT_EQ(read.gemm_algorithms, state.gemm_algorithms);
     for (const auto& e : fs::directory_iterator(fs::path(tmp / "ckpt").parent_path()))
       EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos);
   }
@@ -256,6 +263,9 @@ TEST(TrainLoop, OverfitsOneBatchAndRejectsBadInput) {
   EXPECT_THROW(run_training(o), Error);
   o.device = "cpu";
   o.optimizer = "adam";
+  EXPECT_THROW(run_training(o), Error);
+  o.optimizer = "sgd";
+  o.gemm_algorithms = "fastest";  // neither heuristic, tune nor a readable file
   EXPECT_THROW(run_training(o), Error);
 }
 

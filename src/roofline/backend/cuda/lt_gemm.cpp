@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <vector>
 
 #include "roofline/backend/cuda/cuda_check.h"
@@ -53,7 +54,8 @@ void LtGemm::destroy(Plan& plan) {
 
 // Column-major view: D^T [N x M] = opB' [N x K] . opA' [K x M], where cuBLASLt's "A" is our B and its "B" is
 // our A. A row-major matrix [r, c] with row stride ld is a column-major [c, r] matrix with leading dim ld.
-LtGemm::Plan& LtGemm::plan_for(const Key& key) {
+LtGemm::Plan& LtGemm::plan_for(const Key& key, bool* from_table) {
+  *from_table = false;
   if (auto it = plans_.find(key); it != plans_.end()) return it->second;
   Plan plan;
   try {
@@ -83,27 +85,30 @@ LtGemm::Plan& LtGemm::plan_for(const Key& key) {
     LT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.b, ab, key.ta ? M : K, key.ta ? K : M, key.lda));
     LT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.c, cudaDataType(key.c_type), N, M, key.ldc));
 
-    cublasLtMatmulPreference_t preference = nullptr;
-    LT_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&preference));
-    cublasLtMatmulHeuristicResult_t result{};
-    int found = 0;
-    try {
-      const uint64_t bytes = workspace_bytes_;
-      LT_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                                                              &bytes, sizeof(bytes)));
-      for (auto attribute : {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
-                             CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
-        LT_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(preference, attribute, &key.align, sizeof(key.align)));
-      LT_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(handle_, plan.desc, plan.a, plan.b, plan.c, plan.c,
-                                                         preference, 1, &result, &found));
-    } catch (...) {
-      cublasLtMatmulPreferenceDestroy(preference);
-      throw;
+    if (auto given = given_.find(form_name(key)); given != given_.end()) {
+      cublasLtMatmulHeuristicResult_t check{};
+      if (cublasLtMatmulAlgoCheck(handle_, plan.desc, plan.a, plan.b, plan.c, plan.c, &given->second, &check) ==
+              CUBLAS_STATUS_SUCCESS &&
+          check.workspaceSize <= workspace_bytes_) {
+        plan.algo = given->second;
+        *from_table = true;
+      } else {
+        std::fprintf(stderr, "gemm: cuBLASLt refuses the kept algorithm for %s; using its heuristic's (results "
+                             "will differ from the run that kept it)\n", form_name(key).c_str());
+      }
     }
-    cublasLtMatmulPreferenceDestroy(preference);
-    ROOFLINE_CHECK(found > 0, "gemm: cuBLASLt has no algorithm for M {} N {} K {} (trans {} {}, out type {})",
-                   key.M, key.N, key.K, key.ta, key.tb, key.c_type);
-    plan.algo = result.algo;
+    if (!*from_table) {
+      cublasLtMatmulPreference_t preference = preference_for(key);
+      cublasLtMatmulHeuristicResult_t result{};
+      int found = 0;
+      const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(handle_, plan.desc, plan.a, plan.b, plan.c,
+                                                                     plan.c, preference, 1, &result, &found);
+      cublasLtMatmulPreferenceDestroy(preference);
+      LT_CUBLAS_CHECK(status);
+      ROOFLINE_CHECK(found > 0, "gemm: cuBLASLt has no algorithm for M {} N {} K {} (trans {} {}, out type {})",
+                     key.M, key.N, key.K, key.ta, key.tb, key.c_type);
+      plan.algo = result.algo;
+    }
   } catch (...) {
     destroy(plan);
     throw;
@@ -111,22 +116,34 @@ LtGemm::Plan& LtGemm::plan_for(const Key& key) {
   return plans_.emplace(key, plan).first->second;
 }
 
-// Times up to 8 heuristic candidates (median of 5 after one warm-up) writing D to a scratch buffer.
-void LtGemm::survey_plan(const Key& key, const Plan& plan, const void* a, const void* b, const void* c_in,
-                            float beta) {
+cublasLtMatmulPreference_t LtGemm::preference_for(const Key& key) const {
   cublasLtMatmulPreference_t preference = nullptr;
   LT_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&preference));
-  const uint64_t bytes = workspace_bytes_;
-  LT_CUBLAS_CHECK(
-      cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &bytes, sizeof(bytes)));
-  for (auto attribute : {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
-                         CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
-    LT_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(preference, attribute, &key.align, sizeof(key.align)));
-  cublasLtMatmulHeuristicResult_t results[8] = {};
+  try {
+    const uint64_t bytes = workspace_bytes_;
+    LT_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &bytes,
+                                                            sizeof(bytes)));
+    for (auto attribute : {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+                           CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
+      LT_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(preference, attribute, &key.align, sizeof(key.align)));
+  } catch (...) {
+    cublasLtMatmulPreferenceDestroy(preference);
+    throw;
+  }
+  return preference;
+}
+
+std::vector<LtGemm::TimedAlgorithm> LtGemm::time_candidates(const Key& key, const Plan& plan, const void* a,
+                                                             const void* b, const void* c_in, float beta, int count,
+                                                             int repeats) {
+  std::vector<cublasLtMatmulHeuristicResult_t> results(static_cast<size_t>(count));
   int found = 0;
-  LT_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(handle_, plan.desc, plan.a, plan.b, plan.c, plan.c, preference, 8,
-                                                     results, &found));
+  cublasLtMatmulPreference_t preference = preference_for(key);
+  const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(handle_, plan.desc, plan.a, plan.b, plan.c, plan.c,
+                                                                 preference, count, results.data(), &found);
   cublasLtMatmulPreferenceDestroy(preference);
+  LT_CUBLAS_CHECK(status);
+  std::vector<TimedAlgorithm> timed(static_cast<size_t>(found));
   void* scratch = nullptr;
   const size_t c_bytes = size_t(key.M) * size_t(key.ldc) * (key.c_type == CUDA_R_32F ? 4 : 2);
   ROOFLINE_CUDA_CHECK(cudaMalloc(&scratch, c_bytes));
@@ -134,40 +151,109 @@ void LtGemm::survey_plan(const Key& key, const Plan& plan, const void* a, const 
   ROOFLINE_CUDA_CHECK(cudaEventCreate(&start));
   ROOFLINE_CUDA_CHECK(cudaEventCreate(&stop));
   const float alpha = 1.0f;
-  std::vector<double> ms_of(size_t(found), -1.0);
   for (int i = 0; i < found; ++i) {
+    timed[size_t(i)].algo = results[size_t(i)].algo;
     std::vector<float> times;
-    for (int rep = 0; rep < 6; ++rep) {
+    for (int rep = 0; rep <= repeats; ++rep) {  // the first is a warm-up
       ROOFLINE_CUDA_CHECK(cudaEventRecord(start, stream_));
-      const cublasStatus_t status =
+      const cublasStatus_t run =
           cublasLtMatmul(handle_, plan.desc, &alpha, b, plan.a, a, plan.b, &beta, c_in, plan.c, scratch, plan.c,
-                         &results[i].algo, workspace_, workspace_bytes_, stream_);
+                         &results[size_t(i)].algo, workspace_, workspace_bytes_, stream_);
       ROOFLINE_CUDA_CHECK(cudaEventRecord(stop, stream_));
       ROOFLINE_CUDA_CHECK(cudaEventSynchronize(stop));
-      if (status != CUBLAS_STATUS_SUCCESS) break;
+      if (run != CUBLAS_STATUS_SUCCESS) break;
       float ms = 0;
       ROOFLINE_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
       if (rep > 0) times.push_back(ms);
     }
-    if (times.size() == 5) {
+    if (int(times.size()) == repeats) {
       std::sort(times.begin(), times.end());
-      ms_of[size_t(i)] = times[2];
+      timed[size_t(i)].ms = times[times.size() / 2];
     }
   }
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
   cudaFree(scratch);
+  return timed;
+}
+
+void LtGemm::add_survey_line(const Key& key, const std::vector<TimedAlgorithm>& timed) {
   int best = -1;
-  for (int i = 0; i < found; ++i)
-    if (ms_of[size_t(i)] > 0 && (best < 0 || ms_of[size_t(i)] < ms_of[size_t(best)])) best = i;
+  for (size_t i = 0; i < timed.size(); ++i)
+    if (timed[i].ms > 0 && (best < 0 || timed[i].ms < timed[size_t(best)].ms)) best = int(i);
   if (best < 0) return;
   const double flops = 2.0 * double(key.M) * double(key.N) * double(key.K);
+  const double first = timed[0].ms, fastest = timed[size_t(best)].ms;
   survey_lines_.push_back(fmt::format(
       "{:>6} {:>6} {:>6} {}{} {:<4} {:>2} cand. | heuristic #0 {:>7.3f} ms {:>5.0f} TFLOP/s | best #{} {:>7.3f} ms "
       "{:>5.0f} TFLOP/s",
-      key.M, key.N, key.K, key.ta ? "T" : "N", key.tb ? "T" : "N", key.c_type == CUDA_R_32F ? "f32" : "bf16", found,
-      ms_of[0], ms_of[0] > 0 ? flops / (ms_of[0] * 1e-3) / 1e12 : 0.0, best, ms_of[size_t(best)],
-      flops / (ms_of[size_t(best)] * 1e-3) / 1e12));
+      key.M, key.N, key.K, key.ta ? "T" : "N", key.tb ? "T" : "N", key.c_type == CUDA_R_32F ? "f32" : "bf16",
+      timed.size(), first, first > 0 ? flops / (first * 1e-3) / 1e12 : 0.0, best, fastest,
+      flops / (fastest * 1e-3) / 1e12));
+}
+
+// Called once per plan, on its first run: the survey's timings, tuning, and the record of the choice.
+void LtGemm::choose(const Key& key, Plan& plan, bool from_table, const void* a, const void* b, const void* c_in,
+                    float beta) {
+  const bool tune = tune_ && !from_table;
+  GemmAlgorithmChoice choice;
+  if (survey_enabled_ || tune) {
+    const std::vector<TimedAlgorithm> timed = time_candidates(key, plan, a, b, c_in, beta, tune ? 16 : 8, tune ? 7 : 5);
+    if (survey_enabled_) add_survey_line(key, timed);
+    if (tune && !timed.empty() && timed[0].ms > 0) {
+      size_t best = 0;
+      for (size_t i = 1; i < timed.size(); ++i)
+        if (timed[i].ms > 0 && timed[i].ms < timed[best].ms) best = i;
+      const bool clearly_faster = timed[best].ms < 0.97 * timed[0].ms;
+      if (clearly_faster) plan.algo = timed[best].algo;  // else the plan keeps the heuristic's first
+      choice.ms = timed[clearly_faster ? best : 0].ms;
+      choice.heuristic_ms = timed[0].ms;
+    }
+  }
+  if (!tune_ && given_.empty()) return;  // the heuristic alone: nothing to record
+  if (from_table) {
+    if (auto it = given_table_.choices.find(form_name(key)); it != given_table_.choices.end()) choice = it->second;
+  }
+  choice.algorithm = bytes_to_hex(&plan.algo, sizeof(plan.algo));
+  chosen_.choices[form_name(key)] = choice;
+}
+
+std::string LtGemm::form_name(const Key& k) {
+  return fmt::format("M{} N{} K{} lda{} ldb{} ldc{} {}{} ab{} c{} bias{}:{} align{} gelu{}:{} rowsums{}", k.M, k.N,
+                     k.K, k.lda, k.ldb, k.ldc, k.ta ? "T" : "N", k.tb ? "T" : "N", k.ab_type, k.c_type, int(k.bias),
+                     k.bias_type, k.align, k.gelu, k.aux_ld, int(k.a_row_sums));
+}
+
+std::string LtGemm::library_id() { return fmt::format("cublasLt {}", cublasLtGetVersion()); }
+
+std::string LtGemm::device_id() {
+  int device = 0;
+  ROOFLINE_CUDA_CHECK(cudaGetDevice(&device));
+  cudaDeviceProp prop{};
+  ROOFLINE_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
+  return fmt::format("{}, sm_{}{}, {} SMs", prop.name, prop.major, prop.minor, prop.multiProcessorCount);
+}
+
+bool LtGemm::use_algorithms(const GemmAlgorithmTable& table) {
+  ROOFLINE_CHECK(plans_.empty(), "gemm: kept algorithms must be given before the first product");
+  if (!table.made_by(library_id(), device_id())) return false;
+  std::map<std::string, cublasLtMatmulAlgo_t> given;
+  for (const auto& [form, choice] : table.choices) {
+    cublasLtMatmulAlgo_t algo{};
+    ROOFLINE_CHECK(hex_to_bytes(choice.algorithm, &algo, sizeof(algo)),
+                   "gemm: the kept algorithm for {} is not {} bytes of hex", form, sizeof(algo));
+    given.emplace(form, algo);
+  }
+  given_ = std::move(given);
+  given_table_ = table;
+  return true;
+}
+
+GemmAlgorithmTable LtGemm::algorithms() const {
+  GemmAlgorithmTable table = chosen_;
+  table.library = library_id();
+  table.device = device_id();
+  return table;
 }
 
 std::string LtGemm::survey() const {
@@ -197,11 +283,12 @@ void LtGemm::run(int64_t M, int64_t N, int64_t K, GemmOperand a, GemmOperand b, 
   const Key key{M, N, K, a.ld, b.ld, ldc, a.transposed, b.transposed, bias != nullptr, int(a.type), int(c_type),
                 int(bias_type), align, int(gelu.kind), aux_ld, a_row_sums != nullptr};
   const bool first_use = plans_.find(key) == plans_.end();
-  Plan& plan = plan_for(key);
+  bool from_table = false;
+  Plan& plan = plan_for(key, &from_table);
   if (bias) set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, bias);
   if (a_row_sums) set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, static_cast<const void*>(a_row_sums));
   if (gelu.kind != GemmGelu::Kind::None) set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, gelu.aux);
-  if (first_use && survey_enabled_) survey_plan(key, plan, a.data, b.data, c_in, beta);  // the pointers set above
+  if (first_use) choose(key, plan, from_table, a.data, b.data, c_in, beta);  // with the pointers set above
   const float alpha = 1.0f;
   LT_CUBLAS_CHECK(cublasLtMatmul(handle_, plan.desc, &alpha, b.data, plan.a, a.data, plan.b, &beta, c_in, plan.c, c,
                                     plan.c, &plan.algo, workspace_, workspace_bytes_, stream_));

@@ -24,6 +24,8 @@
 #include <tuple>
 #include <vector>
 
+#include "roofline/backend/gemm_algorithm_table.h"
+
 namespace roofline::cuda {
 
 struct GemmOperand {
@@ -45,14 +47,30 @@ class LtGemm {
   LtGemm(cudaStream_t stream, size_t workspace_bytes);
   ~LtGemm();
   LtGemm(const LtGemm&) = delete;
-  // For the profile: the first run of each plan first times cuBLASLt's other candidate algorithms (into a
-  // scratch output, so nothing the model reads changes) and survey() reports chosen vs fastest. The choice
-  // itself stays the heuristic's first (a timing-based choice could differ between runs and break bit-exact
-  // resume; and an autotuned choice, tried for decode-sized GEMMs, was within 1% of the heuristic's: see
-  // docs/performance.md, session 5).
+  // For the profile: the first run of each plan first times cuBLASLt's candidate algorithms (into a scratch
+  // output, so nothing the model reads changes) and survey() reports the heuristic's first against the
+  // fastest. The survey alone changes no choice (see enable_tuning).
   void enable_survey() { survey_enabled_ = true; }
   std::string survey() const;
   LtGemm& operator=(const LtGemm&) = delete;
+
+  // Which algorithm a new plan runs (see gemm_algorithm_table.h for why choices are kept):
+  //  1. the choice use_algorithms() gave for the plan's form, if cuBLASLt accepts it for the form;
+  //  2. with tuning on, the fastest of cuBLASLt's candidates (up to 16, each timed on the first call's own
+  //     operands into a scratch output: median of 7 after a warm-up), but only where it beats the heuristic's
+  //     first by more than 3%, so that timing noise does not swap near-equal ones;
+  //  3. the heuristic's first.
+  // Tuning times candidates with host synchronisation: never enable it on a stream being captured.
+  void enable_tuning() { tune_ = true; }
+  // Choices for plans made from now on. Returns false (keeping none) when the table was made by another
+  // cuBLASLt version or another GPU; its choices would not be valid here.
+  bool use_algorithms(const GemmAlgorithmTable& table);
+  // The choice of every plan made so far, when tuning is on or a table was given (empty otherwise: the
+  // heuristic alone needs no record, it chooses the same in every process).
+  GemmAlgorithmTable algorithms() const;
+  // What the table's `library` and `device` say for this process.
+  static std::string library_id();
+  static std::string device_id();
 
   // C (type c_type, row stride ldc) = op(A) . op(B) (+ bias, of type bias_type) + beta * C_in (C_in defaults
   // to C itself; same type and stride as C). a_row_sums (f32 [M], not with a bias or a GELU): written (not
@@ -81,8 +99,19 @@ class LtGemm {
     cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
     cublasLtMatmulAlgo_t algo{};
   };
-  Plan& plan_for(const Key& key);
-  void survey_plan(const Key& key, const Plan& plan, const void* a, const void* b, const void* c_in, float beta);
+  struct TimedAlgorithm {
+    cublasLtMatmulAlgo_t algo{};
+    double ms = -1;  // median; < 0: cuBLASLt refused it for these operands
+  };
+  static std::string form_name(const Key& key);
+  Plan& plan_for(const Key& key, bool* from_table);
+  cublasLtMatmulPreference_t preference_for(const Key& key) const;  // the caller destroys it
+  // cuBLASLt's candidates for the plan in its order, each timed on these operands (into a scratch output).
+  std::vector<TimedAlgorithm> time_candidates(const Key& key, const Plan& plan, const void* a, const void* b,
+                                              const void* c_in, float beta, int count, int repeats);
+  void add_survey_line(const Key& key, const std::vector<TimedAlgorithm>& timed);
+  void choose(const Key& key, Plan& plan, bool from_table, const void* a, const void* b, const void* c_in,
+              float beta);
   static void destroy(Plan& plan);
 
   cudaStream_t stream_;
@@ -92,6 +121,10 @@ class LtGemm {
   std::map<Key, Plan> plans_;
   bool survey_enabled_ = false;
   std::vector<std::string> survey_lines_;
+  bool tune_ = false;
+  std::map<std::string, cublasLtMatmulAlgo_t> given_;  // from use_algorithms(), by form
+  GemmAlgorithmTable given_table_;                      // the same, with their recorded timings
+  GemmAlgorithmTable chosen_;                           // what the plans run, when tuning or given a table
 };
 
 }  // namespace roofline::cuda

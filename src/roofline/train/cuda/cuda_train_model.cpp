@@ -27,6 +27,7 @@ namespace {
 using ::roofline::cuda::GemmGelu;  // the cuBLASLt wrapper of backend/cuda
 using ::roofline::cuda::GemmOperand;
 using ::roofline::cuda::LtGemm;
+using ::roofline::GemmAlgorithmTable;
 
 using C = DeviceMemoryCategory;
 
@@ -51,7 +52,8 @@ struct LayerActs {
 
 class CudaTrainModel final : public Trainable {
  public:
-  CudaTrainModel(ModelSpec spec, bool checkpoint, const float* params, const OptimizerConfig& optimizer);
+  CudaTrainModel(ModelSpec spec, bool checkpoint, const float* params, const OptimizerConfig& optimizer,
+                 bool tune_gemms);
   ~CudaTrainModel() override;
 
   const ModelSpec& spec() const override { return spec_; }
@@ -80,6 +82,13 @@ class CudaTrainModel final : public Trainable {
   void copy_grads_to_host(float* out) override {
     ROOFLINE_CUDA_CHECK(cudaStreamSynchronize(stream_));
     ROOFLINE_CUDA_CHECK(cudaMemcpy(out, grads_.get(), grads_.bytes(), cudaMemcpyDeviceToHost));
+  }
+  nlohmann::json gemm_algorithms() const override {
+    const GemmAlgorithmTable table = gemm_->algorithms();
+    return table.empty() ? nlohmann::json(nullptr) : table.to_json();
+  }
+  bool use_gemm_algorithms(const nlohmann::json& table) override {
+    return gemm_->use_algorithms(GemmAlgorithmTable::from_json(table, "the checkpoint's gemm_algorithms"));
   }
 
  private:
@@ -164,7 +173,8 @@ class CudaTrainModel final : public Trainable {
   PinnedArray<double> scalar_host_;
 };
 
-CudaTrainModel::CudaTrainModel(ModelSpec spec, bool checkpoint, const float* params, const OptimizerConfig& optimizer)
+CudaTrainModel::CudaTrainModel(ModelSpec spec, bool checkpoint, const float* params, const OptimizerConfig& optimizer,
+                               bool tune_gemms)
     : spec_(std::move(spec)), checkpoint_(checkpoint), layout_(ParamLayout::build(spec_)),
       optimizer_config_(optimizer) {
   const ModelSpec& s = spec_;
@@ -198,6 +208,7 @@ CudaTrainModel::CudaTrainModel(ModelSpec spec, bool checkpoint, const float* par
   gemm_workspace_noted_ = std::make_unique<NotedDeviceBytes>(C::Workspace, kTrainGemmWorkspaceBytes);
   profile_ = std::make_unique<OpProfile>(stream_);
   if (profile_->enabled()) gemm_->enable_survey();
+  if (tune_gemms) gemm_->enable_tuning();
   const char* gelu_env = std::getenv("ROOFLINE_TRAIN_GELU_EPILOGUE");
   gelu_forward_epilogue_ = gelu_backward_epilogue_ =
       s.mlp == MlpKind::GeluTanh && !(gelu_env && std::strcmp(gelu_env, "0") == 0);
@@ -692,8 +703,8 @@ void CudaTrainModel::optimizer_state_from_host(Optimizer& o) {
 }  // namespace
 
 std::unique_ptr<Trainable> make_cuda_trainable(ModelSpec spec, bool checkpoint_activations, const float* params,
-                                               const OptimizerConfig& optimizer) {
-  return std::make_unique<CudaTrainModel>(std::move(spec), checkpoint_activations, params, optimizer);
+                                               const OptimizerConfig& optimizer, bool tune_gemms) {
+  return std::make_unique<CudaTrainModel>(std::move(spec), checkpoint_activations, params, optimizer, tune_gemms);
 }
 
 double measured_gemm_peak_flops() {

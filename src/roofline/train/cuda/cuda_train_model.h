@@ -13,8 +13,9 @@
 namespace roofline::train::cuda {
 
 // Throws a clear Error for what the CUDA path does not support (Qwen3 q/k norms, head_dim other than 64 or 128).
+// tune_gemms: time cuBLASLt's candidates for each GEMM form and keep the fastest (LtGemm::enable_tuning).
 std::unique_ptr<Trainable> make_cuda_trainable(ModelSpec spec, bool checkpoint_activations, const float* params,
-                                               const OptimizerConfig& optimizer);
+                                               const OptimizerConfig& optimizer, bool tune_gemms = false);
 
 // The measured bf16 GEMM ceiling of this GPU (FLOP/s), for MFU.
 double measured_gemm_peak_flops();
