@@ -326,35 +326,64 @@ TEST_F(GpuTrainKernels, EmbeddingForwardAndDeterministicBackward) {
   EXPECT_LT(relative_l2(download(gwpe), rp), 1e-6);
 }
 
-TEST_F(GpuTrainKernels, GemmFormsOfALinearLayer) {
-  const int64_t M = 37, K = 72, N = 40;
+// The operands of one linear layer (x [M, K], W [N, K], dy [M, N] in bf16; bias, residual and the initial
+// weight gradient in f32), random from `seed`, with float64 references of its products.
+struct LinearLayerCase {
+  int64_t M, N, K;
   std::vector<double> x, w, dy;
-  auto dxx = to_device_bf16(random_floats(size_t(M * K), 19), &x);
-  auto dww = to_device_bf16(random_floats(size_t(N * K), 20), &w);
-  auto ddy = to_device_bf16(random_floats(size_t(M * N), 21), &dy);
-  const auto bias = random_floats(static_cast<size_t>(N), 22), resid = random_floats(size_t(M * N), 23),
-             g0 = random_floats(size_t(N * K), 24);
-  auto dbias = to_device(bias), dres = to_device(resid), dg = to_device(g0);
-  DeviceArray<float> y(size_t(M * N)), dx(size_t(M * K));
-  LtGemm gemm(nullptr, 1 << 20);
-  gemm.run(M, N, K, {dxx.get(), K, false}, {dww.get(), K, true}, y.get(), CUDA_R_32F, N, 1.0f, dres.get(), dbias.get(),
-           CUDA_R_32F);                                                                         // y = x W^T + b + r
-  gemm.run(M, K, N, {ddy.get(), N, false}, {dww.get(), K, false}, dx.get(), CUDA_R_32F, K);      // dx = dy W
-  gemm.run(N, K, M, {ddy.get(), N, true}, {dxx.get(), K, false}, dg.get(), CUDA_R_32F, K, 1.0f);  // dW += dy^T x
-  std::vector<double> ry(size_t(M * N)), rdx(size_t(M * K), 0.0), rg(g0.begin(), g0.end());
-  for (int64_t m = 0; m < M; ++m)
-    for (int64_t n = 0; n < N; ++n) {
-      double s = double(bias[static_cast<size_t>(n)]) + resid[size_t(m * N + n)];
-      for (int64_t k = 0; k < K; ++k) s += x[size_t(m * K + k)] * w[size_t(n * K + k)];
-      ry[size_t(m * N + n)] = s;
-      for (int64_t k = 0; k < K; ++k) {
-        rdx[size_t(m * K + k)] += dy[size_t(m * N + n)] * w[size_t(n * K + k)];
-        rg[size_t(n * K + k)] += dy[size_t(m * N + n)] * x[size_t(m * K + k)];
+  std::vector<float> bias, resid, g0;
+  DeviceArray<bf16> dx_in, dw_in, ddy;
+  DeviceArray<float> dbias, dres;
+  std::vector<double> ref_y_bias, ref_y, ref_dx, ref_dw;  // x W^T + b; + residual; dy W; g0 + dy^T x
+
+  LinearLayerCase(int64_t m, int64_t n, int64_t k, uint32_t seed)
+      : M(m), N(n), K(k), bias(random_floats(static_cast<size_t>(n), seed + 3)),
+        resid(random_floats(size_t(m * n), seed + 4)), g0(random_floats(size_t(n * k), seed + 5)),
+        dx_in(to_device_bf16(random_floats(size_t(m * k), seed), &x)),
+        dw_in(to_device_bf16(random_floats(size_t(n * k), seed + 1), &w)),
+        ddy(to_device_bf16(random_floats(size_t(m * n), seed + 2), &dy)), dbias(to_device(bias)),
+        dres(to_device(resid)) {
+    ref_y_bias.assign(size_t(M * N), 0.0);
+    ref_y.assign(size_t(M * N), 0.0);
+    ref_dx.assign(size_t(M * K), 0.0);
+    ref_dw.assign(g0.begin(), g0.end());
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) {
+        double acc = bias[static_cast<size_t>(j)];
+        for (int64_t c = 0; c < K; ++c) acc += x[size_t(i * K + c)] * w[size_t(j * K + c)];
+        ref_y_bias[size_t(i * N + j)] = acc;
+        ref_y[size_t(i * N + j)] = acc + resid[size_t(i * N + j)];
+        for (int64_t c = 0; c < K; ++c) {
+          ref_dx[size_t(i * K + c)] += dy[size_t(i * N + j)] * w[size_t(j * K + c)];
+          ref_dw[size_t(j * K + c)] += dy[size_t(i * N + j)] * x[size_t(i * K + c)];
+        }
       }
-    }
-  EXPECT_LT(relative_l2(download(y), ry), 1e-5);
-  EXPECT_LT(relative_l2(download(dx), rdx), 1e-5);
-  EXPECT_LT(relative_l2(download(dg), rg), 1e-5);
+  }
+  // The three products the trainer runs: y = x W^T + b + residual (f32), dx = dy W (f32), dw = g0 + dy^T x.
+  void forward_residual(LtGemm& gemm, DeviceArray<float>& y) const {
+    gemm.run(M, N, K, {dx_in.get(), K, false}, {dw_in.get(), K, true}, y.get(), CUDA_R_32F, N, 1.0f, dres.get(),
+             dbias.get(), CUDA_R_32F);
+  }
+  void input_gradient(LtGemm& gemm, DeviceArray<float>& dx) const {
+    gemm.run(M, K, N, {ddy.get(), N, false}, {dw_in.get(), K, false}, dx.get(), CUDA_R_32F, K);
+  }
+  DeviceArray<float> weight_gradient(LtGemm& gemm) const {
+    auto dw = to_device(g0);
+    gemm.run(N, K, M, {ddy.get(), N, true}, {dx_in.get(), K, false}, dw.get(), CUDA_R_32F, K, 1.0f);
+    return dw;
+  }
+};
+
+TEST_F(GpuTrainKernels, GemmFormsOfALinearLayer) {
+  const LinearLayerCase c(37, 40, 72, 19);
+  DeviceArray<float> y(size_t(c.M * c.N)), dx(size_t(c.M * c.K));
+  LtGemm gemm(nullptr, 1 << 20);
+  c.forward_residual(gemm, y);
+  c.input_gradient(gemm, dx);
+  const DeviceArray<float> dw = c.weight_gradient(gemm);
+  EXPECT_LT(relative_l2(download(y), c.ref_y), 1e-5);
+  EXPECT_LT(relative_l2(download(dx), c.ref_dx), 1e-5);
+  EXPECT_LT(relative_l2(download(dw), c.ref_dw), 1e-5);
 }
 
 // The weight-gradient product with its bias gradient in the epilogue (BGRADB): dW += dy^T x and
@@ -396,50 +425,29 @@ TEST_F(GpuTrainKernels, WeightGradientGemmWritesBiasGradient) {
 // instance's outputs bit for bit (what --resume and --gemm-algorithms FILE rely on); a table made elsewhere is
 // refused, and a table comes before the first product or not at all.
 TEST_F(GpuTrainKernels, TunedGemmChoicesAreKeptAndRepeatExactly) {
-  const int64_t M = 256, K = 384, N = 1152;
-  std::vector<double> x, w, dy;
-  auto dxx = to_device_bf16(random_floats(size_t(M * K), 41), &x);
-  auto dww = to_device_bf16(random_floats(size_t(N * K), 42), &w);
-  auto ddy = to_device_bf16(random_floats(size_t(M * N), 43), &dy);
-  const auto bias = random_floats(static_cast<size_t>(N), 44), resid = random_floats(size_t(M * N), 45),
-             g0 = random_floats(size_t(N * K), 46);
-  auto dbias = to_device(bias), dres = to_device(resid);
+  const LinearLayerCase c(256, 1152, 384, 41);
   struct Outputs {
-    std::vector<double> y, yb, dx, dg;
+    std::vector<double> y, y_bias, dx, dw;
   };
   auto run_all = [&](LtGemm& gemm) {
-    DeviceArray<float> y(size_t(M * N)), dx(size_t(M * K));
-    DeviceArray<bf16> yb(size_t(M * N));
-    auto dg = to_device(g0);
-    gemm.run(M, N, K, {dxx.get(), K, false}, {dww.get(), K, true}, y.get(), CUDA_R_32F, N, 1.0f, dres.get(),
-             dbias.get(), CUDA_R_32F);                                                               // x W^T + b + r
-    gemm.run(M, N, K, {dxx.get(), K, false}, {dww.get(), K, true}, yb.get(), CUDA_R_16BF, N, 0.0f, nullptr,
-             dbias.get(), CUDA_R_32F);                                                               // x W^T + b
-    gemm.run(M, K, N, {ddy.get(), N, false}, {dww.get(), K, false}, dx.get(), CUDA_R_32F, K);         // dy W
-    gemm.run(N, K, M, {ddy.get(), N, true}, {dxx.get(), K, false}, dg.get(), CUDA_R_32F, K, 1.0f);   // += dy^T x
+    DeviceArray<float> y(size_t(c.M * c.N)), dx(size_t(c.M * c.K));
+    DeviceArray<bf16> y_bias(size_t(c.M * c.N));
+    c.forward_residual(gemm, y);
+    gemm.run(c.M, c.N, c.K, {c.dx_in.get(), c.K, false}, {c.dw_in.get(), c.K, true}, y_bias.get(), CUDA_R_16BF, c.N,
+             0.0f, nullptr, c.dbias.get(), CUDA_R_32F);  // bf16 out, bias epilogue
+    c.input_gradient(gemm, dx);
+    const DeviceArray<float> dw = c.weight_gradient(gemm);
     EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-    return Outputs{download(y), download(yb), download(dx), download(dg)};
+    return Outputs{download(y), download(y_bias), download(dx), download(dw)};
   };
 
   LtGemm tuned(nullptr, 32 << 20);
   tuned.enable_tuning();
   const Outputs a = run_all(tuned);
-  std::vector<double> ry(size_t(M * N)), ryb(size_t(M * N)), rdx(size_t(M * K), 0.0), rg(g0.begin(), g0.end());
-  for (int64_t m = 0; m < M; ++m)
-    for (int64_t n = 0; n < N; ++n) {
-      double s = bias[static_cast<size_t>(n)];
-      for (int64_t k = 0; k < K; ++k) s += x[size_t(m * K + k)] * w[size_t(n * K + k)];
-      ryb[size_t(m * N + n)] = s;
-      ry[size_t(m * N + n)] = s + resid[size_t(m * N + n)];
-      for (int64_t k = 0; k < K; ++k) {
-        rdx[size_t(m * K + k)] += dy[size_t(m * N + n)] * w[size_t(n * K + k)];
-        rg[size_t(n * K + k)] += dy[size_t(m * N + n)] * x[size_t(m * K + k)];
-      }
-    }
-  EXPECT_LT(relative_l2(a.y, ry), 1e-5);
-  EXPECT_LT(relative_l2(a.yb, ryb), 8e-3);
-  EXPECT_LT(relative_l2(a.dx, rdx), 1e-5);
-  EXPECT_LT(relative_l2(a.dg, rg), 1e-5);
+  EXPECT_LT(relative_l2(a.y, c.ref_y), 1e-5);
+  EXPECT_LT(relative_l2(a.y_bias, c.ref_y_bias), 8e-3);
+  EXPECT_LT(relative_l2(a.dx, c.ref_dx), 1e-5);
+  EXPECT_LT(relative_l2(a.dw, c.ref_dw), 1e-5);
 
   const GemmAlgorithmTable table = tuned.algorithms();
   EXPECT_EQ(table.library, LtGemm::library_id());
@@ -457,9 +465,9 @@ TEST_F(GpuTrainKernels, TunedGemmChoicesAreKeptAndRepeatExactly) {
   ASSERT_TRUE(repeat.use_algorithms(GemmAlgorithmTable::from_json(table.to_json(), "test")));
   const Outputs b = run_all(repeat);
   EXPECT_EQ(b.y, a.y);
-  EXPECT_EQ(b.yb, a.yb);
+  EXPECT_EQ(b.y_bias, a.y_bias);
   EXPECT_EQ(b.dx, a.dx);
-  EXPECT_EQ(b.dg, a.dg);
+  EXPECT_EQ(b.dw, a.dw);
   EXPECT_EQ(repeat.algorithms().to_json(), table.to_json());  // and records the same choices again
 
   GemmAlgorithmTable elsewhere = table;

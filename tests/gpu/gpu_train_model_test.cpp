@@ -231,28 +231,34 @@ INSTANTIATE_TEST_SUITE_P(Tiny, GpuTrainModel, ::testing::ValuesIn(kModels),
 
 class GpuTrainRun : public test::GpuTest {};
 
+// A CUDA run of a 2-layer, 128-wide model on one random sequence of `tokens` tokens (the overfit form), clipped.
+TrainOptions tiny_cuda_run(const char* arch, int64_t kv_heads, int tokens, uint32_t seed, int64_t steps) {
+  TrainOptions o;
+  o.arch = arch;
+  o.layers = 2;
+  o.hidden = 128;
+  o.heads = 2;
+  o.kv_heads = kv_heads;
+  o.tokenizer = fixture_tokenizer();
+  std::mt19937 rng(seed);
+  for (int i = 0; i < tokens; ++i) o.data_tokens.push_back(int32_t(rng() % 300));
+  o.steps = steps;
+  o.lr = 1e-3;
+  o.clip = 1.0;
+  o.device = "cuda";
+  o.progress = false;
+  o.peak_flops = 1e12;  // skip measuring the GEMM ceiling here
+  return o;
+}
+
 // An interrupted and resumed CUDA run gives the same losses, bit for bit, as an uninterrupted one.
 TEST_F(GpuTrainRun, ResumeIsBitExact) {
   namespace fs = std::filesystem;
   const fs::path tmp = fs::temp_directory_path() / ("gpu_train_resume_" + std::to_string(::getpid()));
   fs::remove_all(tmp);
-  TrainOptions o;
-  o.arch = "llama";
-  o.layers = 2;
-  o.hidden = 128;
-  o.heads = 2;
-  o.kv_heads = 1;
-  o.tokenizer = fixture_tokenizer();
-  std::mt19937 rng(4);
-  for (int i = 0; i < 97; ++i) o.data_tokens.push_back(int32_t(rng() % 300));
-  o.steps = 8;
-  o.lr = 1e-3;
-  o.clip = 1.0;
+  TrainOptions o = tiny_cuda_run("llama", 1, 97, 4, 8);
   o.weight_decay = 0.1;
   o.schedule = "cosine";
-  o.device = "cuda";
-  o.progress = false;
-  o.peak_flops = 1e12;  // skip measuring the GEMM ceiling here
   o.out = (tmp / "whole").string();
   const TrainSummary whole = run_training(o);
   ASSERT_EQ(whole.losses.size(), 8u);
@@ -277,21 +283,7 @@ TEST_F(GpuTrainRun, TunedGemmChoicesResumeAndRepeatExactly) {
   namespace fs = std::filesystem;
   const fs::path tmp = fs::temp_directory_path() / ("gpu_train_tuned_" + std::to_string(::getpid()));
   fs::remove_all(tmp);
-  TrainOptions o;
-  o.arch = "gpt2";  // the GELU epilogue forms too
-  o.layers = 2;
-  o.hidden = 128;
-  o.heads = 2;
-  o.kv_heads = 2;
-  o.tokenizer = fixture_tokenizer();
-  std::mt19937 rng(5);
-  for (int i = 0; i < 129; ++i) o.data_tokens.push_back(int32_t(rng() % 300));
-  o.steps = 6;
-  o.lr = 1e-3;
-  o.clip = 1.0;
-  o.device = "cuda";
-  o.progress = false;
-  o.peak_flops = 1e12;
+  TrainOptions o = tiny_cuda_run("gpt2", 2, 129, 5, 6);  // GPT-2: the GELU epilogue forms too
   o.gemm_algorithms = "tune";
   o.out = (tmp / "parts").string();
   o.stop_at = 2;
