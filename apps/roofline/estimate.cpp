@@ -108,15 +108,16 @@ void print_table(const std::string& model, const perf::Estimate& e, const std::v
               100 * e.mbu_ceiling);
   std::printf("bound: %s\n", std::string(to_string(e.bound)).c_str());
   for (const std::string& lever : levers) std::printf("  - %s\n", lever.c_str());
-  std::printf("assumes: bf16 activations and KV cache, fused attention (scores stay on chip), each byte moved once,\n"
-              "         peaks as stated (datasheet peaks are not reachable: `roofline calibrate` measures real ones)\n");
+  std::printf("assumes: %s activations, %s KV cache, fused attention (scores stay on chip), each byte moved once,\n"
+              "         peaks as stated (datasheet peaks are not reachable: `roofline calibrate` measures real ones)\n",
+              std::string(to_string(w.activations)).c_str(), std::string(to_string(w.kv_cache)).c_str());
 }
 
 }  // namespace
 
 Run add_estimate(CLI::App& root) {
   struct Options {
-    std::string model, preset, hw, workload, dtype = "bf16", calibration;
+    std::string model, preset, hw, workload, dtype = "bf16", kv_dtype = "auto", activation_dtype = "auto", calibration;
     int64_t batch = 0, seq = 0, context = 0;
     int tp = 1, dp = 1, zero = 0;
     bool checkpointing = false, json = false;
@@ -142,8 +143,17 @@ Run add_estimate(CLI::App& root) {
   cmd->add_option("--tp", o->tp, "Tensor-parallel devices (Megatron-style; default 1)");
   cmd->add_option("--dp", o->dp, "Data-parallel replicas (default 1)");
   cmd->add_option("--zero", o->zero, "ZeRO stage for train: 0 none, 1 optimizer state, 2 + gradients, 3 + parameters");
-  cmd->add_option("--dtype", o->dtype, "Linear weights: bf16, fp8 (W8A8), int8 or int4 (weight-only, group 128)")
-      ->check(CLI::IsMember({"bf16", "fp8", "int8", "int4"}));
+  cmd->add_option("--dtype", o->dtype,
+                  "Linear weights: bf16, f16, f32 (a checkpoint run as stored), fp8 (W8A8), int8 or int4 (weight-only, "
+                  "group 128)")
+      ->check(CLI::IsMember({"bf16", "f16", "f32", "fp8", "int8", "int4"}));
+  cmd->add_option("--kv-dtype", o->kv_dtype,
+                  "KV cache entries: auto (the engine's on that hardware: f32 on a CPU, bf16 on a GPU), f32, bf16, f16 "
+                  "or fp8 (e4m3, as --kv-cache-dtype fp8 serves)")
+      ->check(CLI::IsMember({"auto", "f32", "bf16", "f16", "fp8"}));
+  cmd->add_option("--activation-dtype", o->activation_dtype,
+                  "Activations between ops: auto (f32 on a CPU, bf16 on a GPU; bf16 for train), f32, bf16 or f16")
+      ->check(CLI::IsMember({"auto", "f32", "bf16", "f16"}));
   cmd->add_flag("--checkpointing", o->checkpointing, "Train: recompute each layer's forward in backward");
   cmd->add_option("--calibration", o->calibration,
                   "Calibrated hardware file (default: $XDG_CONFIG_HOME/roofline/hardware.json or "
@@ -160,7 +170,6 @@ Run add_estimate(CLI::App& root) {
     perf::parse_weight_dtype(o->dtype, &w.weights);
     w.batch = o->batch, w.seq = o->seq, w.context = o->context;
     w.tp = o->tp, w.dp = o->dp, w.zero = o->zero, w.checkpointing = o->checkpointing;
-    perf::validate(w, spec);
     std::string calibration = o->calibration;
     if (calibration.empty()) {
       try {
@@ -170,6 +179,11 @@ Run add_estimate(CLI::App& root) {
       }
     }
     const perf::HardwareSpec hw = perf::resolve_hardware(o->hw, calibration);
+    const perf::StorageDType engine = perf::engine_storage_dtype(hw, w.kind);
+    w.activations = engine, w.kv_cache = engine;
+    if (o->activation_dtype != "auto") perf::parse_storage_dtype(o->activation_dtype, &w.activations);
+    if (o->kv_dtype != "auto") perf::parse_storage_dtype(o->kv_dtype, &w.kv_cache);
+    perf::validate(w, spec);
     const perf::Estimate e = perf::estimate(spec, w, hw);
     if (o->json) {
       nlohmann::json j = perf::estimate_to_json(spec, e);

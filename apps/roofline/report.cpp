@@ -35,6 +35,7 @@
 #include "roofline/perf/op_recorder.h"
 #include "roofline/perf/quality.h"
 #include "roofline/perf/report_html.h"
+#include "roofline/perf/run_estimate.h"
 
 #ifdef ROOFLINE_HAVE_CUDA
 #include <cuda_runtime_api.h>
@@ -171,6 +172,23 @@ RunTimes run_once(Decoder& decoder, const std::vector<int32_t>& prompt, int64_t 
   return t;
 }
 
+perf::WeightDType weight_dtype_of(DType dtype) {
+  switch (dtype) {
+    case DType::F32: return perf::WeightDType::F32;
+    case DType::F16: return perf::WeightDType::F16;
+    default: return perf::WeightDType::BF16;
+  }
+}
+
+perf::StorageDType storage_dtype_of(DType dtype) {
+  switch (dtype) {
+    case DType::F32: return perf::StorageDType::F32;
+    case DType::F16: return perf::StorageDType::F16;
+    case DType::F8E4M3: return perf::StorageDType::FP8;
+    default: return perf::StorageDType::BF16;
+  }
+}
+
 // Runs in the child: the workload, a profiled run, the logits over the quality text (written to
 // logits_path as raw f32 [rows, vocab]). quality_tokens empty: this side tokenizes the text itself (the
 // baseline) and returns the ids.
@@ -260,25 +278,52 @@ json run_config(const Config& c, const Workload& w, std::vector<int32_t> quality
   }
   if (nvml && !nvml->available()) out["gpu_counters_error"] = nvml->error();
 
+  // The hardware that ran, by its key in the calibration file / built-in table.
+  std::string device_key = "cpu";
+#ifdef ROOFLINE_HAVE_CUDA
+  if (auto* cb = dynamic_cast<cuda::CudaBackend*>(rm.backend.get()))
+    for (const cuda::DeviceInfo& d : cuda::list_devices())
+      if (d.index == cb->device_index()) device_key = perf::hardware_key(d.name);
+#endif
+  const std::string hw_name = w.hw.empty() ? device_key : w.hw;
+
+  // The analytic floor of the same run (perf/run_estimate.h) beside what it measured.
+  {
+    perf::RunShape run;
+    run.prompt_tokens = int64_t(prompt.size());
+    run.prefill = w.kind != "decode";
+    run.decode_steps = w.kind == "prefill" ? 0 : w.kind == "decode" ? w.new_tokens : w.new_tokens - 1;
+    run.weights = weight_dtype_of(rm.weights.stored_dtype());
+    run.activations = storage_dtype_of(rm.backend->activation_dtype());
+    run.kv_cache = storage_dtype_of(decoder.kv_cache_dtype());
+    const double tok_s = out["tokens_per_s"].get<double>();
+    const double measured = w.kind == "prefill"          ? percentile(ttft, 0.5)
+                            : tok_s <= 0                  ? 0.0
+                            : w.kind == "decode"          ? double(run.decode_steps) / tok_s
+                                                          : double(w.new_tokens) / tok_s;
+    try {
+      const perf::HardwareSpec hw = perf::resolve_hardware(hw_name, perf::default_calibration_path());
+      out["estimate"] = perf::run_estimate_to_json(run, perf::estimate_run(spec, run, hw), hw, measured);
+    } catch (const std::exception& e) {
+      out["estimate"] = {{"error", e.what()}};
+    }
+  }
+
   // One more run with every op timed (not one of the timed runs: timing perturbs a device's pipeline).
   {
     perf::OpRecorder recorder;
-    std::string device_key = "cpu";
     {
       std::unique_ptr<perf::DeviceClock> clock;
 #ifdef ROOFLINE_HAVE_CUDA
-      if (auto* cb = dynamic_cast<cuda::CudaBackend*>(rm.backend.get())) {
+      if (auto* cb = dynamic_cast<cuda::CudaBackend*>(rm.backend.get()))
         clock = std::make_unique<perf::CudaEventClock>(cb->stream());
-        for (const cuda::DeviceInfo& d : cuda::list_devices())
-          if (d.index == cb->device_index()) device_key = perf::hardware_key(d.name);
-      }
 #endif
       TimedBackend timed(*rm.backend, &recorder.listener(std::move(clock)));
       Decoder profiled(spec, rm.weights, timed, rm.decoder->kv_cache_dtype());
       run_once(profiled, prompt, w.new_tokens, w.kind, sampling);
     }
     recorder.resolve();
-    const perf::Roofs roofs = perf::roofs_for(w.hw.empty() ? device_key : w.hw);
+    const perf::Roofs roofs = perf::roofs_for(hw_name);
     out["profile"] = perf::to_json(perf::summarize(recorder.events(), roofs, recorder.device_timed()));
   }
 
@@ -403,6 +448,21 @@ std::string text_report(const json& r) {
     return fmt::format("{} ({:.0f}%)", v["bottleneck"].get<std::string>(), 100.0 * v["share"].get<double>());
   };
   s += row("bottleneck", verdict(b), verdict(c));
+  // The analytic floor of each side's run, and how far above it the side ran.
+  auto floor_of = [](const json& side) {
+    const json& e = side["estimate"];
+    if (!e.is_object() || e.contains("error")) return std::string("-");
+    return fmt::format("{:.3f} ms ({}, {})", e["total_ms"].get<double>(), e["hardware"].get<std::string>(),
+                       e["hardware_source"].get<std::string>());
+  };
+  auto ratio_of = [](const json& side) {
+    const json& e = side["estimate"];
+    if (!e.is_object() || !e.contains("measured_over_estimate") || e["measured_over_estimate"].is_null())
+      return std::string("-");
+    return fmt::format("{:.2f}x", e["measured_over_estimate"].get<double>());
+  };
+  s += row("estimate (floor)", floor_of(b), floor_of(c), "roofline estimate of the same run");
+  s += row("measured / estimate", ratio_of(b), ratio_of(c), "1.00x = at the roof");
   if (r["quality"].is_object()) {
     const json& q = r["quality"];
     const double pb = q["ppl_baseline"].get<double>(), pc = q["ppl_candidate"].get<double>();

@@ -101,6 +101,27 @@ assert d['quality']['kl']>0.01 and any('KL' in r or 'top-1' in r or 'perplexity'
 " "$out"
 out=$("$bin" report --baseline "-m $model" --candidate "-m $model" --workload prefill --runs 2 --json 2>/dev/null)
 check "report prefill workload" py "d=json.loads(sys.argv[1]); assert d['decision'] in ('accept','review','reject') and d['baseline']['tokens_per_s']>0" "$out"
+
+# The report's estimate of each run is `roofline estimate` of the same steps, with the storage the CPU engine
+# used (the checkpoint's bf16 weights, f32 activations and KV cache), on the hardware --hw names.
+echo '{"name": "test-hw", "peak_bf16_flops_per_s": 2e11, "memory_bytes_per_s": 1e10}' > "$tmp/hw.json"
+"$bin" report --baseline "-m $model" --candidate "-m $model --threads 1" -n 6 --runs 1 --min-speedup 0 --hw "$tmp/hw.json" \
+  --json "$tmp/report_est.json" > "$tmp/report_est.txt" 2>/dev/null
+check "report text shows the estimate" bash -c "grep -q '^estimate (floor) .*test-hw, file' '$tmp/report_est.txt' && grep -q '^measured / estimate .*x' '$tmp/report_est.txt'"
+P=$(python3 -c "import json; print(json.load(open('$tmp/report_est.json'))['baseline']['prompt_tokens'])")
+est() { "$bin" estimate -m "$model" --hw "$tmp/hw.json" --dtype bf16 --activation-dtype f32 --kv-dtype f32 --batch 1 --json "$@"; }
+est --workload prefill --seq "$P" > "$tmp/est_prefill.json"
+est --workload decode --seq 1 --context $((P + 2)) > "$tmp/est_decode.json"  # 5 steps at contexts P..P+4
+check "report estimate = estimate of its prefill + 5 decode steps" py "
+d=json.load(open('$tmp/report_est.json')); p=json.load(open('$tmp/est_prefill.json')); q=json.load(open('$tmp/est_decode.json'))
+for side in ('baseline','candidate'):
+  e=d[side]['estimate']
+  assert (e['weights'],e['activations'],e['kv_cache'],e['hardware'],e['decode_steps'])==('bf16','f32','f32','test-hw',5), e
+  assert abs(e['prefill_ms']-1e3*p['time_s'])<=1e-9*e['prefill_ms'], (e, p['time_s'])
+  assert abs(e['decode_ms']-1e3*q['time_s'])<=1e-9*e['decode_ms'], (e, q['time_s'])
+  assert abs(e['total_ms']-e['prefill_ms']-5*e['decode_ms'])<=1e-9*e['total_ms'], e
+  assert e['measured_ms']>0 and abs(e['measured_over_estimate']-e['measured_ms']/e['total_ms'])<1e-9, e
+"
 out=$("$bin" report --baseline "-m $model --bogus" --candidate "-m $model" 2>&1)
 check "report bad ARGS name the side" bash -c "[[ \"\$1\" == *'--baseline'* ]]" _ "$out"
 

@@ -20,7 +20,7 @@ CommCost comm_costs(const ModelSpec& spec, const Workload& w, double interconnec
   const bool train = w.kind == WorkloadKind::Train;
   CommCost c;
   if (w.tp > 1) {
-    const double activation = s.tokens * s.hidden * kActivationBytes;
+    const double activation = s.tokens * s.hidden * s.activation_bytes;
     const double passes = train ? (w.checkpointing ? 3 : 2) : 1;  // forward, backward, recomputed forward
     const double count = 2 * s.layers * passes;
     c.ops.push_back({"tp_all_reduce", count, count * all_reduce_factor(w.tp) * activation});

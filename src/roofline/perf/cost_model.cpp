@@ -57,7 +57,9 @@ class Builder {
  private:
   bool training() const { return w_.kind == WorkloadKind::Train; }
   double norm_flops() const { return spec_.norm == NormKind::LayerNorm ? kLayerNormFlops : kRmsNormFlops; }
-  double norm_weight_bytes() const { return (spec_.norm == NormKind::LayerNorm ? 2 : 1) * s_.hidden * 2; }
+  double norm_weight_bytes() const {
+    return (spec_.norm == NormKind::LayerNorm ? 2 : 1) * s_.hidden * s_.dense_weight_bytes;
+  }
 
   static OpCost op(OpGroup group, OpPhase phase, std::string name, double repeats, double flops, double bytes) {
     OpCost c;
@@ -99,17 +101,18 @@ class Builder {
 
   // out[M, N] = x[M, K] . W[N, K]^T (+ bias); weight_bytes as stored. Backward: dX = dY W and dW = dY^T X.
   void matmul(std::vector<OpCost>& out, OpGroup group, std::string name, double repeats, double M, double N,
-              double K, double weight_bytes, bool bias, bool quantized, double out_elem_bytes = kActivationBytes) {
-    const double bias_bytes = bias ? N * 2 : 0;
+              double K, double weight_bytes, bool bias, bool quantized, double out_elem_bytes = 0) {
+    if (out_elem_bytes == 0) out_elem_bytes = s_.activation_bytes;
+    const double bias_bytes = bias ? N * s_.dense_weight_bytes : 0;
     OpCost f = op(group, OpPhase::Forward, name, repeats, 2 * M * N * K + (bias ? M * N : 0),
-                  weight_bytes + bias_bytes + M * K * kActivationBytes + M * N * out_elem_bytes);
+                  weight_bytes + bias_bytes + M * K * s_.activation_bytes + M * N * out_elem_bytes);
     f.matmul = true;
     f.fp8 = quantized && w_.weights == WeightDType::FP8;
     out.push_back(f);
     if (!training()) return;
     // Reads W, the saved X and dY; writes dX and the bf16 gradient of W (and of the bias).
     OpCost b = op(group, OpPhase::Backward, std::move(name), repeats, 4 * M * N * K + (bias ? M * N : 0),
-                  weight_bytes + bias_bytes + 2 * M * K * kActivationBytes + M * N * kActivationBytes +
+                  weight_bytes + bias_bytes + 2 * M * K * s_.activation_bytes + M * N * s_.activation_bytes +
                       N * K * 2 + bias_bytes);
     b.matmul = true;
     bwd_.push_back(b);
@@ -120,10 +123,10 @@ class Builder {
     // A gather: read M rows of the table, write M activations (plus the learned position rows, added).
     const bool learned = spec_.position == PositionKind::Learned;
     fwd_.push_back(op(OpGroup::Embedding, OpPhase::Forward, "embedding", 1, learned ? M * H : 0,
-                      (learned ? 3 : 2) * M * H * kActivationBytes));
+                      (learned ? 3 : 2) * M * H * s_.activation_bytes));
     // Backward: scatter-add dY into the gradient rows (read dY, read and write the rows).
     if (training())
-      bwd_.push_back(op(OpGroup::Embedding, OpPhase::Backward, "embedding", 1, M * H, 3 * M * H * kActivationBytes));
+      bwd_.push_back(op(OpGroup::Embedding, OpPhase::Backward, "embedding", 1, M * H, 3 * M * H * s_.activation_bytes));
   }
 
   std::vector<OpCost> layer() {
@@ -133,7 +136,7 @@ class Builder {
     const WeightDType dt = w_.weights;
     // Residual add fused with the norm (as the CUDA backend's add_rms_norm): read x and the residual,
     // write the residual and the normalised activations.
-    const double norm_bytes = 4 * M * H * kActivationBytes + norm_weight_bytes();
+    const double norm_bytes = 4 * M * H * s_.activation_bytes + norm_weight_bytes();
     const double norm_step_flops = M * H * (norm_flops() + 1);
     elementwise(ops, OpGroup::Layer, "attn_norm", L, norm_step_flops, norm_bytes);
     matmul(ops, OpGroup::Layer, "q_proj", L, M, Q, H, linear_weight_bytes(Q, H, dt), spec_.qkv_bias, true);
@@ -141,9 +144,9 @@ class Builder {
     matmul(ops, OpGroup::Layer, "v_proj", L, M, KV, H, linear_weight_bytes(KV, H, dt), spec_.qkv_bias, true);
     if (spec_.qk_norm)
       elementwise(ops, OpGroup::Layer, "qk_norm", L, M * (Q + KV) * kRmsNormFlops,
-                  2 * M * (Q + KV) * kActivationBytes + 4 * D);
+                  2 * M * (Q + KV) * s_.activation_bytes + 4 * D);
     if (spec_.position == PositionKind::Rotary)
-      elementwise(ops, OpGroup::Layer, "rope", L, M * (Q + KV) * kRopeFlops, 2 * M * (Q + KV) * kActivationBytes);
+      elementwise(ops, OpGroup::Layer, "rope", L, M * (Q + KV) * kRopeFlops, 2 * M * (Q + KV) * s_.activation_bytes);
     attention(ops);
     matmul(ops, OpGroup::Layer, "o_proj", L, M, H, Q, linear_weight_bytes(H, Q, dt), spec_.output_bias, true);
     elementwise(ops, OpGroup::Layer, "mlp_norm", L, norm_step_flops, norm_bytes);
@@ -151,9 +154,9 @@ class Builder {
     if (gated) matmul(ops, OpGroup::Layer, "gate_proj", L, M, F, H, linear_weight_bytes(F, H, dt), spec_.mlp_bias, true);
     matmul(ops, OpGroup::Layer, "up_proj", L, M, F, H, linear_weight_bytes(F, H, dt), spec_.mlp_bias, true);
     if (gated)
-      elementwise(ops, OpGroup::Layer, "silu_mul", L, M * F * kSiluMulFlops, 3 * M * F * kActivationBytes);
+      elementwise(ops, OpGroup::Layer, "silu_mul", L, M * F * kSiluMulFlops, 3 * M * F * s_.activation_bytes);
     else
-      elementwise(ops, OpGroup::Layer, "gelu", L, M * F * kGeluFlops, 2 * M * F * kActivationBytes);
+      elementwise(ops, OpGroup::Layer, "gelu", L, M * F * kGeluFlops, 2 * M * F * s_.activation_bytes);
     matmul(ops, OpGroup::Layer, "down_proj", L, M, H, F, linear_weight_bytes(H, F, dt), spec_.mlp_bias, true);
     return ops;
   }
@@ -163,8 +166,8 @@ class Builder {
   void attention(std::vector<OpCost>& ops) {
     const double L = s_.layers, M = s_.tokens, D = s_.head_dim, B = s_.sequences;
     const double pairs = B * s_.attended_pairs * s_.heads;  // scored (query, key) pairs on this device
-    const double kv_bytes = B * s_.keys_read * s_.kv_dim * kKvBytes;  // K (or V) read once per sequence
-    const double q_bytes = M * s_.q_dim * kActivationBytes;
+    const double kv_bytes = B * s_.keys_read * s_.kv_dim * s_.kv_bytes;  // K (or V) read once per sequence
+    const double q_bytes = M * s_.q_dim * s_.activation_bytes;
     OpCost scores = op(OpGroup::Layer, OpPhase::Forward, "attention_scores", L, 2 * pairs * D + kSoftmaxFlops * pairs,
                        q_bytes + kv_bytes);
     OpCost values = op(OpGroup::Layer, OpPhase::Forward, "attention_values", L, 2 * pairs * D, kv_bytes + q_bytes);
@@ -181,15 +184,15 @@ class Builder {
 
   void head() {
     const double M = s_.head_tokens, H = s_.hidden, V = s_.vocab;
-    elementwise(fwd_, OpGroup::Head, "final_norm", 1, M * H * norm_flops(), 2 * M * H * kActivationBytes + norm_weight_bytes());
-    // A tied lm_head reads the bf16 embedding table; an untied one is stored like the other linear weights.
+    elementwise(fwd_, OpGroup::Head, "final_norm", 1, M * H * norm_flops(), 2 * M * H * s_.activation_bytes + norm_weight_bytes());
+    // A tied lm_head reads the embedding table; an untied one is stored like the other linear weights.
     const bool tied = spec_.tied_embeddings;
-    const double w_bytes = tied ? V * H * 2 : linear_weight_bytes(V, H, w_.weights);
+    const double w_bytes = tied ? V * H * s_.dense_weight_bytes : linear_weight_bytes(V, H, w_.weights);
     matmul(fwd_, OpGroup::Head, "lm_head", 1, M, V, H, w_bytes, false, !tied, kLogitBytes);
     if (training()) {
       // Softmax and loss over the f32 logits; the backward writes bf16 dlogits (one fused pass, as llm.c).
       fwd_.push_back(op(OpGroup::Head, OpPhase::Forward, "cross_entropy", 1, kSoftmaxFlops * M * V, M * V * kLogitBytes));
-      bwd_.push_back(op(OpGroup::Head, OpPhase::Backward, "cross_entropy", 1, 2 * M * V, M * V * kActivationBytes));
+      bwd_.push_back(op(OpGroup::Head, OpPhase::Backward, "cross_entropy", 1, 2 * M * V, M * V * s_.activation_bytes));
     } else {
       // Softmax (or argmax) over each row of logits, then one draw.
       fwd_.push_back(op(OpGroup::Head, OpPhase::Forward, "sampling", 1, kSoftmaxFlops * M * V, M * V * kLogitBytes));

@@ -17,6 +17,10 @@ std::string_view to_string(Bound bound) {
   return "?";
 }
 
+StorageDType engine_storage_dtype(const HardwareSpec& hardware, WorkloadKind kind) {
+  return is_cpu(hardware) && kind != WorkloadKind::Train ? StorageDType::F32 : StorageDType::BF16;
+}
+
 Estimate estimate(const ModelSpec& spec, const Workload& workload, const HardwareSpec& hw) {
   Estimate e;
   e.workload = workload;
@@ -122,14 +126,15 @@ std::vector<std::string> levers(const ModelSpec& spec, const Estimate& e) {
             "memory-bound at every batch: each sequence's KV cache read grows with the batch as fast as its "
             "FLOPs; batching still amortises the weights up to batch ~{:.0f}, where the KV reads match them",
             std::ceil(weight_read_bytes(e) / (kv / double(w.batch_per_replica())))));
-      if (w.weights == WeightDType::BF16 || w.weights == WeightDType::INT8 || w.weights == WeightDType::FP8)
+      if (w.weights != WeightDType::INT4)
         out.push_back(fmt::format("quantize weights: they are {:.0f}% of the bytes (--dtype int8/fp8 halves bf16, "
-                                  "int4 quarters it)",
-                                  100 * weight_read_bytes(e) / e.bytes));
+                                  "int4 quarters it{})",
+                                  100 * weight_read_bytes(e) / e.bytes,
+                                  w.weights == WeightDType::F32 ? "; bf16 alone halves f32" : ""));
       if (kv > 0.2 * e.bytes)
         out.push_back(fmt::format("the KV cache read is {:.0f}% of the bytes: shorter context, fewer KV heads, or a "
-                                  "quantized KV cache",
-                                  100 * kv / e.bytes));
+                                  "quantized KV cache{}",
+                                  100 * kv / e.bytes, w.kv_cache == StorageDType::FP8 ? "" : " (--kv-dtype fp8)"));
     }
   } else {
     out.push_back(fmt::format("compute-bound (MFU ceiling {:.0f}%): fewer or cheaper FLOPs, or more devices", 100 * e.mfu_ceiling));
@@ -186,6 +191,8 @@ nlohmann::json estimate_to_json(const ModelSpec& spec, const Estimate& e) {
         {"seq", w.seq},
         {"context", w.context},
         {"dtype", to_string(w.weights)},
+        {"activation_dtype", to_string(w.activations)},
+        {"kv_dtype", to_string(w.kv_cache)},
         {"tp", w.tp},
         {"dp", w.dp},
         {"zero", w.zero},

@@ -55,6 +55,10 @@ struct Estimate {
   bool fits = true;             // memory.total() <= hardware.memory_capacity (true when capacity is unknown)
 };
 
+// How the engine stores activations and its KV cache on that hardware (Workload::activations, kv_cache): f32 on
+// a CPU, bf16 on a GPU; bf16 for training anywhere (as the training model prices it).
+StorageDType engine_storage_dtype(const HardwareSpec& hardware, WorkloadKind kind);
+
 // Throws roofline::Error for an invalid workload, or communication without an interconnect bandwidth.
 Estimate estimate(const ModelSpec& spec, const Workload& workload, const HardwareSpec& hardware);
 

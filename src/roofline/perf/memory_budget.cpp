@@ -15,7 +15,7 @@ namespace {
 
 // Qwen3's q/k norms (which the CUDA trainer does not run) save their inputs too: bf16 q and k per token.
 double qk_norm_saved_bytes_per_token(const ModelSpec& spec, const StepShapes& s) {
-  return spec.qk_norm ? (s.q_dim + s.kv_dim) * kActivationBytes : 0;
+  return spec.qk_norm ? (s.q_dim + s.kv_dim) * s.activation_bytes : 0;
 }
 
 // A trainer's plan (CUDA or CPU) by the budget's keys, ZeRO sharding the parameter state over dp.
@@ -57,15 +57,17 @@ double parameters_per_device(const ModelSpec& spec, int tp) {
 double weight_bytes_per_device(const ModelSpec& spec, WeightDType dtype, int tp) {
   double bytes = 0;
   for (const WeightTensor& t : device_weight_tensors(spec, tp))
-    bytes += t.repeats * (t.linear ? linear_weight_bytes(t.rows, t.elements / t.rows, dtype) : 2 * t.elements);
+    bytes += t.repeats * (t.linear ? linear_weight_bytes(t.rows, t.elements / t.rows, dtype)
+                                   : dense_weight_bytes(dtype) * t.elements);
   return bytes;
 }
 
-double kv_cache_bytes_per_token(const ModelSpec& spec, int tp) {
+double kv_cache_bytes_per_token(const ModelSpec& spec, int tp, StorageDType dtype) {
   Workload w;
   w.tp = tp;
+  w.kv_cache = dtype;
   const StepShapes s = step_shapes(spec, w);
-  return 2 * s.layers * s.kv_dim * kKvBytes;
+  return 2 * s.layers * s.kv_dim * s.kv_bytes;
 }
 
 MemoryBudget memory_budget(const ModelSpec& spec, const Workload& w, const TrainMemoryTarget& target) {
@@ -73,7 +75,7 @@ MemoryBudget memory_budget(const ModelSpec& spec, const Workload& w, const Train
   const StepShapes s = step_shapes(spec, w);
   MemoryBudget m;
   m.weights = weight_bytes_per_device(spec, w.weights, w.tp) / (w.zero >= 3 ? w.dp : 1);
-  m.kv_cache_per_token = kv_cache_bytes_per_token(spec, w.tp);
+  m.kv_cache_per_token = kv_cache_bytes_per_token(spec, w.tp, w.kv_cache);
   if (w.kind != WorkloadKind::Train) {
     double cached = double(w.context + w.seq);
     if (spec.sliding_window > 0) cached = std::min(cached, double(spec.sliding_window));
@@ -81,7 +83,7 @@ MemoryBudget memory_budget(const ModelSpec& spec, const Workload& w, const Train
     // Attention buffers are dead by the time the MLP runs, so a layer needs the larger of the two.
     const double attention = 2 * s.q_dim + 2 * s.kv_dim;
     const double mlp = (spec.mlp == MlpKind::GatedSiLU ? 3 : 2) * s.ffn;
-    m.activations = s.tokens * (2 * s.hidden + std::max(attention, mlp)) * kActivationBytes +
+    m.activations = s.tokens * (2 * s.hidden + std::max(attention, mlp)) * s.activation_bytes +
                     s.head_tokens * s.vocab * kLogitBytes;
     return m;
   }

@@ -56,9 +56,9 @@ constexpr double kTrainContextBytes = 512.0 * (1 << 20);
 
 // Parameters one device holds with tensor parallelism tp (before any ZeRO sharding).
 double parameters_per_device(const ModelSpec& spec, int tp);
-// Their bytes: linear weights as `dtype` (with scales), norms, biases and embeddings as bf16.
+// Their bytes: linear weights as `dtype` (with scales), norms, biases and embeddings as dense_weight_bytes.
 double weight_bytes_per_device(const ModelSpec& spec, WeightDType dtype, int tp);
-// 2 (K and V) x layers x kv_heads x head_dim x 2 bytes (bf16); KV heads split over tp (replicated when fewer).
-double kv_cache_bytes_per_token(const ModelSpec& spec, int tp = 1);
+// 2 (K and V) x layers x kv_heads x head_dim x the entry's bytes; KV heads split over tp (replicated when fewer).
+double kv_cache_bytes_per_token(const ModelSpec& spec, int tp = 1, StorageDType dtype = StorageDType::BF16);
 
 }  // namespace roofline::perf

@@ -294,6 +294,16 @@ std::string summary_table(const json& report) {
   row("peak memory", cell("baseline", "peak_memory_bytes", 1.0 / (1 << 20), " MiB"),
       cell("candidate", "peak_memory_bytes", 1.0 / (1 << 20), " MiB"));
   row("GPU utilisation", cell("baseline", "gpu_util_percent", 1, " %"), cell("candidate", "gpu_util_percent", 1, " %"));
+  // The run's analytic floor (perf/run_estimate.h) and how far above it each side ran.
+  auto estimate = [&](const char* side, const char* key, const char* unit) {
+    if (!report.contains(side) || !report[side].contains("estimate")) return std::string("-");
+    const json& e = report[side]["estimate"];
+    if (!e.is_object() || !e.contains(key) || !e[key].is_number()) return std::string("-");
+    return fmt_num(e[key].get<double>()) + unit;
+  };
+  row("estimate (floor)", estimate("baseline", "total_ms", " ms"), estimate("candidate", "total_ms", " ms"));
+  row("measured / estimate", estimate("baseline", "measured_over_estimate", "x"),
+      estimate("candidate", "measured_over_estimate", "x"));
   if (report.contains("quality") && report["quality"].is_object()) {
     const json& q = report["quality"];
     row("perplexity", fmt_num(num(q, "ppl_baseline")), fmt_num(num(q, "ppl_candidate")));

@@ -39,19 +39,26 @@ StepShapes step_shapes(const ModelSpec& spec, const Workload& w) {
   // Query i of the step sits at position C + i + 1 (1-based) and sees keys 1..C+i+1 (causal).
   s.attended_pairs = w.dense_causal_flops ? T * (W > 0 ? std::min(C + T, W) : C + T) : sum_min(C + 1, C + T, W);
   s.keys_read = W > 0 ? std::min(C + T, W + T - 1) : C + T;
+  s.activation_bytes = bytes_of(w.activations);
+  s.kv_bytes = bytes_of(w.kv_cache);
+  s.dense_weight_bytes = dense_weight_bytes(w.weights);
   return s;
 }
 
 double linear_weight_bytes(double rows, double cols, WeightDType dtype) {
   const double n = rows * cols;
   switch (dtype) {
-    case WeightDType::BF16: return 2 * n;
+    case WeightDType::BF16:
+    case WeightDType::F16: return 2 * n;
+    case WeightDType::F32: return 4 * n;
     case WeightDType::FP8: return n + 4;  // one f32 scale per tensor
     case WeightDType::INT8: return n + 2 * rows;
     case WeightDType::INT4: return 0.5 * n + 2 * rows * ((cols + kInt4GroupSize - 1) / kInt4GroupSize);
   }
   return 2 * n;
 }
+
+double dense_weight_bytes(WeightDType dtype) { return dtype == WeightDType::F32 ? 4 : 2; }
 
 std::vector<WeightTensor> device_weight_tensors(const ModelSpec& spec, int tp) {
   Workload w;

@@ -13,8 +13,6 @@ struct ModelSpec;
 
 namespace roofline::perf {
 
-constexpr double kActivationBytes = 2;  // activations are bf16
-constexpr double kKvBytes = 2;          // KV cache entries are bf16
 constexpr double kLogitBytes = 4;       // logits are f32 (sampling and the loss want the precision)
 constexpr double kInt4GroupSize = 128;  // int4 weights: one bf16 scale per 128 weights of a row
 
@@ -29,19 +27,24 @@ struct StepShapes {
   double head_tokens = 0;          // rows through the lm_head: prefill needs only each sequence's last token
   double attended_pairs = 0;       // (query, key) pairs scored per sequence per head (causal, sliding window)
   double keys_read = 0;            // distinct cached keys read per sequence per KV head
+  // Bytes per element as the workload stores them (Workload::activations, kv_cache, weights).
+  double activation_bytes = 2, kv_bytes = 2;
+  double dense_weight_bytes = 2;   // norms, biases, embeddings: 4 with f32 weights, else 2
 };
 
 StepShapes step_shapes(const ModelSpec& spec, const Workload& workload);
 
 // Bytes of one [rows, cols] linear weight stored as `dtype`, scales included (see WeightDType).
 double linear_weight_bytes(double rows, double cols, WeightDType dtype);
+// Bytes per element of the weights that are not linear (norms, biases, embeddings) beside `dtype`.
+double dense_weight_bytes(WeightDType dtype);
 
 // Every weight tensor one device holds, for counting parameters and bytes the same way everywhere.
 struct WeightTensor {
   const char* name;
   double elements;   // per instance
   double rows;       // for linear weights: output rows (scales are per row)
-  bool linear;       // a matmul weight: stored as the workload's WeightDType; otherwise bf16
+  bool linear;       // a matmul weight: stored as the workload's WeightDType; otherwise dense_weight_bytes
   double repeats;    // instances (num_layers for per-layer tensors)
 };
 std::vector<WeightTensor> device_weight_tensors(const ModelSpec& spec, int tp);

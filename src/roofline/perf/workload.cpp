@@ -20,8 +20,34 @@ std::string_view to_string(WeightDType dtype) {
     case WeightDType::FP8: return "fp8";
     case WeightDType::INT8: return "int8";
     case WeightDType::INT4: return "int4";
+    case WeightDType::F32: return "f32";
+    case WeightDType::F16: return "f16";
   }
   return "?";
+}
+
+std::string_view to_string(StorageDType dtype) {
+  switch (dtype) {
+    case StorageDType::BF16: return "bf16";
+    case StorageDType::F32: return "f32";
+    case StorageDType::F16: return "f16";
+    case StorageDType::FP8: return "fp8";
+  }
+  return "?";
+}
+
+double bytes_of(StorageDType dtype) {
+  switch (dtype) {
+    case StorageDType::F32: return 4;
+    case StorageDType::FP8: return 1;
+    default: return 2;
+  }
+}
+
+bool parse_storage_dtype(std::string_view name, StorageDType* out) {
+  for (StorageDType d : {StorageDType::BF16, StorageDType::F32, StorageDType::F16, StorageDType::FP8})
+    if (name == to_string(d)) return *out = d, true;
+  return false;
 }
 
 bool parse_workload_kind(std::string_view name, WorkloadKind* out) {
@@ -31,7 +57,8 @@ bool parse_workload_kind(std::string_view name, WorkloadKind* out) {
 }
 
 bool parse_weight_dtype(std::string_view name, WeightDType* out) {
-  for (WeightDType d : {WeightDType::BF16, WeightDType::FP8, WeightDType::INT8, WeightDType::INT4})
+  for (WeightDType d : {WeightDType::BF16, WeightDType::FP8, WeightDType::INT8, WeightDType::INT4, WeightDType::F32,
+                        WeightDType::F16})
     if (name == to_string(d)) return *out = d, true;
   return false;
 }
@@ -52,6 +79,11 @@ void validate(const Workload& w, const ModelSpec& spec) {
   ROOFLINE_CHECK(!train || w.weights == WeightDType::BF16,
                  "--dtype {}: training is modelled in bf16 (fp32 master weights); use --dtype bf16",
                  to_string(w.weights));
+  ROOFLINE_CHECK(w.activations != StorageDType::FP8,
+                 "--activation-dtype fp8: activations are modelled in f32, bf16 or f16 (fp8 applies to weights "
+                 "with --dtype fp8 and to the KV cache with --kv-dtype fp8)");
+  ROOFLINE_CHECK(!train || (w.activations == StorageDType::BF16 && w.kv_cache == StorageDType::BF16),
+                 "training is modelled with bf16 activations; use --activation-dtype bf16 --kv-dtype bf16");
   ROOFLINE_CHECK(!train || w.context == 0, "--context {}: training steps start from an empty context", w.context);
   ROOFLINE_CHECK(spec.num_layers > 0 && spec.hidden_size > 0 && spec.num_heads > 0 && spec.head_dim > 0 &&
                      spec.num_kv_heads > 0 && spec.intermediate_size > 0 && spec.vocab_size > 0,

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "perf_test_util.h"
+#include "roofline/core/error.h"
 #include "roofline/model/model_spec.h"
 #include "roofline/perf/cost_model.h"
 #include "roofline/perf/memory_budget.h"
@@ -46,6 +47,51 @@ TEST(CostModel, DecodeBytesAreWeightsPlusKvRead) {
   int4.weights = WeightDType::INT4;
   EXPECT_NEAR(total_bytes(step_costs(spec, int4)), 0.515625 * kLlama8bMatmulParams + kv_read,
               0.005 * (weights / 4 + kv_read));
+}
+
+// The engine's storage: an f32 checkpoint streams 4 bytes per weight (and f32 norms and tables), an f32 KV
+// cache (the CPU engine's) doubles the cached bytes, fp8 halves them; f32 activations double the per-token
+// traffic between ops but change neither weights nor KV.
+TEST(CostModel, StorageDtypesScaleTheirOwnBytesOnly) {
+  const ModelSpec spec = preset_spec("llama-8b");
+  const double context = 4096;
+  const Workload base = workload(WorkloadKind::Decode, 1, 1, int64_t(context));
+  const double kv_read = (context + 1) * kv_cache_bytes_per_token(spec);
+  const double bf16 = total_bytes(step_costs(spec, base));
+  Workload f32_weights = base;
+  f32_weights.weights = WeightDType::F32;
+  const double table_and_norms = weight_bytes_per_device(spec, WeightDType::BF16, 1) - 2 * kLlama8bMatmulParams;
+  EXPECT_NEAR(total_bytes(step_costs(spec, f32_weights)) - bf16, 2 * kLlama8bMatmulParams, 0.001 * bf16);
+  EXPECT_DOUBLE_EQ(weight_bytes_per_device(spec, WeightDType::F32, 1),
+                   2 * weight_bytes_per_device(spec, WeightDType::BF16, 1));
+  EXPECT_GT(table_and_norms, 0.0);
+  Workload f16_weights = base;
+  f16_weights.weights = WeightDType::F16;
+  EXPECT_DOUBLE_EQ(total_bytes(step_costs(spec, f16_weights)), bf16);
+  Workload kv = base;
+  kv.kv_cache = StorageDType::F32;
+  EXPECT_NEAR(total_bytes(step_costs(spec, kv)) - bf16, kv_read, 0.001 * kv_read);
+  kv.kv_cache = StorageDType::FP8;
+  EXPECT_NEAR(bf16 - total_bytes(step_costs(spec, kv)), kv_read / 2, 0.001 * kv_read);
+  EXPECT_DOUBLE_EQ(kv_cache_bytes_per_token(spec, 1, StorageDType::FP8), 131072 / 2);
+  Workload act = base;
+  act.activations = StorageDType::F32;
+  const double act_delta = total_bytes(step_costs(spec, act)) - bf16;
+  EXPECT_GT(act_delta, 0.0);
+  EXPECT_LT(act_delta, 0.001 * bf16);  // one token's activations are tiny next to 16 GB of weights
+  // Prefill of 2048 tokens moves 2048x the activations: f32 doubles exactly the activation traffic.
+  const Workload prefill = workload(WorkloadKind::Prefill, 1, 2048, 0);
+  Workload prefill_f32 = prefill;
+  prefill_f32.activations = StorageDType::F32;
+  const double w_and_kv = weight_bytes_per_device(spec, WeightDType::BF16, 1);
+  EXPECT_GT(total_bytes(step_costs(spec, prefill_f32)) - total_bytes(step_costs(spec, prefill)),
+            0.5 * (total_bytes(step_costs(spec, prefill)) - w_and_kv));
+  Workload fp8_act = base;
+  fp8_act.activations = StorageDType::FP8;
+  EXPECT_THROW(step_costs(spec, fp8_act), Error);
+  Workload train = workload(WorkloadKind::Train, 1, 128, 0);
+  train.kv_cache = StorageDType::F32;
+  EXPECT_THROW(step_costs(spec, train), Error);
 }
 
 TEST(CostModel, KvCachePerTokenLlama8b) {

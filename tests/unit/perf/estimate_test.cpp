@@ -137,6 +137,29 @@ TEST(Estimate, JsonContract) {
   EXPECT_EQ(j["communication"]["ops"].size(), 3u);  // tp all-reduce, grad reduce-scatter, param all-gather
 }
 
+// The engine's storage on each hardware: the CPU engine keeps activations and the KV cache in f32, the GPU
+// engine in bf16; training is priced in bf16 everywhere. The JSON names the storage the estimate assumed.
+TEST(Estimate, EngineStorageFollowsTheHardware) {
+  EXPECT_EQ(engine_storage_dtype(builtin_hardware("cpu"), WorkloadKind::Decode), StorageDType::F32);
+  EXPECT_EQ(engine_storage_dtype(builtin_hardware("cpu"), WorkloadKind::Prefill), StorageDType::F32);
+  EXPECT_EQ(engine_storage_dtype(builtin_hardware("cpu"), WorkloadKind::Train), StorageDType::BF16);
+  EXPECT_EQ(engine_storage_dtype(builtin_hardware("h100"), WorkloadKind::Decode), StorageDType::BF16);
+  const ModelSpec spec = preset_spec("llama-1b");
+  Workload w = workload(WorkloadKind::Decode, 8, 1, 1000);
+  w.kv_cache = StorageDType::FP8;
+  const nlohmann::json j = estimate_to_json(spec, estimate(spec, w, builtin_hardware("h100")));
+  EXPECT_EQ(j["workload"]["kv_dtype"], "fp8");
+  EXPECT_EQ(j["workload"]["activation_dtype"], "bf16");
+  EXPECT_DOUBLE_EQ(j["memory_bytes"]["kv_cache_per_token"].get<double>(), 2.0 * 16 * 8 * 64);
+  StorageDType parsed{};
+  EXPECT_TRUE(parse_storage_dtype("f32", &parsed));
+  EXPECT_EQ(parsed, StorageDType::F32);
+  EXPECT_FALSE(parse_storage_dtype("int8", &parsed));
+  WeightDType weights{};
+  EXPECT_TRUE(parse_weight_dtype("f16", &weights));
+  EXPECT_EQ(weights, WeightDType::F16);
+}
+
 TEST(Estimate, BadWorkloadsAreNamedErrors) {
   const ModelSpec spec = preset_spec("llama-8b");
   const HardwareSpec h100 = builtin_hardware("h100");

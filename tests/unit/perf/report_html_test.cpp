@@ -33,6 +33,7 @@ TEST(ReportHtml, HasEveryChartAndNoExternalResources) {
                          "roof-compute", "id=\"report-data\"", "decision accept"})
     EXPECT_HAS(html, id);
   EXPECT_HAS(html, "&lt;meets&gt;");  // reasons are escaped
+  EXPECT_HAS(html, "<th>estimate (floor)</th><td>-</td>");  // no estimate in these sides
   // The only URL is the SVG namespace (a name, never fetched).
   size_t urls = 0, namespaces = 0;
   for (size_t at = 0; (at = html.find("http", at)) != std::string::npos; ++at) ++urls;
@@ -40,6 +41,15 @@ TEST(ReportHtml, HasEveryChartAndNoExternalResources) {
   EXPECT_EQ(urls, namespaces) << "no network resources in the page";
   EXPECT_EQ(html.find("<link"), std::string::npos);
   EXPECT_EQ(html.find("src="), std::string::npos);
+}
+
+TEST(ReportHtml, ShowsEachSidesEstimateAndRatio) {
+  nlohmann::json report = {{"baseline", side(100, {1, 2})}, {"candidate", side(120, {1, 2})}, {"decision", "accept"}};
+  report["baseline"]["estimate"] = {{"total_ms", 12.5}, {"measured_over_estimate", 1.25}};
+  report["candidate"]["estimate"] = {{"error", "no figures for that hardware"}};
+  const std::string html = render_report_html(report);
+  EXPECT_HAS(html, "<th>estimate (floor)</th><td>12.5 ms</td><td>-</td>");
+  EXPECT_HAS(html, "<th>measured / estimate</th><td>1.25x</td><td>-</td>");
 }
 
 TEST(ReportHtml, EmbeddedJsonCannotCloseItsScript) {
