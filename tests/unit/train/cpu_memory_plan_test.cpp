@@ -265,7 +265,8 @@ constexpr size_t kLargestTransient = 16 * kF * 4;
 constexpr size_t kBatches = 3 * 4 * 257 * 4;
 
 size_t per_thread_bytes(size_t threads) {
-  const size_t scores = kT256 * kT256 * 4;  // forward: one per thread; backward: P and dP
+  // One tile of 64 query rows against the 256 keys; forward: one per thread, backward: P and dP.
+  const size_t scores = 64 * kT256 * 4;
   const GemmPacking packing = gemm_packing();
   return std::min<size_t>(threads, 4 * kHeads) * 3 * scores + threads * (packing.a_floats + packing.b_floats) * 4;
 }
@@ -287,11 +288,11 @@ TEST(CpuTrainPlan, Gpt2At4x256ByHand) {
                                          kLargestTransient + kBatches);
     EXPECT_EQ(p.total_bytes(), 20 * kParams + p.bytes(C::Activations) + p.bytes(C::Workspace));
   }
-  // One thread: 44,048,384 backward buffers + 33,370,648 logits + 786,432 attention scores + the GEMM's panels +
-  // 196,608 + 12,336.
+  // One thread: 44,048,384 backward buffers + 33,370,648 logits + 196,608 attention score tiles + the GEMM's panels
+  // + 196,608 + 12,336.
   const CpuTrainPlan one = plan_cpu_training(spec, 4, 256, false, OptimizerKind::AdamW, 1);
   const GemmPacking packing = gemm_packing();
-  EXPECT_EQ(one.bytes(C::Workspace), 78'414'408u + (packing.a_floats + packing.b_floats) * 4);
+  EXPECT_EQ(one.bytes(C::Workspace), 77'824'584u + (packing.a_floats + packing.b_floats) * 4);
 
   // Checkpointing keeps one layer's set; SGD keeps only the decay mask.
   const CpuTrainPlan ckpt = plan_cpu_training(spec, 4, 256, true, OptimizerKind::SGD, 1);
@@ -311,6 +312,10 @@ TEST(CpuTrainPlan, ThreadsHoldScoresOnlyForTasksTheyCanRun) {
   EXPECT_EQ(threads[1].count, 4u);   // backward P and dP: 1 x 2 KV heads, two each
   EXPECT_EQ(threads[2].count, 16u);  // GEMM panels: any thread
   EXPECT_EQ(threads[0].elements, 64u * 64u);
+  // Longer sequences: a tile of 64 query rows against all the keys, not [T, T].
+  const CpuTrainPlan long_seq = plan_cpu_training(spec, 1, 1000, false, OptimizerKind::AdamW, 16);
+  EXPECT_EQ(long_seq.thread_buffers()[0].elements, 64u * 1000u);
+  EXPECT_EQ(long_seq.thread_buffers()[1].elements, 64u * 1000u);
   // Before the first batch only the parameters, gradients, optimizer state and the gradient norm's partials count.
   const CpuTrainPlan none = plan_cpu_training(spec, 0, 0, false, OptimizerKind::AdamW, 16);
   EXPECT_EQ(none.total_bytes(), 20 * none.params + size_t(kGradNormChunks) * 8);
