@@ -125,8 +125,8 @@ void attention_backward(ThreadPool& pool, const AttentionShape& s, const float* 
           const float* dO = dout + qoff + t.i0 * sq;
           const float* O = out + qoff + t.i0 * sq;
           const float* k_t = views.k + t.j0 * views.skv;
-          // dP = dO V^T
-          gemm(nullptr, {false, true, t.rows(), n, D, dO, sq, views.v + t.j0 * views.skv, views.skv, 0.0f, dP.data(), n});
+          gemm(nullptr, {false, true, t.rows(), n, D, dO, sq, views.v + t.j0 * views.skv, views.skv, 0.0f, dP.data(),
+                         n});  // dP = dO V^T
           for (int64_t r = 0; r < t.rows(); ++r) {
             float delta = 0.0f;
 #pragma omp simd reduction(+ : delta)
