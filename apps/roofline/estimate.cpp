@@ -91,8 +91,8 @@ void print_table(const std::string& model, const perf::Estimate& e, const std::v
               si(m.activations, "B").c_str(), si(m.gradients, "B").c_str(), si(m.optimizer, "B").c_str());
   if (m.workspace > 0 && is_cpu(hw))
     std::printf("                   workspace %s (backward buffers, logits chunk, per-thread attention scores and "
-                "GEMM panels, batches)\n",
-                si(m.workspace, "B").c_str());
+                "GEMM panels of %d thread%s, batches)\n",
+                si(m.workspace, "B").c_str(), m.cpu_threads, m.cpu_threads == 1 ? "" : "s");
   else if (m.workspace > 0 || m.context > 0)
     std::printf("                   workspace %s (backward buffers, logits chunk, cuBLASLt), CUDA context ~%s\n",
                 si(m.workspace, "B").c_str(), si(m.context, "B").c_str());
@@ -119,7 +119,7 @@ Run add_estimate(CLI::App& root) {
   struct Options {
     std::string model, preset, hw, workload, dtype = "bf16", kv_dtype = "auto", activation_dtype = "auto", calibration;
     int64_t batch = 0, seq = 0, context = 0;
-    int tp = 1, dp = 1, zero = 0;
+    int tp = 1, dp = 1, zero = 0, threads = 0;
     bool checkpointing = false, json = false;
   };
   auto o = std::make_shared<Options>();
@@ -155,6 +155,10 @@ Run add_estimate(CLI::App& root) {
                   "Activations between ops: auto (f32 on a CPU, bf16 on a GPU; bf16 for train), f32, bf16 or f16")
       ->check(CLI::IsMember({"auto", "f32", "bf16", "f16"}));
   cmd->add_flag("--checkpointing", o->checkpointing, "Train: recompute each layer's forward in backward");
+  cmd->add_option("--threads", o->threads,
+                  "Train on a CPU (--hw cpu): the threads `roofline train --threads` will run, each with its own "
+                  "attention scores and GEMM panels (default: one per hardware thread, as roofline train)")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--calibration", o->calibration,
                   "Calibrated hardware file (default: $XDG_CONFIG_HOME/roofline/hardware.json or "
                   "~/.config/roofline/hardware.json)");
@@ -169,7 +173,7 @@ Run add_estimate(CLI::App& root) {
     perf::parse_workload_kind(o->workload, &w.kind);
     perf::parse_weight_dtype(o->dtype, &w.weights);
     w.batch = o->batch, w.seq = o->seq, w.context = o->context;
-    w.tp = o->tp, w.dp = o->dp, w.zero = o->zero, w.checkpointing = o->checkpointing;
+    w.tp = o->tp, w.dp = o->dp, w.zero = o->zero, w.checkpointing = o->checkpointing, w.threads = o->threads;
     std::string calibration = o->calibration;
     if (calibration.empty()) {
       try {

@@ -106,13 +106,23 @@ done
 # estimate --workload train on a CPU counts the CPU trainer's buffers (train/cpu_memory_plan.h): f32 weights,
 # gradients, decay mask and moments, f32 activations (one layer's set with --checkpointing), no CUDA context
 for ck in "" --checkpointing; do
-  out=$("$bin" estimate --preset gpt2-124m --hw cpu --workload train --batch 4 --seq 256 $ck --json)
+  out=$("$bin" estimate --preset gpt2-124m --hw cpu --workload train --batch 4 --seq 256 --threads 1 $ck --json)
   check "estimate cpu train memory ${ck:-(all layers saved)}" json "
 m=d['memory_bytes']; p=d['model']['parameters']
 assert m['weights']==4*p and m['gradients']==4*p and m['optimizer']==12*p and m['context']==0, m
-assert m['activations']==(91299840 if '$ck' else 611065856) and m['workspace']>8e7, m
+assert m['activations']==(91299840 if '$ck' else 611065856) and m['workspace']>77824584, m  # + the GEMM's panels
 assert m['total']==sum(m[k] for k in ['weights','kv_cache','activations','gradients','optimizer','workspace','context']), m" <<<"$out"
 done
+# --threads: the per-thread scratch of that many threads (default: one per hardware thread)
+for n in 1 4; do
+  "$bin" estimate --preset gpt2-124m --hw cpu --workload train --batch 4 --seq 256 --threads $n --json >"$tmp/est$n.json"
+done
+check "estimate cpu train --threads" python3 -c "
+import json; a=json.load(open('$tmp/est1.json')); b=json.load(open('$tmp/est4.json'))
+assert a['workload']['threads']==1 and b['workload']['threads']==4, (a['workload'], b['workload'])
+ma, mb = a['memory_bytes'], b['memory_bytes']
+assert mb['workspace']>ma['workspace'] and mb['activations']==ma['activations'], (ma, mb)"
+expect_error "estimate --threads on a GPU" "--threads" "$bin" estimate --preset gpt2-124m --hw h100 --workload train --batch 4 --seq 256 --threads 4
 out=$("$bin" estimate --preset gpt2-124m --hw h100 --workload train --batch 4 --seq 256 --json)
 check "estimate gpu train memory" json "m=d['memory_bytes']; assert m['weights']==2*d['model']['parameters'] and m['context']>0, m" <<<"$out"
 

@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "roofline/core/error.h"
 #include "roofline/model/model_spec.h"
 
 namespace roofline::perf {
@@ -39,7 +40,10 @@ Estimate estimate(const ModelSpec& spec, const Workload& workload, const Hardwar
     e.kernels += cost.kernels;
     e.ops.push_back(std::move(op));
   }
-  e.memory = memory_budget(spec, workload, train_memory_target(hw));
+  ROOFLINE_CHECK(workload.threads == 0 || is_cpu(hw),
+                 "--threads {}: sizes the CPU trainer's per-thread scratch; --hw {} is not a CPU", workload.threads,
+                 hw.name);
+  e.memory = memory_budget(spec, workload, train_memory_target(hw, workload.threads));
   e.comm = comm_costs(spec, workload, hw.interconnect_bandwidth);
   e.floor_s = e.compute_bound_s + e.memory_bound_s;
   e.overhead_s = e.kernels * hw.kernel_overhead_s;
@@ -182,22 +186,23 @@ nlohmann::json estimate_to_json(const ModelSpec& spec, const Estimate& e) {
   nlohmann::json hardware = hardware_to_json(e.hardware);
   hardware["ridge_flops_per_byte"] = e.hardware.ridge_point(w.weights == WeightDType::FP8);
   const MemoryBudget& m = e.memory;
+  nlohmann::json workload = {{"kind", to_string(w.kind)},
+                             {"batch", w.batch},
+                             {"seq", w.seq},
+                             {"context", w.context},
+                             {"dtype", to_string(w.weights)},
+                             {"activation_dtype", to_string(w.activations)},
+                             {"kv_dtype", to_string(w.kv_cache)},
+                             {"tp", w.tp},
+                             {"dp", w.dp},
+                             {"zero", w.zero},
+                             {"checkpointing", w.checkpointing},
+                             {"devices", w.tp * w.dp}};
+  if (m.cpu_threads > 0) workload["threads"] = m.cpu_threads;  // the CPU trainer's, whose scratch is counted
   return {
       {"scope", "one step on one device; tokens_per_s over all devices"},
       {"model", {{"architecture", spec.architecture}, {"parameters", spec.parameter_count()}}},
-      {"workload",
-       {{"kind", to_string(w.kind)},
-        {"batch", w.batch},
-        {"seq", w.seq},
-        {"context", w.context},
-        {"dtype", to_string(w.weights)},
-        {"activation_dtype", to_string(w.activations)},
-        {"kv_dtype", to_string(w.kv_cache)},
-        {"tp", w.tp},
-        {"dp", w.dp},
-        {"zero", w.zero},
-        {"checkpointing", w.checkpointing},
-        {"devices", w.tp * w.dp}}},
+      {"workload", workload},
       {"hardware", hardware},
       {"flops", e.flops},
       {"model_flops", e.model_flops},

@@ -31,10 +31,10 @@ void count_train_plan(const Plan& plan, const Workload& w, MemoryBudget& m) {
 
 }  // namespace
 
-TrainMemoryTarget train_memory_target(const HardwareSpec& hw) {
+TrainMemoryTarget train_memory_target(const HardwareSpec& hw, int threads) {
   TrainMemoryTarget target;
   target.cpu = is_cpu(hw);
-  if (target.cpu) target.cpu_threads = ThreadPool::hardware_threads();
+  if (target.cpu) target.cpu_threads = threads > 0 ? threads : ThreadPool::hardware_threads();
   return target;
 }
 
@@ -95,6 +95,7 @@ MemoryBudget memory_budget(const ModelSpec& spec, const Workload& w, const Train
     count_train_plan(train::plan_cpu_training(slice, w.batch_per_replica(), w.seq, w.checkpointing,
                                               train::OptimizerKind::AdamW, target.cpu_threads),
                      w, m);
+    m.cpu_threads = target.cpu_threads;
     return m;
   }
   const train::CudaTrainPlan plan =

@@ -31,6 +31,7 @@ struct MemoryBudget {
   double context = 0;      // train: the CUDA context, cuBLASLt's state and allocation rounding (an allowance;
                            // 0 for the CPU trainer)
   double kv_cache_per_token = 0;  // bf16 K and V of one token over all layers, on this device
+  int cpu_threads = 0;            // train on a CPU: the trainer's threads whose scratch the workspace counts
 
   double total() const { return weights + kv_cache + activations + gradients + optimizer + workspace + context; }
 };
@@ -41,9 +42,9 @@ struct TrainMemoryTarget {
   bool cpu = false;
   int cpu_threads = 1;
 };
-// The CPU trainer with one thread per hardware thread (what `roofline train --device cpu` runs by default) when
-// `hw` is a CPU (is_cpu), else the CUDA trainer.
-TrainMemoryTarget train_memory_target(const HardwareSpec& hw);
+// The CPU trainer with `threads` threads (0: one per hardware thread, what `roofline train --device cpu` runs by
+// default) when `hw` is a CPU (is_cpu), else the CUDA trainer.
+TrainMemoryTarget train_memory_target(const HardwareSpec& hw, int threads = 0);
 
 MemoryBudget memory_budget(const ModelSpec& spec, const Workload& workload, const TrainMemoryTarget& target = {});
 

@@ -76,6 +76,8 @@ void validate(const Workload& w, const ModelSpec& spec) {
   ROOFLINE_CHECK(train || w.zero == 0, "--zero {}: ZeRO shards training state; it applies to --workload train only",
                  w.zero);
   ROOFLINE_CHECK(train || !w.checkpointing, "--checkpointing applies to --workload train only");
+  ROOFLINE_CHECK(w.threads >= 0, "--threads {}: must be at least 1", w.threads);
+  ROOFLINE_CHECK(train || w.threads == 0, "--threads applies to --workload train only (the CPU trainer's threads)");
   ROOFLINE_CHECK(!train || w.weights == WeightDType::BF16,
                  "--dtype {}: training is modelled in bf16 (fp32 master weights); use --dtype bf16",
                  to_string(w.weights));

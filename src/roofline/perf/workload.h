@@ -43,6 +43,9 @@ struct Workload {
   // Count the masked half of causal attention as if computed. Off: the FLOPs a causal kernel executes.
   // On: the PaLM / nanoGPT MFU convention (6N + 12·L·H·Q·T per token), for comparing with published MFU.
   bool dense_causal_flops = false;
+  // train on a CPU: the threads the CPU trainer runs (each keeps its own attention scores and GEMM panels);
+  // 0: one per hardware thread, as `roofline train --device cpu` runs by default.
+  int threads = 0;
 
   int64_t batch_per_replica() const { return batch / dp; }
   int64_t tokens_per_replica() const { return batch_per_replica() * seq; }

@@ -52,10 +52,13 @@ std::vector<DeviceBuffer> CpuTrainPlan::model_buffers() const {
   if (M == 0) return b;
   const size_t m = size_t(M), S = size_t(saved_layers);
   // Activations: the layer boundaries, then each saved layer's set (model.cpp's LayerActs), then the final norm.
-  // RMSNorm layers allocate the mean buffers too (unused).
+  // LayerNorm keeps each row's mean and rstd, RMSNorm only the rstd.
   b.push_back({"residual stream (f32)", C::Activations, m * H, 4, size_t(L + 1)});
   b.push_back({"ln1, ln2 out (f32)", C::Activations, m * H, 4, 2 * S});
-  b.push_back({"ln1, ln2 mean and rstd (f32)", C::Activations, m, 4, 4 * S});
+  if (layernorm)
+    b.push_back({"ln1, ln2 mean and rstd (f32)", C::Activations, m, 4, 4 * S});
+  else
+    b.push_back({"ln1, ln2 rstd (f32)", C::Activations, m, 4, 2 * S});
   if (qk_norm) {
     b.push_back({"q before qk-norm (f32)", C::Activations, m * QD, 4, S});
     b.push_back({"k before qk-norm (f32)", C::Activations, m * KD, 4, S});
@@ -69,14 +72,15 @@ std::vector<DeviceBuffer> CpuTrainPlan::model_buffers() const {
   // GELU: fc and gelu(fc); SwiGLU: gate, up and silu(gate) * up.
   b.push_back({"ffn pre-activations and output (f32)", C::Activations, m * F, 4, (gated ? 3 : 2) * S});
   b.push_back({"final norm out (f32)", C::Activations, m * H, 4});
-  b.push_back({"final norm mean and rstd (f32)", C::Activations, m, 4, 2});
+  if (layernorm)
+    b.push_back({"final norm mean and rstd (f32)", C::Activations, m, 4, 2});
+  else
+    b.push_back({"final norm rstd (f32)", C::Activations, m, 4});
   // The backward's buffers (one set, reused by every layer).
   b.push_back({"dres, d_hidden (f32)", C::Workspace, m * H, 4, 2});
   b.push_back({"d_ffn_a, d_ffn_b (f32)", C::Workspace, m * F, 4, 2});
   b.push_back({"d_attn, dq (f32)", C::Workspace, m * QD, 4, 2});
   b.push_back({"dk, dv (f32)", C::Workspace, m * KD, 4, 2});
-  // Allocated without qk-norm too (only Qwen3's q/k norms use it).
-  b.push_back({"qk-norm backward scratch (f32)", C::Workspace, m * size_t(std::max(QD, KD)), 4});
   b.push_back({"token ids: inputs, targets (i32)", C::Workspace, m, 4, 2});
   if (rotary) b.push_back({"rope cos, sin (f32)", C::Workspace, size_t(T) * size_t(head_dim / 2), 4, 2});
   b.push_back({"logits chunk (f32)", C::Workspace, size_t(ce_rows) * size_t(V), 4});

@@ -8,7 +8,7 @@
 //    stream, each saved layer's activations (one layer's with checkpointing), the final norm's output, the
 //    backward's buffers, token ids, the RoPE tables and the cross-entropy's chunk of logits;
 //  - the optimizer: the weight-decay mask (f32, 1 or 0 per parameter) and AdamW's two moments;
-//  - each thread that runs the kernels, for the thread's life (thread_local): attention's [T, T] score matrices
+//  - each thread that runs the kernels, for the thread's life (thread_local): attention's score tiles ([min(T, 64), T])
 //    and the GEMM's packed panels;
 //  - one op at a time, freed when it returns: reduction partials, the cross-entropy's per-row losses, the
 //    gradient norm's partials; only the largest counts;

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 
 #include "roofline/core/error.h"
 #include "roofline/train/ops/activations.h"
@@ -16,12 +15,12 @@ namespace roofline::train {
 
 // What one layer's backward needs from its forward. M = B*T rows.
 struct TrainModel::LayerActs {
-  std::vector<float> ln1_out, ln1_mean, ln1_rstd;  // [M, H], [M], [M]
+  std::vector<float> ln1_out, ln1_mean, ln1_rstd;  // [M, H], [M], [M]; the means for LayerNorm only
   std::vector<float> q_raw, k_raw, q_rstd, k_rstd; // Qwen3 q/k norm inputs [M, Hq*D] / [M, Hkv*D], stats
   std::vector<float> q, k, v;                      // after norm and RoPE: [M, Hq*D], [M, Hkv*D] x2
   std::vector<float> attn_out, lse;                // [M, Hq*D], [B, Hq, T]
   std::vector<float> x_mid;                        // [M, H]: input + attention branch
-  std::vector<float> ln2_out, ln2_mean, ln2_rstd;  // [M, H], [M], [M]
+  std::vector<float> ln2_out, ln2_mean, ln2_rstd;  // [M, H], [M], [M]; the means for LayerNorm only
   std::vector<float> ffn_a, ffn_b, ffn_h;          // gated: gate, up, silu(gate)*up; GPT-2: fc, -, gelu(fc)
 };
 
@@ -48,6 +47,7 @@ void TrainModel::prepare(int64_t B, int64_t T) {
   T_ = T;
   const size_t M = size_t(B * T), H = size_t(spec_.hidden_size), F = size_t(spec_.intermediate_size);
   const size_t QD = size_t(spec_.q_dim()), KD = size_t(spec_.kv_dim());
+  const bool layernorm = spec_.norm == NormKind::LayerNorm;  // RMSNorm needs no mean, only rstd
   inputs_.resize(M);
   targets_.resize(M);
   residual_.assign(size_t(spec_.num_layers + 1), std::vector<float>(M * H));
@@ -56,7 +56,7 @@ void TrainModel::prepare(int64_t B, int64_t T) {
   for (size_t i = 0; i < n_acts; ++i) {
     auto a = std::make_unique<LayerActs>();
     a->ln1_out.resize(M * H);
-    a->ln1_mean.resize(M);
+    if (layernorm) a->ln1_mean.resize(M);
     a->ln1_rstd.resize(M);
     if (spec_.qk_norm) {
       a->q_raw.resize(M * QD);
@@ -71,7 +71,7 @@ void TrainModel::prepare(int64_t B, int64_t T) {
     a->lse.resize(M * size_t(spec_.num_heads));
     a->x_mid.resize(M * H);
     a->ln2_out.resize(M * H);
-    a->ln2_mean.resize(M);
+    if (layernorm) a->ln2_mean.resize(M);
     a->ln2_rstd.resize(M);
     a->ffn_a.resize(M * F);
     if (spec_.mlp == MlpKind::GatedSiLU) a->ffn_b.resize(M * F);
@@ -79,7 +79,7 @@ void TrainModel::prepare(int64_t B, int64_t T) {
     acts_.push_back(std::move(a));
   }
   final_norm_out_.resize(M * H);
-  final_mean_.resize(M);
+  if (layernorm) final_mean_.resize(M);
   final_rstd_.resize(M);
   dres_.resize(M * H);
   d_hidden_.resize(M * H);
@@ -89,7 +89,6 @@ void TrainModel::prepare(int64_t B, int64_t T) {
   dq_.resize(M * QD);
   dk_.resize(M * KD);
   dv_.resize(M * KD);
-  scratch_q_.resize(M * std::max(QD, KD));
   if (spec_.position == PositionKind::Rotary && rope_.positions < T) rope_ = make_rope_tables(spec_, T);
 }
 
@@ -192,13 +191,14 @@ void TrainModel::layer_backward(int64_t l, const float* x, LayerActs& a, float* 
   const float* dq = dq_.data();
   const float* dk = dk_.data();
   if (s.qk_norm) {
-    // The norms' dx goes to scratch; dq/dk buffers are then free to take it.
-    rmsnorm_backward(pool, dq_.data(), a.q_raw.data(), slot(P, w.q_norm), a.q_rstd.data(), scratch_q_.data(), false,
+    // The norms' dx needs a buffer apart from their dy. d_attn_ (attention's dO, [M, QD]) is dead once
+    // attention_backward returns and takes dq; dq_ ([M, QD] >= [M, KD]) is then free and takes dk.
+    rmsnorm_backward(pool, dq_.data(), a.q_raw.data(), slot(P, w.q_norm), a.q_rstd.data(), d_attn_.data(), false,
                      slot(G, w.q_norm), M * s.num_heads, D);
-    std::memcpy(dq_.data(), scratch_q_.data(), size_t(M * QD) * sizeof(float));
-    rmsnorm_backward(pool, dk_.data(), a.k_raw.data(), slot(P, w.k_norm), a.k_rstd.data(), scratch_q_.data(), false,
+    rmsnorm_backward(pool, dk_.data(), a.k_raw.data(), slot(P, w.k_norm), a.k_rstd.data(), dq_.data(), false,
                      slot(G, w.k_norm), M * s.num_kv_heads, D);
-    std::memcpy(dk_.data(), scratch_q_.data(), size_t(M * KD) * sizeof(float));
+    dq = d_attn_.data();
+    dk = dq_.data();
   }
   linear_backward(pool, dq, a.ln1_out.data(), slot(P, w.q_w), d_hidden_.data(), false, slot(G, w.q_w),
                   slot(G, w.q_b), M, H, QD);
@@ -296,10 +296,14 @@ std::vector<DeviceBuffer> TrainModel::buffers() const {
   add("parameters (f32)", C::Weights, params_);
   add("gradients (f32)", C::Gradients, grads_);
   for (const auto& r : residual_) add("residual stream (f32)", C::Activations, r);
+  // RMSNorm keeps no means: its statistics are the rstd alone.
+  const bool layernorm = spec_.norm == NormKind::LayerNorm;
+  const char* layer_norm_stats = layernorm ? "ln1, ln2 mean and rstd (f32)" : "ln1, ln2 rstd (f32)";
+  const char* final_norm_stats = layernorm ? "final norm mean and rstd (f32)" : "final norm rstd (f32)";
   for (const auto& a : acts_) {
     for (const auto* v : {&a->ln1_out, &a->ln2_out}) add("ln1, ln2 out (f32)", C::Activations, *v);
     for (const auto* v : {&a->ln1_mean, &a->ln1_rstd, &a->ln2_mean, &a->ln2_rstd})
-      add("ln1, ln2 mean and rstd (f32)", C::Activations, *v);
+      add(layer_norm_stats, C::Activations, *v);
     add("q before qk-norm (f32)", C::Activations, a->q_raw);
     add("k before qk-norm (f32)", C::Activations, a->k_raw);
     add("q-norm rstd (f32)", C::Activations, a->q_rstd);
@@ -312,12 +316,11 @@ std::vector<DeviceBuffer> TrainModel::buffers() const {
       add("ffn pre-activations and output (f32)", C::Activations, *v);
   }
   add("final norm out (f32)", C::Activations, final_norm_out_);
-  for (const auto* v : {&final_mean_, &final_rstd_}) add("final norm mean and rstd (f32)", C::Activations, *v);
+  for (const auto* v : {&final_mean_, &final_rstd_}) add(final_norm_stats, C::Activations, *v);
   for (const auto* v : {&dres_, &d_hidden_}) add("dres, d_hidden (f32)", C::Workspace, *v);
   for (const auto* v : {&d_ffn_a_, &d_ffn_b_}) add("d_ffn_a, d_ffn_b (f32)", C::Workspace, *v);
   for (const auto* v : {&d_attn_, &dq_}) add("d_attn, dq (f32)", C::Workspace, *v);
   for (const auto* v : {&dk_, &dv_}) add("dk, dv (f32)", C::Workspace, *v);
-  add("qk-norm backward scratch (f32)", C::Workspace, scratch_q_);
   for (const auto* v : {&inputs_, &targets_}) add("token ids: inputs, targets (i32)", C::Workspace, *v);
   for (const auto* v : {&rope_.cos, &rope_.sin}) add("rope cos, sin (f32)", C::Workspace, *v);
   add("logits chunk (f32)", C::Workspace, ce_scratch_);

@@ -64,7 +64,7 @@ class TrainModel {
   std::vector<std::vector<float>> residual_;  // [L + 1][M, H]: each layer's input, then the last output
   std::vector<std::unique_ptr<LayerActs>> acts_;  // L of them, or 1 reused with checkpointing
   std::vector<float> final_norm_out_, final_mean_, final_rstd_;
-  std::vector<float> dres_, d_hidden_, d_ffn_a_, d_ffn_b_, d_attn_, dq_, dk_, dv_, scratch_q_, ce_scratch_;
+  std::vector<float> dres_, d_hidden_, d_ffn_a_, d_ffn_b_, d_attn_, dq_, dk_, dv_, ce_scratch_;
 };
 
 }  // namespace roofline::train

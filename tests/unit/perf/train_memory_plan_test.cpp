@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "perf_test_util.h"
+#include "roofline/core/error.h"
 #include "roofline/core/thread_pool.h"
 #include "roofline/model/model_spec.h"
 #include "roofline/perf/estimate.h"
@@ -167,6 +168,20 @@ TEST(CpuTrainPlan, TheHardwarePicksTheTrainer) {
   const Estimate on_gpu = estimate(spec, w, builtin_hardware("h100"));
   EXPECT_EQ(on_gpu.memory.weights, 2.0 * double(p.params));
   EXPECT_EQ(on_gpu.memory.context, kTrainContextBytes);
+  // --threads: the CPU plan for that many threads, named in the JSON; a GPU or an inference workload refuses it.
+  Workload threaded = w;
+  threaded.threads = 3;
+  EXPECT_EQ(train_memory_target(cpu, 3).cpu_threads, 3);
+  const Estimate three = estimate(spec, threaded, cpu);
+  EXPECT_EQ(three.memory.total(),
+            double(train::plan_cpu_training(spec, 4, 256, false, OptimizerKind::AdamW, 3).total_bytes()));
+  EXPECT_EQ(three.memory.cpu_threads, 3);
+  EXPECT_EQ(estimate_to_json(spec, three)["workload"]["threads"], 3);
+  EXPECT_FALSE(estimate_to_json(spec, on_gpu)["workload"].contains("threads"));
+  EXPECT_THROW(estimate(spec, threaded, builtin_hardware("h100")), roofline::Error);
+  Workload decode_threaded = test::workload(WorkloadKind::Decode, 8, 1, 512);
+  decode_threaded.threads = 3;
+  EXPECT_THROW(validate(decode_threaded, spec), roofline::Error);
   // Inference budgets do not depend on the hardware.
   const Workload decode = test::workload(WorkloadKind::Decode, 8, 1, 512);
   EXPECT_EQ(estimate(spec, decode, cpu).memory.total(),

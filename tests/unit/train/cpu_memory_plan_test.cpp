@@ -18,6 +18,7 @@
 #include "roofline/model/presets.h"
 #include "roofline/train/cpu_memory_plan.h"
 #include "roofline/train/model.h"
+#include "roofline/train/ops/cross_entropy.h"
 #include "roofline/train/optimizer.h"
 #include "roofline/train/params.h"
 #include "tracked_heap.h"
@@ -119,6 +120,43 @@ TEST(CpuTrainPlan, ModelHoldsThePlannedBuffers) {
   }
 }
 
+// What each norm keeps and the backward's buffers, named, on GPT-2 (LayerNorm), Llama (RMSNorm, no q/k norm) and
+// Qwen3 (RMSNorm with q/k norms): LayerNorm keeps each row's mean and rstd, RMSNorm its rstd alone; the backward
+// holds dres, d_hidden, d_ffn_a, d_ffn_b, d_attn, dq, dk and dv and nothing more (Qwen3's q/k norm backward
+// writes into d_attn and dq once they are dead).
+TEST(CpuTrainPlan, ModelKeepsOnlyWhatItsNormsAndBackwardUse) {
+  ThreadPool pool(2);
+  for (const char* fixture : {"gpt2", "llama", "qwen3"}) {
+    SCOPED_TRACE(fixture);
+    const ModelSpec spec = load_model_spec(fixture_dir(fixture));
+    TrainModel model(spec, pool, /*checkpoint_activations=*/false);
+    init_params(spec, model.layout(), model.params().data(), 7);
+    const std::vector<int32_t> w = windows(spec);
+    model.forward_backward(w.data(), kB, kT, 1.0f / float(kB * kT));
+    std::map<std::string, size_t> held = bytes_by_name(model.buffers());
+    const size_t M = size_t(kB * kT), L = size_t(spec.num_layers), f32 = 4;
+    if (spec.norm == NormKind::LayerNorm) {
+      EXPECT_EQ(held["ln1, ln2 mean and rstd (f32)"], 4 * L * M * f32);
+      EXPECT_EQ(held["final norm mean and rstd (f32)"], 2 * M * f32);
+    } else {
+      EXPECT_EQ(held["ln1, ln2 rstd (f32)"], 2 * L * M * f32);
+      EXPECT_EQ(held["final norm rstd (f32)"], M * f32);
+    }
+    for (const auto& [name, bytes] : held) EXPECT_GT(bytes, 0u) << name;  // no name the model does not hold
+    EXPECT_EQ(held.count(spec.norm == NormKind::LayerNorm ? "ln1, ln2 rstd (f32)" : "ln1, ln2 mean and rstd (f32)"),
+              0u);
+    const size_t H = size_t(spec.hidden_size), F = size_t(spec.intermediate_size), QD = size_t(spec.q_dim()),
+                 KD = size_t(spec.kv_dim());
+    size_t backward = 0;
+    for (const char* name : {"dres, d_hidden (f32)", "d_ffn_a, d_ffn_b (f32)", "d_attn, dq (f32)", "dk, dv (f32)"})
+      backward += held[name];
+    EXPECT_EQ(backward, 2 * M * (H + F + QD + KD) * f32);
+    const size_t rope = spec.position == PositionKind::Rotary ? 2 * size_t(kT) * size_t(spec.head_dim / 2) * f32 : 0;
+    const size_t logits = size_t(lm_head_chunk_rows(int64_t(M), spec.vocab_size)) * size_t(spec.vocab_size) * f32;
+    EXPECT_EQ(bytes_of(model.buffers(), C::Workspace), backward + 2 * M * 4 + rope + logits);
+  }
+}
+
 struct HeapCounts {
   size_t bookkeeping = 0;   // a ModelSpec copy and a ParamLayout: what the model's constructor keeps besides buffers
   size_t construction = 0;  // TrainModel's constructor
@@ -215,9 +253,9 @@ static_assert(kLayerFloatsPerToken == 11'536);
 constexpr size_t kBoundaryFloatsPerToken = (kL + 1) * kH + kH + 2;
 static_assert(kBoundaryFloatsPerToken == 10'754);
 // The backward's buffers per token: dres, d_hidden (2H), d_ffn_a, d_ffn_b (2F), d_attn, dq (2 QD), dk, dv (2 KD),
-// the qk-norm scratch (allocated without qk-norm too: H), token ids (inputs, targets: 2 x i32).
-constexpr size_t kBackwardBytesPerToken = 4 * (2 * kH + 2 * kF + 2 * kH + 2 * kH + kH) + 2 * 4;
-static_assert(kBackwardBytesPerToken == 46'088);
+// token ids (inputs, targets: 2 x i32).
+constexpr size_t kBackwardBytesPerToken = 4 * (2 * kH + 2 * kF + 2 * kH + 2 * kH) + 2 * 4;
+static_assert(kBackwardBytesPerToken == 43'016);
 // One chunk of logits: 32 MiB / (50257 x 4) = 166 rows.
 constexpr size_t kLogitsChunkBytes = 166 * kV * 4;
 // The largest short-lived block: the bias gradients' partials, 16 chunks x F floats (above LayerNorm's 17 x 2H
@@ -227,7 +265,8 @@ constexpr size_t kLargestTransient = 16 * kF * 4;
 constexpr size_t kBatches = 3 * 4 * 257 * 4;
 
 size_t per_thread_bytes(size_t threads) {
-  const size_t scores = kT256 * kT256 * 4;  // forward: one per thread; backward: P and dP
+  // One tile of 64 query rows against the 256 keys; forward: one per thread, backward: P and dP.
+  const size_t scores = 64 * kT256 * 4;
   const GemmPacking packing = gemm_packing();
   return std::min<size_t>(threads, 4 * kHeads) * 3 * scores + threads * (packing.a_floats + packing.b_floats) * 4;
 }
@@ -249,11 +288,11 @@ TEST(CpuTrainPlan, Gpt2At4x256ByHand) {
                                          kLargestTransient + kBatches);
     EXPECT_EQ(p.total_bytes(), 20 * kParams + p.bytes(C::Activations) + p.bytes(C::Workspace));
   }
-  // One thread: 47,194,112 backward buffers + 33,370,648 logits + 786,432 attention scores + the GEMM's panels +
-  // 196,608 + 12,336.
+  // One thread: 44,048,384 backward buffers + 33,370,648 logits + 196,608 attention score tiles + the GEMM's panels
+  // + 196,608 + 12,336.
   const CpuTrainPlan one = plan_cpu_training(spec, 4, 256, false, OptimizerKind::AdamW, 1);
   const GemmPacking packing = gemm_packing();
-  EXPECT_EQ(one.bytes(C::Workspace), 81'560'136u + (packing.a_floats + packing.b_floats) * 4);
+  EXPECT_EQ(one.bytes(C::Workspace), 77'824'584u + (packing.a_floats + packing.b_floats) * 4);
 
   // Checkpointing keeps one layer's set; SGD keeps only the decay mask.
   const CpuTrainPlan ckpt = plan_cpu_training(spec, 4, 256, true, OptimizerKind::SGD, 1);
@@ -273,6 +312,10 @@ TEST(CpuTrainPlan, ThreadsHoldScoresOnlyForTasksTheyCanRun) {
   EXPECT_EQ(threads[1].count, 4u);   // backward P and dP: 1 x 2 KV heads, two each
   EXPECT_EQ(threads[2].count, 16u);  // GEMM panels: any thread
   EXPECT_EQ(threads[0].elements, 64u * 64u);
+  // Longer sequences: a tile of 64 query rows against all the keys, not [T, T].
+  const CpuTrainPlan long_seq = plan_cpu_training(spec, 1, 1000, false, OptimizerKind::AdamW, 16);
+  EXPECT_EQ(long_seq.thread_buffers()[0].elements, 64u * 1000u);
+  EXPECT_EQ(long_seq.thread_buffers()[1].elements, 64u * 1000u);
   // Before the first batch only the parameters, gradients, optimizer state and the gradient norm's partials count.
   const CpuTrainPlan none = plan_cpu_training(spec, 0, 0, false, OptimizerKind::AdamW, 16);
   EXPECT_EQ(none.total_bytes(), 20 * none.params + size_t(kGradNormChunks) * 8);

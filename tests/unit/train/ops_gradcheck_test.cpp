@@ -180,6 +180,80 @@ TEST(TrainOps, AttentionBackward) {
   }
 }
 
+// Sequences longer than one tile of query rows (kAttentionRowTile): a partial last tile, a window that spans tiles,
+// grouped heads, two sequences; forward and backward against a direct float64 evaluation.
+TEST(TrainOps, AttentionTilesMatchFloat64) {
+  Fixture f;
+  const int64_t T = 2 * kAttentionRowTile + 22;
+  for (int64_t window : {int64_t(0), kAttentionRowTile + 6}) {
+    SCOPED_TRACE(window);
+    const AttentionShape s{2, T, 4, 2, 16, window};
+    const int64_t group = s.Hq / s.Hkv;
+    const size_t nq = size_t(s.B * T * s.Hq * s.D), nk = size_t(s.B * T * s.Hkv * s.D);
+    const auto q = random_vector(nq, 11), k = random_vector(nk, 12), v = random_vector(nk, 13),
+               dout = random_vector(nq, 14);
+    std::vector<float> out(nq), lse(size_t(s.B * s.Hq * T)), dq(nq), dk(nk, 7.0f), dv(nk, 7.0f);  // dk, dv: written
+    attention_forward(f.pool, s, q.data(), k.data(), v.data(), out.data(), lse.data());
+    attention_backward(f.pool, s, q.data(), k.data(), v.data(), out.data(), lse.data(), dout.data(), dq.data(),
+                       dk.data(), dv.data());
+
+    std::vector<double> ref_out(nq), ref_dq(nq), ref_dk(nk), ref_dv(nk), ref_lse(lse.size());
+    const double scale = 1.0 / std::sqrt(double(s.D));
+    auto qi = [&](int64_t b, int64_t i, int64_t h) { return size_t(((b * T + i) * s.Hq + h) * s.D); };
+    auto ki = [&](int64_t b, int64_t j, int64_t h) { return size_t(((b * T + j) * s.Hkv + h) * s.D); };
+    for (int64_t b = 0; b < s.B; ++b)
+      for (int64_t h = 0; h < s.Hq; ++h) {
+        const int64_t kh = h / group;
+        for (int64_t i = 0; i < T; ++i) {
+          const int64_t j0 = window > 0 ? std::max<int64_t>(0, i - window + 1) : 0;
+          std::vector<double> p(size_t(i + 1), 0.0);
+          double mx = -INFINITY, sum = 0;
+          for (int64_t j = j0; j <= i; ++j) {
+            double d = 0;
+            for (int64_t e = 0; e < s.D; ++e) d += double(q[qi(b, i, h) + e]) * k[ki(b, j, kh) + e];
+            p[size_t(j)] = d * scale;
+            mx = std::max(mx, p[size_t(j)]);
+          }
+          for (int64_t j = j0; j <= i; ++j) sum += (p[size_t(j)] = std::exp(p[size_t(j)] - mx));
+          ref_lse[size_t((b * s.Hq + h) * T + i)] = mx + std::log(sum);
+          double delta = 0;
+          std::vector<double> o(size_t(s.D), 0.0);
+          for (int64_t j = j0; j <= i; ++j) {
+            p[size_t(j)] /= sum;
+            for (int64_t e = 0; e < s.D; ++e) o[size_t(e)] += p[size_t(j)] * v[ki(b, j, kh) + e];
+          }
+          for (int64_t e = 0; e < s.D; ++e) {
+            ref_out[qi(b, i, h) + size_t(e)] = o[size_t(e)];
+            delta += double(dout[qi(b, i, h) + e]) * o[size_t(e)];
+          }
+          for (int64_t j = j0; j <= i; ++j) {
+            double dp = 0;
+            for (int64_t e = 0; e < s.D; ++e) dp += double(dout[qi(b, i, h) + e]) * v[ki(b, j, kh) + e];
+            const double ds = p[size_t(j)] * (dp - delta) * scale;
+            for (int64_t e = 0; e < s.D; ++e) {
+              ref_dq[qi(b, i, h) + size_t(e)] += ds * k[ki(b, j, kh) + e];
+              ref_dk[ki(b, j, kh) + size_t(e)] += ds * q[qi(b, i, h) + e];
+              ref_dv[ki(b, j, kh) + size_t(e)] += p[size_t(j)] * dout[qi(b, i, h) + e];
+            }
+          }
+        }
+      }
+    auto expect_close = [](const char* what, const std::vector<float>& got, const std::vector<double>& want) {
+      double worst = 0, norm = 0;
+      for (size_t i = 0; i < got.size(); ++i) {
+        worst = std::max(worst, std::abs(got[i] - want[i]));
+        norm = std::max(norm, std::abs(want[i]));
+      }
+      EXPECT_LT(worst, 1e-5 * norm + 1e-6) << what << " (largest |value| " << norm << ")";
+    };
+    expect_close("out", out, ref_out);
+    expect_close("lse", lse, ref_lse);
+    expect_close("dq", dq, ref_dq);
+    expect_close("dk", dk, ref_dk);
+    expect_close("dv", dv, ref_dv);
+  }
+}
+
 TEST(TrainOps, EmbeddingBackward) {
   Fixture f;
   const int64_t B = 2, T = 3, H = 4, V = 5;
