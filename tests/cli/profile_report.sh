@@ -107,7 +107,14 @@ check "report prefill workload" py "d=json.loads(sys.argv[1]); assert d['decisio
 echo '{"name": "test-hw", "peak_bf16_flops_per_s": 2e11, "memory_bytes_per_s": 1e10}' > "$tmp/hw.json"
 "$bin" report --baseline "-m $model" --candidate "-m $model --threads 1" -n 6 --runs 1 --min-speedup 0 --hw "$tmp/hw.json" \
   --json "$tmp/report_est.json" > "$tmp/report_est.txt" 2>/dev/null
-check "report text shows the estimate" bash -c "grep -q '^estimate (floor) .*test-hw, file' '$tmp/report_est.txt' && grep -q '^measured / estimate .*x' '$tmp/report_est.txt'"
+check "report text shows the estimate" bash -c "grep -q '^estimate (floor) .*(test-hw).*(file)' '$tmp/report_est.txt' && grep -q '^measured / estimate .*x' '$tmp/report_est.txt'"
+# Without --hw a CPU run's floor uses the bandwidth its own process measures (a VM's varies from process to process).
+check "report estimate on the cpu measures its bandwidth" py "
+d=json.load(open('$tmp/report.json'))
+for s in ('baseline','candidate'):
+  e=d[s]['estimate']; assert e['hardware']=='cpu' and e['hardware_source'].endswith('bandwidth measured now'), e
+  assert e['activations']=='f32' and e['kv_cache']=='f32' and e['measured_over_estimate']>0, e
+"
 P=$(python3 -c "import json; print(json.load(open('$tmp/report_est.json'))['baseline']['prompt_tokens'])")
 est() { "$bin" estimate -m "$model" --hw "$tmp/hw.json" --dtype bf16 --activation-dtype f32 --kv-dtype f32 --batch 1 --json "$@"; }
 est --workload prefill --seq "$P" > "$tmp/est_prefill.json"
