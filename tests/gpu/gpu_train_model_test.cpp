@@ -11,6 +11,7 @@
 #include <fstream>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gpu_test_util.h"
@@ -251,6 +252,15 @@ TrainOptions tiny_cuda_run(const char* arch, int64_t kv_heads, int tokens, uint3
   return o;
 }
 
+// `o` stopped (and saved) after step `stop_at`, then resumed from that checkpoint: both parts' summaries.
+std::pair<TrainSummary, TrainSummary> run_interrupted(TrainOptions o, int64_t stop_at) {
+  o.stop_at = stop_at;
+  TrainSummary first = run_training(o);
+  o.stop_at = 0;
+  o.resume = true;
+  return {std::move(first), run_training(o)};
+}
+
 // An interrupted and resumed CUDA run gives the same losses, bit for bit, as an uninterrupted one.
 TEST_F(GpuTrainRun, ResumeIsBitExact) {
   namespace fs = std::filesystem;
@@ -265,11 +275,7 @@ TEST_F(GpuTrainRun, ResumeIsBitExact) {
   EXPECT_LT(whole.losses.back(), whole.losses.front());
 
   o.out = (tmp / "parts").string();
-  o.stop_at = 3;
-  const TrainSummary first = run_training(o);
-  o.stop_at = 0;
-  o.resume = true;
-  const TrainSummary rest = run_training(o);
+  const auto [first, rest] = run_interrupted(o, 3);
   ASSERT_EQ(first.losses.size(), 3u);
   ASSERT_EQ(rest.losses.size(), 5u);
   for (size_t i = 0; i < 3; ++i) EXPECT_EQ(first.losses[i], whole.losses[i]) << i;
@@ -286,16 +292,11 @@ TEST_F(GpuTrainRun, TunedGemmChoicesResumeAndRepeatExactly) {
   TrainOptions o = tiny_cuda_run("gpt2", 2, 129, 5, 6);  // GPT-2: the GELU epilogue forms too
   o.gemm_algorithms = "tune";
   o.out = (tmp / "parts").string();
-  o.stop_at = 2;
-  const TrainSummary first = run_training(o);
-  o.stop_at = 0;
-  o.resume = true;
-  const TrainSummary rest = run_training(o);
+  const auto [first, rest] = run_interrupted(o, 2);
   const std::string state = (tmp / "parts" / "trainer_state" / "state.json").string();
   std::ifstream in(state);
   const nlohmann::json kept = nlohmann::json::parse(in).at("gemm_algorithms");
   EXPECT_GE(kept.at("gemms").size(), 6u) << kept.dump(1);
-  o.resume = false;
   o.out = (tmp / "repeat").string();
   o.gemm_algorithms = state;
   const TrainSummary repeat = run_training(o);
