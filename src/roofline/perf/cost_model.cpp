@@ -184,7 +184,8 @@ class Builder {
 
   void head() {
     const double M = s_.head_tokens, H = s_.hidden, V = s_.vocab;
-    elementwise(fwd_, OpGroup::Head, "final_norm", 1, M * H * norm_flops(), 2 * M * H * s_.activation_bytes + norm_weight_bytes());
+    elementwise(fwd_, OpGroup::Head, "final_norm", 1, M * H * norm_flops(),
+                2 * M * H * s_.activation_bytes + norm_weight_bytes());
     // A tied lm_head reads the embedding table; an untied one is stored like the other linear weights.
     const bool tied = spec_.tied_embeddings;
     const double w_bytes = tied ? V * H * s_.dense_weight_bytes : linear_weight_bytes(V, H, w_.weights);

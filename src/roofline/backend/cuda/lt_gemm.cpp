@@ -68,7 +68,8 @@ LtGemm::Plan& LtGemm::plan_for(const Key& key, bool* from_table) {
     ROOFLINE_CHECK(gelu != GemmGelu::Kind::Backward || !key.bias, "gemm: no bias with the GELU backward");
     cublasLtEpilogue_t epilogue = key.bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
     if (gelu == GemmGelu::Kind::Forward) epilogue = key.bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX;
-    if (gelu == GemmGelu::Kind::Backward) epilogue = key.gelu_bias_grad ? CUBLASLT_EPILOGUE_DGELU_BGRAD : CUBLASLT_EPILOGUE_DGELU;
+    if (gelu == GemmGelu::Kind::Backward)
+      epilogue = key.gelu_bias_grad ? CUBLASLT_EPILOGUE_DGELU_BGRAD : CUBLASLT_EPILOGUE_DGELU;
     ROOFLINE_CHECK(!key.a_row_sums || (!key.bias && gelu == GemmGelu::Kind::None),
                    "gemm: row sums of A with neither a bias nor a GELU");
     if (key.a_row_sums) epilogue = CUBLASLT_EPILOGUE_BGRADB;  // our A is cuBLASLt's B
