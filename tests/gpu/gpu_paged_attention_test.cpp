@@ -208,6 +208,16 @@ TEST_P(GpuPagedAttention, MatchesFloat64Reference) {
     expect_close(download_values(gpu(), out), want, 1e-2, c.name() + " " + prefill_kernel_name(kernel));
     if (max_q <= cuda::kPagedDecodeMaxQueryLen) break;  // the decode kernel: one run is enough
   }
+  // A mixed step whose leading sequences have one query row each: those may run on the decode kernel apart.
+  int leading = 0;
+  while (leading < int(c.seqs.size()) && c.seqs[size_t(leading)].n == 1) ++leading;
+  if (max_q > cuda::kPagedDecodeMaxQueryLen && leading > 0) {
+    PagedAttentionBatch batch = batch_of(h, d, max_q, max_ctx);
+    batch.leading_single_query_seqs = leading;
+    Tensor out = poisoned(gpu(), DType::BF16, {h.T, c.Hq, c.D});
+    gpu().paged_attention(out, d.q, d.k, d.v, batch);
+    expect_close(download_values(gpu(), out), want, 1e-2, c.name() + " with the leading decode rows split off");
+  }
 }
 
 std::vector<PagedCase> cases() {
@@ -260,6 +270,11 @@ std::vector<PagedCase> cases() {
   out.push_back({"prefill_bs1", 128, 8, 2, 1, 0, {{100, 100}, {37, 200}}});
   out.push_back({"prefill_one_block", 128, 8, 2, 2048, 0, {{1000, 1000}, {300, 1500}}});
   out.push_back({"prefill_mixed", 128, 32, 8, 16, 0, {{1, 500}, {1, 37}, {300, 300}, {1, 1}}});
+  // Serving's mixed steps: decode rows first (run apart on the decode kernel), then prefill chunks; and a step
+  // of decode rows only under a loose query bound (nothing left for the prefill kernel).
+  out.push_back({"mixed_split", 128, 32, 8, 16, 0, {{1, 500}, {1, 2000}, {1, 1}, {300, 300}, {100, 1100}, {1, 9}}});
+  out.push_back({"mixed_split_window", 64, 8, 2, 16, 300, {{1, 1000}, {1, 7}, {65, 65}, {1, 3}}});
+  out.push_back({"mixed_split_all_decode", 64, 8, 2, 16, 0, {{1, 100}, {1, 3}}, 20, 0});
   out.push_back({"prefill_gqa12", 64, 12, 1, 16, 0, {{77, 100}}});
   out.push_back({"prefill_loose", 128, 8, 2, 16, 0, {{50, 60}, {20, 20}}, 100, 500});
   // Edges of the wgmma kernel's tiles (128 query rows, 128 keys): lengths just around them, a window that

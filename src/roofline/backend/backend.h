@@ -66,6 +66,10 @@ struct PagedAttentionBatch {
   const Tensor* block_table = nullptr;  // [num_seqs, max_blocks]: position p of b lives in block
                                         // block_table[b, p / block_size], row p % block_size
   KvScales kv_scales;                   // the layer's scales when its pools are F8E4M3 (read only)
+  // The first n sequences have one query row each (the decode rows of a mixed serving step, set by the caller
+  // that knows the lengths on the host): a backend may run them on its decode kernel and only the rest on its
+  // prefill kernel. 0: no such promise.
+  int leading_single_query_seqs = 0;
 };
 
 // The rotary step of an attention block (Backend::rope_store_kv): tables, positions and the optional

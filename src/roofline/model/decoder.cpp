@@ -61,6 +61,7 @@ struct Decoder::StepShape {
   bool all_logits = false;
   int max_query_len = 0;      // bounds handed to paged attention
   int max_context_len = 0;
+  int leading_single_query = 0;  // sequences before the first with more than one token (PagedAttentionBatch)
 };
 
 Decoder::Decoder(const ModelSpec& spec, const ModelWeights& weights, Backend& backend)
@@ -264,6 +265,7 @@ void Decoder::attention_block(const LayerWeights& L, KvPool& pool, int layer, co
   batch.context_len = &context_len;
   batch.block_table = &block_table;
   batch.kv_scales = scales;
+  batch.leading_single_query_seqs = shape.leading_single_query;
   Tensor out = attn_.rows(0, T);
   backend_.paged_attention(out, q, pool.k[size_t(layer)], pool.v[size_t(layer)], batch);
   Tensor proj = proj_.rows(0, T);
@@ -376,8 +378,11 @@ const Tensor& Decoder::step_unpadded(std::span<const SequenceStep> batch, KvPool
   shape.B = int64_t(batch.size());
   shape.all_logits = all_logits;
   int64_t max_blocks = 0;
+  bool leading = true;
   for (const SequenceStep& q : batch) {
     const int64_t n = int64_t(q.tokens.size()), end = q.start + n;
+    leading = leading && n == 1;
+    shape.leading_single_query += leading ? 1 : 0;
     ROOFLINE_CHECK(n > 0, "decoder step: a sequence has no tokens");
     ROOFLINE_CHECK(q.start >= 0 && int64_t(q.blocks.size()) * bs >= end,
                    "decoder step: the sequence needs {} positions but its {} blocks hold {}", end, q.blocks.size(),

@@ -68,15 +68,13 @@ LtGemm::Plan& LtGemm::plan_for(const Key& key, bool* from_table) {
     ROOFLINE_CHECK(gelu != GemmGelu::Kind::Backward || !key.bias, "gemm: no bias with the GELU backward");
     cublasLtEpilogue_t epilogue = key.bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
     if (gelu == GemmGelu::Kind::Forward) epilogue = key.bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX;
-    if (gelu == GemmGelu::Kind::Backward)
-      epilogue = key.gelu_bias_grad ? CUBLASLT_EPILOGUE_DGELU_BGRAD : CUBLASLT_EPILOGUE_DGELU;
+    if (gelu == GemmGelu::Kind::Backward) epilogue = CUBLASLT_EPILOGUE_DGELU;
     ROOFLINE_CHECK(!key.a_row_sums || (!key.bias && gelu == GemmGelu::Kind::None),
                    "gemm: row sums of A with neither a bias nor a GELU");
     if (key.a_row_sums) epilogue = CUBLASLT_EPILOGUE_BGRADB;  // our A is cuBLASLt's B
     if (epilogue != CUBLASLT_EPILOGUE_DEFAULT) set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, epilogue);
     if (key.bias) set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, cudaDataType(key.bias_type));
-    if (key.a_row_sums || key.gelu_bias_grad)
-      set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, cudaDataType(CUDA_R_32F));
+    if (key.a_row_sums) set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, cudaDataType(CUDA_R_32F));
     if (gelu != GemmGelu::Kind::None) {
       set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, key.aux_ld);
       set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_DATA_TYPE, int32_t(CUDA_R_16BF));
@@ -221,10 +219,9 @@ void LtGemm::choose(const Key& key, Plan& plan, bool from_table, const void* a, 
 }
 
 std::string LtGemm::form_name(const Key& k) {
-  return fmt::format("M{} N{} K{} lda{} ldb{} ldc{} {}{} ab{} c{} bias{}:{} align{} gelu{}:{}{} rowsums{}", k.M,
-                     k.N, k.K, k.lda, k.ldb, k.ldc, k.ta ? "T" : "N", k.tb ? "T" : "N", k.ab_type, k.c_type,
-                     int(k.bias), k.bias_type, k.align, k.gelu, k.aux_ld, k.gelu_bias_grad ? ":bgrad" : "",
-                     int(k.a_row_sums));
+  return fmt::format("M{} N{} K{} lda{} ldb{} ldc{} {}{} ab{} c{} bias{}:{} align{} gelu{}:{} rowsums{}", k.M, k.N,
+                     k.K, k.lda, k.ldb, k.ldc, k.ta ? "T" : "N", k.tb ? "T" : "N", k.ab_type, k.c_type, int(k.bias),
+                     k.bias_type, k.align, k.gelu, k.aux_ld, int(k.a_row_sums));
 }
 
 std::string LtGemm::library_id() { return fmt::format("cublasLt {}", cublasLtGetVersion()); }
@@ -280,21 +277,16 @@ void LtGemm::run(int64_t M, int64_t N, int64_t K, GemmOperand a, GemmOperand b, 
     ROOFLINE_CHECK(gelu.aux && gelu.ld % 8 == 0 && gelu.ld >= N, "gemm: GELU aux stride {} (N {})", gelu.ld, N);
     align = std::min(align, alignment_of(gelu.aux));
   }
-  ROOFLINE_CHECK(!gelu.bias_grad || gelu.kind == GemmGelu::Kind::Backward,
-                 "gemm: a bias gradient rides only on the GELU backward");
-  if (gelu.bias_grad) align = std::min(align, alignment_of(gelu.bias_grad));
   for (uint64_t stride_bytes : {uint64_t(a.ld) * ab_size, uint64_t(b.ld) * ab_size, uint64_t(ldc) * c_size})
     while (align > 1 && stride_bytes % align != 0) align /= 2;
   const int64_t aux_ld = gelu.kind == GemmGelu::Kind::None ? 0 : gelu.ld;
   const Key key{M, N, K, a.ld, b.ld, ldc, a.transposed, b.transposed, bias != nullptr, int(a.type), int(c_type),
-                int(bias_type), align, int(gelu.kind), aux_ld, a_row_sums != nullptr, gelu.bias_grad != nullptr};
+                int(bias_type), align, int(gelu.kind), aux_ld, a_row_sums != nullptr};
   const bool first_use = plans_.find(key) == plans_.end();
   bool from_table = false;
   Plan& plan = plan_for(key, &from_table);
   if (bias) set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, bias);
   if (a_row_sums) set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, static_cast<const void*>(a_row_sums));
-  if (gelu.bias_grad)
-    set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, static_cast<const void*>(gelu.bias_grad));
   if (gelu.kind != GemmGelu::Kind::None) set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, gelu.aux);
   if (first_use) choose(key, plan, from_table, a.data, b.data, c_in, beta);  // with the pointers set above
   const float alpha = 1.0f;

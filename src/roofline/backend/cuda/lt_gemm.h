@@ -40,9 +40,6 @@ struct GemmGelu {
   Kind kind = Kind::None;
   const void* aux = nullptr;  // bf16, row-major, row stride ld (a multiple of 8): written forward, read backward
   int64_t ld = 0;
-  // Backward only: written (not accumulated), f32 [N], with the column sums of C (the gradient of the bias
-  // that fed the GELU: cuBLASLt's DGELU_BGRAD epilogue), saving a separate pass over C.
-  float* bias_grad = nullptr;
 };
 
 class LtGemm {
@@ -91,10 +88,9 @@ class LtGemm {
     int gelu;
     int64_t aux_ld;
     bool a_row_sums;
-    bool gelu_bias_grad;
     auto tie() const {
       return std::tie(M, N, K, lda, ldb, ldc, ta, tb, bias, ab_type, c_type, bias_type, align, gelu, aux_ld,
-                      a_row_sums, gelu_bias_grad);
+                      a_row_sums);
     }
     bool operator<(const Key& o) const { return tie() < o.tie(); }
   };

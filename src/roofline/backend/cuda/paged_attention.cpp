@@ -290,13 +290,28 @@ void CudaBackend::paged_attention(Tensor& out, const Tensor& q, const Tensor& k_
     a.v_scale = batch.kv_scales.v->ptr<float>();
   }
   if (B == 0 || a.max_query_len == 0 || q.dim(0) == 0) return;
-  if (a.max_query_len <= kPagedDecodeMaxQueryLen) {
-    const PagedDecodePlan plan = plan_paged_decode(a, multiprocessors_);
+  auto decode = [&](const PagedAttentionArgs& d) {
+    const PagedDecodePlan plan = plan_paged_decode(d, multiprocessors_);
     void* workspace = plan.workspace_bytes > 0 ? paged_workspace_.ensure(plan.workspace_bytes) : nullptr;
-    launch_paged_decode(a, plan, workspace, stream_);
-  } else {
-    launch_paged_prefill(a, multiprocessors_, stream_);
+    launch_paged_decode(d, plan, workspace, stream_);
+  };
+  if (a.max_query_len <= kPagedDecodeMaxQueryLen) return decode(a);
+  // A mixed step: the leading one-row sequences take the decode kernel (the prefill kernel would give each a
+  // 64-row tile and read its keys once per query head instead of once per KV head: 8B serving's mixed steps
+  // cost ~150 ms more than their prefill), the rest the prefill kernel. Rows stay absolute (query_start is
+  // indexed from the start of q), so the rest is the same arrays from sequence n on.
+  if (const int n = std::clamp(batch.leading_single_query_seqs, 0, B); n > 0) {
+    PagedAttentionArgs d = a;
+    d.num_seqs = n;
+    d.max_query_len = 1;
+    decode(d);
+    if (n == B) return;
+    a.num_seqs = B - n;
+    a.query_start += n;
+    a.context_len += n;
+    a.block_table += int64_t(n) * a.table_pitch;
   }
+  launch_paged_prefill(a, multiprocessors_, stream_);
 }
 
 // ---- contiguous attention (one sequence, one block) ----

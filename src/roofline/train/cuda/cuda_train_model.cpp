@@ -118,8 +118,7 @@ class CudaTrainModel final : public Trainable {
   void linear_param_grads(const char* dw_op, const char* db_op, const bf16* dy, const bf16* x, int64_t w, int64_t b,
                           int64_t in, int64_t out);
   void mlp_in_forward(LayerActs& a, const LayerSlots& w);
-  // Returns whether the MLP-in bias gradient came out of it too (the DGELU_BGRAD epilogue).
-  bool mlp_out_backward(LayerActs& a, const LayerSlots& w);
+  void mlp_out_backward(LayerActs& a, const LayerSlots& w);
   double gemm_flops(int64_t M, int64_t N, int64_t K) const { return 2.0 * double(M) * double(N) * double(K); }
   float* P(int64_t offset) const { return params_.get() + offset; }
   float* G(int64_t offset) const { return grads_.get() + offset; }
@@ -141,11 +140,6 @@ class CudaTrainModel final : public Trainable {
   // MLP-in dW 1.37 -> 1.91) than the column-sum kernel it saves (~1.0 ms -> 0.1); GPT-2 465.7k tok/s off,
   // 462-464k on. Turns itself off if cuBLASLt has no algorithm for it.
   bool bias_grad_epilogue_ = false;
-  // GPT-2's MLP-in bias gradient out of the MLP-out dX product's DGELU epilogue (DGELU_BGRAD: the column sums
-  // of the dgelu'd output), saving the column-sum pass over that [M, F] gradient (0.58 ms of a 34.5 ms GPT-2
-  // step on the H100). Off unless ROOFLINE_TRAIN_DGELU_BGRAD=1 until measured; off by itself if cuBLASLt has
-  // no algorithm for it.
-  bool dgelu_bias_grad_epilogue_ = false;
   int64_t QD_, KD_, QKV_, F_, F2_;
 
   // Every device buffer below is sized from plan_ (plan_cuda_training), the estimate's count of them.
@@ -220,8 +214,6 @@ CudaTrainModel::CudaTrainModel(ModelSpec spec, bool checkpoint, const float* par
       s.mlp == MlpKind::GeluTanh && !(gelu_env && std::strcmp(gelu_env, "0") == 0);
   const char* bgrad_env = std::getenv("ROOFLINE_TRAIN_BGRAD_EPILOGUE");
   bias_grad_epilogue_ = bgrad_env && std::strcmp(bgrad_env, "1") == 0;
-  const char* dgelu_bgrad_env = std::getenv("ROOFLINE_TRAIN_DGELU_BGRAD");
-  dgelu_bias_grad_epilogue_ = gelu_backward_epilogue_ && dgelu_bgrad_env && std::strcmp(dgelu_bgrad_env, "1") == 0;
 
   const size_t n = plan_.params;
   ROOFLINE_CHECK(n == size_t(layout_.total), "cuda train: plan of {} parameters, layout of {}", n, layout_.total);
@@ -478,24 +470,8 @@ void CudaTrainModel::mlp_in_forward(LayerActs& a, const LayerSlots& w) {
 
 // From dres (the MLP output's gradient) to d_ffn_in (the gradient of the activation's input). The output
 // projection's bias gradient is not here: the norm backward that produced dres added it.
-bool CudaTrainModel::mlp_out_backward(LayerActs& a, const LayerSlots& w) {
+void CudaTrainModel::mlp_out_backward(LayerActs& a, const LayerSlots& w) {
   const int64_t H = spec_.hidden_size;
-  if (dgelu_bias_grad_epilogue_ && w.up_b >= 0) {
-    try {  // as below, with the MLP-in bias gradient written into bias_sums_ by the same product
-      gemm_->run(M_, F_, H, {dres_bf16_.get(), H, false}, {W(w.down_w), F_, false}, d_ffn_in_.get(), CUDA_R_16BF, F_,
-                 0.0f, nullptr, nullptr, CUDA_R_32F,
-                 {GemmGelu::Kind::Backward, a.ffn_in.get(), F_, bias_sums_.get()});
-      profile_->mark("mlp out dX + dgelu + mlp in db", gemm_flops(M_, F_, H));
-      add_in_place(bias_sums_.get(), G(w.up_b), F_, stream_);
-      profile_->mark("mlp in db");
-      linear_param_grads("mlp out dW", "", dres_bf16_.get(), a.ffn_h.get(), w.down_w, -1, F_, H);
-      return true;
-    } catch (const Error& e) {
-      std::fprintf(stderr, "cuda train: GELU backward + bias gradient epilogue unavailable (%s); using the column "
-                           "sums\n", e.what());
-      dgelu_bias_grad_epilogue_ = false;
-    }
-  }
   if (gelu_backward_epilogue_) {
     bool fused = true;
     try {  // the dX product first: if it throws, nothing has been accumulated yet
@@ -509,7 +485,7 @@ bool CudaTrainModel::mlp_out_backward(LayerActs& a, const LayerSlots& w) {
     }
     if (fused) {
       linear_param_grads("mlp out dW", "", dres_bf16_.get(), a.ffn_h.get(), w.down_w, -1, F_, H);
-      return false;
+      return;
     }
   }
   linear_backward({"mlp out dW", "", "mlp out dX"}, dres_bf16_.get(), a.ffn_h.get(), w.down_w, -1,
@@ -517,7 +493,6 @@ bool CudaTrainModel::mlp_out_backward(LayerActs& a, const LayerSlots& w) {
   if (spec_.mlp == MlpKind::GatedSiLU) swiglu_backward(d_ffn_h_.get(), a.ffn_in.get(), d_ffn_in_.get(), M_, F_, stream_);
   else gelu_backward(d_ffn_h_.get(), a.ffn_in.get(), d_ffn_in_.get(), M_ * F_, stream_);
   profile_->mark("activation bwd");
-  return false;
 }
 
 // Multiply-adds of causal attention's two forward products (backward: five products, 2.5x).
@@ -560,9 +535,9 @@ void CudaTrainModel::layer_backward(int64_t l, const float* x, LayerActs& a) {
   const bool gated = s.mlp == MlpKind::GatedSiLU;
 
   // MLP branch: x_out = x_mid + down(act(ffn_in)); the residual passes dres through.
-  const bool in_bias_done = mlp_out_backward(a, w);
+  mlp_out_backward(a, w);
   linear_backward({"mlp in dW", "mlp in db", "mlp in dX"}, d_ffn_in_.get(), a.ln2.get(), gated ? w.gate_w : w.up_w,
-                  in_bias_done ? -1 : gated ? w.gate_b : w.up_b, d_hidden_.get(), CUDA_R_32F, H, F2_);
+                  gated ? w.gate_b : w.up_b, d_hidden_.get(), CUDA_R_32F, H, F2_);
   norm_backward(d_hidden_.get(), a.x_mid.get(), w.mlp_norm_w, w.mlp_norm_b, a.ln2_mean.get(), a.ln2_rstd.get(), true,
                 w.o_b);
   profile_->mark("norm bwd");
