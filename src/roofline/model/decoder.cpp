@@ -89,6 +89,8 @@ Decoder::Decoder(const ModelSpec& spec, const ModelWeights& weights, Backend& ba
               (kv_dtype_ == act_ || kv_dtype_ == DType::F8E4M3);
   const char* fused = std::getenv("ROOFLINE_FUSED_NORM");
   fuse_norms_ = spec_.norm == NormKind::RMSNorm && (fused == nullptr || std::strcmp(fused, "0") != 0);
+  const char* split = std::getenv("ROOFLINE_MIXED_DECODE_SPLIT");  // 0: mixed steps keep one attention kernel
+  split_mixed_decode_ = split == nullptr || std::strcmp(split, "0") != 0;
 }
 
 Decoder::~Decoder() = default;
@@ -265,7 +267,7 @@ void Decoder::attention_block(const LayerWeights& L, KvPool& pool, int layer, co
   batch.context_len = &context_len;
   batch.block_table = &block_table;
   batch.kv_scales = scales;
-  batch.leading_single_query_seqs = shape.leading_single_query;
+  batch.leading_single_query_seqs = split_mixed_decode_ ? shape.leading_single_query : 0;
   Tensor out = attn_.rows(0, T);
   backend_.paged_attention(out, q, pool.k[size_t(layer)], pool.v[size_t(layer)], batch);
   Tensor proj = proj_.rows(0, T);
