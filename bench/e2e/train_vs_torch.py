@@ -214,6 +214,10 @@ def main():
         r = run_roofline(a.bin, init, data, a.work, "roofline_gpt2", GPT2["seq"], a.batch, a.steps)
         results.append(r)
         save()
+        # The same with cuBLASLt's candidates timed once per GEMM form (session 8: +2.0% on the H100).
+        results.append(run_roofline(a.bin, init, data, a.work, "roofline_gpt2_tuned", GPT2["seq"], a.batch, a.steps,
+                                    ["--gemm-algorithms", "tune"]))
+        save()
     if "torch" in which:
         try:
             results.append(torch_gpt2(a.batch, 10, 5))
