@@ -89,8 +89,10 @@ Decoder::Decoder(const ModelSpec& spec, const ModelWeights& weights, Backend& ba
               (kv_dtype_ == act_ || kv_dtype_ == DType::F8E4M3);
   const char* fused = std::getenv("ROOFLINE_FUSED_NORM");
   fuse_norms_ = spec_.norm == NormKind::RMSNorm && (fused == nullptr || std::strcmp(fused, "0") != 0);
-  const char* split = std::getenv("ROOFLINE_MIXED_DECODE_SPLIT");  // 0: mixed steps keep one attention kernel
-  split_mixed_decode_ = split == nullptr || std::strcmp(split, "0") != 0;
+  // 1: a mixed step's leading decode rows take the decode kernel (PagedAttentionBatch::leading_single_query_seqs).
+  // Off until its GPU tests and serving A/B have run (built in session 8 when the device ran out).
+  const char* split = std::getenv("ROOFLINE_MIXED_DECODE_SPLIT");
+  split_mixed_decode_ = split != nullptr && std::strcmp(split, "1") == 0;
 }
 
 Decoder::~Decoder() = default;

@@ -117,7 +117,7 @@ class Decoder {
   // before it (Backend::rms_norm_matmul_*, matmul_add): on the GPU a decode layer is then two kernels fewer.
   // ROOFLINE_FUSED_NORM=0 in the environment keeps the separate add + norm ops (to measure what it buys).
   bool fuse_norms_ = false;
-  bool split_mixed_decode_ = true;  // mixed steps' leading decode rows on the decode kernel (PagedAttentionBatch)
+  bool split_mixed_decode_ = false;  // mixed steps' leading decode rows on the decode kernel (PagedAttentionBatch)
   std::vector<double> inv_freq_;  // [rotary_dim / 2]
   Tensor rope_cos_, rope_sin_;    // [positions, rotary_dim / 2] f32, on the device
   int64_t rope_positions_ = 0;
