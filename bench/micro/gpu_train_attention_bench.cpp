@@ -191,12 +191,14 @@ int run(int argc, char** argv) {
       for (const lab::BackwardVariant& bv : wgmma_variants) {
         const double us = time_backward(bv);
         r.variants.push_back({"bwd",
-                              fmt::format("wgmma_dkdv_wg{}_dq_wg{}{}", bv.dkdv_warpgroups, bv.dq_warpgroups,
-                                          bv.serial ? "_serial" : ""),
+                              fmt::format("wgmma_dkdv_wg{}_dq_wg{}{}{}", bv.dkdv_warpgroups, bv.dq_warpgroups,
+                                          bv.serial ? "_serial" : "",
+                                          bv.dkdv_pipelined ? fmt::format("_pipe{}", bv.dkdv_pipelined) : ""),
                               us, bwd_flops / us * 1e-6});
       }
       // Where the time goes: delta + the dK/dV kernel alone, delta + the dQ kernel alone (lab "part"; the
-      // gradients are then incomplete), for the mma.sync default (4/4 warps) and the default wgmma shape.
+      // gradients are then incomplete), for the mma.sync default (4/4 warps) and the default wgmma shape; at
+      // head_dim 64 also delta + each pipelined dK/dV kernel alone.
       for (const bool wgmma : {false, true})
         for (const int part : {1, 2}) {
           lab::BackwardVariant bv;
@@ -207,6 +209,19 @@ int run(int argc, char** argv) {
           r.variants.push_back({"bwd", fmt::format("{}_{}", wgmma ? "wgmma_default" : "mma_sync_default",
                                                    part == 1 ? "delta+dkdv_only" : "delta+dq_only"),
                                 us, flops / us * 1e-6});
+        }
+      if (h.D == 64)
+        for (const int pipelined : {2, 3}) {
+          lab::BackwardVariant bv;
+          bv.wgmma = true, bv.dkdv_warpgroups = 1, bv.dq_warpgroups = 2, bv.dkdv_pipelined = pipelined, bv.part = 1;
+          const double us = time_us(stream, [&] {
+            lab::flash_attention_backward(s, qkv.bf16(), qkv.bf16(size_t(qw)), qkv.bf16(size_t(qw + kvw)), out.bf16(),
+                                          static_cast<float*>(lse.ptr), dout.bf16(), grads.bf16(),
+                                          grads.bf16(size_t(qw)), grads.bf16(size_t(qw + kvw)), workspace.ptr, bv,
+                                          stream);
+          }, reps);
+          const double flops = bwd_flops / 5.0 * 4.0;
+          r.variants.push_back({"bwd", fmt::format("wgmma_pipe{}_delta+dkdv_only", pipelined), us, flops / us * 1e-6});
         }
       for (const Variant& v : r.variants)
         std::printf("      lab %-3s %-24s %10.1f us %8.1f TFLOP/s\n", v.op.c_str(), v.name.c_str(), v.us, v.tflops);

@@ -317,8 +317,12 @@ TEST_F(GpuTest, TrainAttentionIsDeterministic) {
     d.forward(gpu().stream());
     ASSERT_EQ(cudaStreamSynchronize(gpu().stream()), cudaSuccess);
     EXPECT_TRUE(download_bits(d.out) == out1) << c.name() << ": forward differs between runs";
-    for (const lab::BackwardVariant v : {lab::BackwardVariant{}, lab::BackwardVariant{4, 4}, lab::BackwardVariant{8, 8},
-                                         lab::BackwardVariant{0, 0, true, 0, 0}}) {
+    std::vector<lab::BackwardVariant> backward_variants = {lab::BackwardVariant{}, lab::BackwardVariant{4, 4},
+                                                           lab::BackwardVariant{8, 8},
+                                                           lab::BackwardVariant{0, 0, true, 0, 0}};
+    if (c.D == 64)  // the pipelined wgmma dK/dV kernels (head_dim 64 only)
+      for (const int pipelined : {2, 3}) backward_variants.push_back({0, 0, true, 1, 2, false, 0, pipelined});
+    for (const lab::BackwardVariant& v : backward_variants) {
       std::vector<uint16_t> first;
       for (int run = 0; run < 2; ++run) {
         ASSERT_EQ(cudaMemsetAsync(d.grads.data(), 0xff, d.grads.nbytes(), gpu().stream()), cudaSuccess);
@@ -331,7 +335,7 @@ TEST_F(GpuTest, TrainAttentionIsDeterministic) {
         else
           EXPECT_TRUE(download_bits(d.grads) == first)
               << c.name() << ": backward (dkdv_warps " << v.dkdv_warps << ", dq_warps " << v.dq_warps
-              << ", wgmma " << v.wgmma << ") differs between runs";
+              << ", wgmma " << v.wgmma << ", dkdv_pipelined " << v.dkdv_pipelined << ") differs between runs";
       }
     }
   }
@@ -392,8 +396,8 @@ TEST_F(GpuTest, TrainAttentionVariantsMatchReference) {
         ASSERT_EQ(cudaStreamSynchronize(gpu().stream()), cudaSuccess);
         const auto bits = download_bits(d.grads);
         const std::string what =
-            fmt::format("{} wgmma dkdv_warpgroups {} dq_warpgroups {}{}", c.name(), v.dkdv_warpgroups,
-                        v.dq_warpgroups, v.serial ? " serial" : "");
+            fmt::format("{} wgmma dkdv_warpgroups {} dq_warpgroups {}{} dkdv_pipelined {}", c.name(),
+                        v.dkdv_warpgroups, v.dq_warpgroups, v.serial ? " serial" : "", v.dkdv_pipelined);
         expect_close(gather_rows(bits, d.q_at, rows, qw), want.dq, 1e-2, "dq " + what);
         expect_close(gather_rows(bits, d.k_at, rows, kvw), want.dk, 1e-2, "dk " + what);
         expect_close(gather_rows(bits, d.v_at, rows, kvw), want.dv, 1e-2, "dv " + what);

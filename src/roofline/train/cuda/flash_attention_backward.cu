@@ -454,7 +454,7 @@ void flash_attention_backward(const FlashAttentionShape& s, const __nv_bfloat16*
     const int dkdv_warpgroups = variant.dkdv_warpgroups ? variant.dkdv_warpgroups : p.D == 64 ? 1 : 2;
     const int dq_warpgroups = variant.dq_warpgroups ? variant.dq_warpgroups : 2;
     launch_backward_wgmma(p, q, k, v, dout, lse, delta, dq, dk, dv, dkdv_warpgroups, dq_warpgroups, variant.serial,
-                          variant.part, stream);
+                          variant.dkdv_pipelined, variant.part, stream);
     return;
   }
   const int key = p.D * 100 + variant.dkdv_warps * 10 + variant.dq_warps;

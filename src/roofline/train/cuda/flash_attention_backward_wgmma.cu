@@ -287,6 +287,198 @@ __global__ void __launch_bounds__(128 * kWG, kMinBlocks)
   store_accumulator<D>(dk + at, p.ld_kv, key0, p.T, dk_acc, p.scale);
 }
 
+// ---- dK, dV at head_dim 64, pipelined across steps (lab variants) ------------------------------------------
+// One warpgroup per CTA (64 keys), three Q/dO stages. The default kernel above waits for each step's dK
+// product, then passes a barrier, then issues the next step's S^T and dP^T: the tensor cores idle through the
+// wait, the barrier and the copies' issue, and that chain is per step. Here step n + 1's S^T and dP^T are issued
+// right behind step n's dK (the tensor cores run dV(n), dK(n), S^T(n + 1), dP^T(n + 1) back to back) and the
+// barrier and the copies of step n + 2 happen while dK(n) runs. Commit groups complete in order, so waiting for
+// S^T(n + 1) also proves dV(n) and dK(n) done: their A fragments (pf, dsf) may then be overwritten, and the
+// barrier before S^T(n + 1) proves every reader of stage (n - 1) % 3 finished, so step n + 2's tiles may land there.
+// kLean: dS^T = P^T (dP^T - delta) takes P^T from its bf16 fragments (as dV uses it), so the f32 P^T dies at the
+// packing; with kMinBlocks = 3 the compiler is asked for <= 168 registers (three CTAs per multiprocessor).
+template <int kMinBlocks, bool kLean>
+struct PipeDkDvTiles {
+  static constexpr int D = 64, kThreads = 128, kStages = 3;
+  static constexpr uint32_t kKvBytes = kBlock * D * 2, kRowBytes = kBlock * D * 2;
+  static constexpr uint32_t kTileBytes = 2 * kKvBytes + 2 * kStages * kRowBytes;  // K, V; Q[3], dO[3]
+  static constexpr size_t kSmemBytes = kTileBytes + 2 * kStages * kBlock * sizeof(float) + 1024;
+};
+
+// The f32 value of element i (4j + e order) of a 64 x 64 accumulator packed by pack_fragments.
+__device__ __forceinline__ float unpack_fragment(const uint32_t (&f)[kBlock / 16][4], int i) {
+  const uint32_t word = f[i / 8][(i % 8) / 2];
+  return __uint_as_float(i % 2 ? word & 0xFFFF0000u : word << 16);
+}
+
+template <int kMinBlocks, bool kLean>
+__global__ void __launch_bounds__(128, kMinBlocks)
+    flash_dkdv_wgmma_pipelined_kernel(Problem p, const bf16* __restrict__ q, const bf16* __restrict__ k,
+                                      const bf16* __restrict__ v, const bf16* __restrict__ dout,
+                                      const float* __restrict__ lse, const float* __restrict__ delta,
+                                      bf16* __restrict__ dk, bf16* __restrict__ dv) {
+  using Tl = PipeDkDvTiles<kMinBlocks, kLean>;
+  constexpr int D = Tl::D, kThreads = Tl::kThreads, kStages = Tl::kStages;
+  extern __shared__ unsigned char smem_raw[];
+  const uint32_t base = (dev::smem_address(smem_raw) + 1023u) & ~1023u;
+  const uint32_t sK = base, sV = sK + Tl::kKvBytes, sQ = sV + Tl::kKvBytes, sdO = sQ + kStages * Tl::kRowBytes;
+  float* sLse = reinterpret_cast<float*>(smem_raw + (base - dev::smem_address(smem_raw)) + Tl::kTileBytes);
+  float* sDelta = sLse + kStages * kBlock;
+
+  const int n0 = int(blockIdx.x) * kBlock;
+  const int kv_head = int(blockIdx.y), b = int(blockIdx.z), group = p.Hq / p.Hkv;
+  const int tid = int(threadIdx.x), warp = tid / 32, lane = tid % 32;
+  const int g = lane / 4, t4 = lane % 4;
+  const bf16* kh = k + int64_t(b) * p.T * p.ld_kv + kv_head * D;
+  const bf16* vh = v + int64_t(b) * p.T * p.ld_kv + kv_head * D;
+
+  // Query rows that see some key of this CTA: [n0, m_end), in blocks of 64, for each query head. With one
+  // warpgroup of 64 keys and 64-row blocks no step is idle.
+  const int key_last = min(n0 + kBlock, p.T) - 1;
+  const int m_end = p.window > 0 ? min(p.T, key_last + p.window) : p.T;
+  const int blocks_per_head = (m_end - n0 + kBlock - 1) / kBlock;
+  const int steps = group * blocks_per_head;
+  auto step_head = [&](int step) { return kv_head * group + step / blocks_per_head; };
+  auto step_row0 = [&](int step) { return n0 + (step % blocks_per_head) * kBlock; };
+  // Tiles of `step` into stage step % 3; its row statistics into registers (stored by store_stats once the
+  // scores that follow are queued, so the load's latency is not in front of them; the stage's last reader
+  // finished before the barrier that precedes both).
+  float next_lse = 0.0f, next_delta = 0.0f;
+  auto issue_step_loads = [&](int step) {
+    const int h = step_head(step), m0 = step_row0(step), stage = step % kStages;
+    load_tile_sw128<kBlock, D, kThreads>(sQ + stage * Tl::kRowBytes, q + int64_t(b) * p.T * p.ld_q + h * D, p.ld_q,
+                                         m0, p.T);
+    load_tile_sw128<kBlock, D, kThreads>(sdO + stage * Tl::kRowBytes, dout + int64_t(b) * p.T * p.ld_o + h * D,
+                                         p.ld_o, m0, p.T);
+    dev::cp_async_commit();
+    if (tid < kBlock) {
+      const int row = m0 + tid;
+      const int64_t at = (int64_t(b) * p.Hq + h) * p.T + row;
+      next_lse = row < p.T ? lse[at] * kLog2e : INFINITY;
+      next_delta = row < p.T ? delta[at] : 0.0f;
+    }
+  };
+  auto store_stats = [&](int step) {
+    if (tid < kBlock) {
+      sLse[(step % kStages) * kBlock + tid] = next_lse;
+      sDelta[(step % kStages) * kBlock + tid] = next_delta;
+    }
+  };
+
+  const uint64_t k_desc = dev::sw128_descriptor(sK, 16, 1024), v_desc = dev::sw128_descriptor(sV, 16, 1024);
+  const uint64_t q_desc = dev::sw128_descriptor(sQ, 16, 1024), do_desc = dev::sw128_descriptor(sdO, 16, 1024);
+  const uint64_t q_desc_t = dev::sw128_descriptor(sQ, kBlock * 128, 1024);
+  const uint64_t do_desc_t = dev::sw128_descriptor(sdO, kBlock * 128, 1024);
+  const int key0 = n0;
+
+  float dk_acc[D / 2], dv_acc[D / 2], s[32], dp[32];
+#pragma unroll
+  for (int i = 0; i < D / 2; ++i) dk_acc[i] = dv_acc[i] = 0.0f;
+#pragma unroll
+  for (int i = 0; i < 32; ++i) s[i] = dp[i] = 0.0f;
+  uint32_t pf[kBlock / 16][4], dsf[kBlock / 16][4];
+
+  auto issue_scores = [&](int step) {
+    const uint32_t tile_at = ((step % kStages) * Tl::kRowBytes) >> 4;
+    dev::fence_registers(s);
+    dev::fence_registers(dp);
+    dev::wgmma_fence();
+    issue_ss<D>(s, k_desc, kBlock, q_desc + tile_at, kBlock);
+    dev::wgmma_commit();
+    issue_ss<D>(dp, v_desc, kBlock, do_desc + tile_at, kBlock);
+    dev::wgmma_commit();
+  };
+
+  load_tile_sw128<kBlock, D, kThreads>(sK, kh, p.ld_kv, n0, p.T);
+  load_tile_sw128<kBlock, D, kThreads>(sV, vh, p.ld_kv, n0, p.T);
+  issue_step_loads(0);
+  store_stats(0);
+  enter_step();
+  if (steps > 1) {
+    issue_step_loads(1);
+    store_stats(1);
+  }
+  // The zeroed dK and dV stay before the first product (moved behind it, they count as accumulator writes
+  // while a product runs, and the compiler serializes every product: ptxas C7514 / C7517).
+  dev::fence_registers(dk_acc);
+  dev::fence_registers(dv_acc);
+  issue_scores(0);
+
+  // Step `step` from its scores on: P^T, dV issued, dS^T, dK issued (neither waited).
+  auto finish_step = [&](int step) {
+    const int stage = step % kStages;
+    const uint32_t tile_at = (stage * Tl::kRowBytes) >> 4;
+    dev::wgmma_wait<1>();  // S^T(step), and with it everything of step - 1
+    dev::fence_registers(s);
+
+    // P^T: s[4j + e] is key key0 + 16 warp + g + 8 (e / 2), query m0 + 8j + 2 t4 + (e % 2).
+    const int m0 = step_row0(step);
+    const float* sLseb = sLse + stage * kBlock;
+    const float* sDeltab = sDelta + stage * kBlock;
+    const bool needs_mask = m0 < key0 + kBlock - 1 || (p.window > 0 && m0 + kBlock - 1 >= key0 + p.window);
+#pragma unroll
+    for (int j = 0; j < kBlock / 8; ++j) {
+      const float2 l2 = *reinterpret_cast<const float2*>(sLseb + j * 8 + 2 * t4);
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        float prob = exp2f(fmaf(s[4 * j + e], p.scale_log2, -(e % 2 ? l2.y : l2.x)));
+        if (needs_mask) {
+          const int query = m0 + j * 8 + 2 * t4 + (e % 2), key = key0 + 16 * warp + g + 8 * (e / 2);
+          if (!visible(query, key, p.window)) prob = 0.0f;
+        }
+        s[4 * j + e] = prob;
+      }
+    }
+    pack_fragments(pf, s);
+    fence_fragments(pf);
+    dev::fence_registers(dv_acc);
+    dev::wgmma_fence();
+    issue_rs<D>(dv_acc, pf, do_desc_t + tile_at);
+    dev::wgmma_commit();
+    dev::wgmma_wait<1>();  // dP^T (dV may still run)
+    dev::fence_registers(dp);
+
+    // dS^T = P^T (dP^T - delta), same layout.
+#pragma unroll
+    for (int j = 0; j < kBlock / 8; ++j) {
+      const float2 dl = *reinterpret_cast<const float2*>(sDeltab + j * 8 + 2 * t4);
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const float prob = kLean ? unpack_fragment(pf, 4 * j + e) : s[4 * j + e];
+        dp[4 * j + e] = prob * (dp[4 * j + e] - (e % 2 ? dl.y : dl.x));
+      }
+    }
+    pack_fragments(dsf, dp);
+    fence_fragments(dsf);
+    dev::fence_registers(dk_acc);
+    dev::wgmma_fence();
+    issue_rs<D>(dk_acc, dsf, q_desc_t + tile_at);
+    dev::wgmma_commit();
+  };
+
+  // The loop leaves right after the last step's dK is issued, so every path into the loop's head and out of it
+  // has S^T and dP^T defined by wgmma alone (a conditional issue, or a peeled last step, makes the compiler copy
+  // the accumulators while products run, and it then serializes every product: ptxas C7514 / C7515).
+  for (int step = 0;; ++step) {
+    finish_step(step);
+    if (step + 1 == steps) break;
+    // While dV(step) and dK(step) run: the barrier for step + 1's tiles (its readers of stage (step - 1) % 3,
+    // dV and dK of step - 1, finished before this thread's waits in finish_step), step + 2's copies, and step
+    // + 1's scores, queued behind dK on the tensor cores.
+    enter_step();
+    if (step + 2 < steps) issue_step_loads(step + 2);
+    issue_scores(step + 1);
+    if (step + 2 < steps) store_stats(step + 2);
+  }
+  dev::wgmma_wait<0>();
+  dev::fence_registers(dv_acc);
+  dev::fence_registers(dk_acc);
+
+  const int64_t at = int64_t(b) * p.T * p.ld_kv + kv_head * D + int64_t(key0) * p.ld_kv;
+  store_accumulator<D>(dv + at, p.ld_kv, key0, p.T, dv_acc, 1.0f);
+  store_accumulator<D>(dk + at, p.ld_kv, key0, p.T, dk_acc, p.scale);
+}
+
 // ---- dQ ------------------------------------------------------------------------------------------------
 
 template <int D, int kWG>
@@ -409,7 +601,9 @@ void allow_smem(Kernel kernel, size_t bytes) {
   ROOFLINE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
 }
 
-template <int D, int DKDV_WG, int DQ_WG, bool kOverlap>
+// kPipe (lab, head_dim 64, one dK/dV warpgroup): 0 the kernel above; 2 the pipelined dK/dV kernel, two CTAs
+// per multiprocessor; 3 the pipelined kernel with P^T from its bf16 fragments, three CTAs per multiprocessor.
+template <int D, int DKDV_WG, int DQ_WG, bool kOverlap, int kPipe = 0>
 void launch(const Problem& p, const bf16* q, const bf16* k, const bf16* v, const bf16* dout, const float* lse,
             const float* delta, bf16* dq, bf16* dk, bf16* dv, int part, cudaStream_t stream) {
   // CTAs per multiprocessor asked of the compiler (registers: 64K per SM). ptxas -v, CUDA 13.0: dK/dV at
@@ -418,7 +612,17 @@ void launch(const Problem& p, const bf16* q, const bf16* k, const bf16* v, const
   // <= 128, it spilled 512 bytes). dQ at head_dim 64 fits 128 registers: two CTAs of two warpgroups.
   constexpr int kDkDvMinBlocks = D == 64 && DKDV_WG == 1 ? 2 : 1;
   constexpr int kDqMinBlocks = D == 64 && DQ_WG == 2 ? 2 : 1;
-  if (part != 2) {
+  if constexpr (kPipe != 0) {
+    static_assert(D == 64 && DKDV_WG == 1 && kOverlap, "the pipelined dK/dV kernel: head_dim 64, one warpgroup");
+    if (part != 2) {
+      using Tl = PipeDkDvTiles<kPipe, kPipe == 3>;
+      auto kernel = flash_dkdv_wgmma_pipelined_kernel<kPipe, kPipe == 3>;
+      allow_smem(kernel, Tl::kSmemBytes);
+      const dim3 grid(unsigned((p.T + kBlock - 1) / kBlock), unsigned(p.Hkv), unsigned(p.B));
+      kernel<<<grid, Tl::kThreads, Tl::kSmemBytes, stream>>>(p, q, k, v, dout, lse, delta, dk, dv);
+      ROOFLINE_CUDA_CHECK_LAUNCH();
+    }
+  } else if (part != 2) {
     using Tl = WgDkDvTiles<D, DKDV_WG>;
     auto kernel = flash_dkdv_wgmma_kernel<D, DKDV_WG, kDkDvMinBlocks, kOverlap>;
     allow_smem(kernel, Tl::kSmemBytes);
@@ -440,7 +644,15 @@ void launch(const Problem& p, const bf16* q, const bf16* k, const bf16* v, const
 
 void launch_backward_wgmma(const Problem& p, const bf16* q, const bf16* k, const bf16* v, const bf16* dout,
                            const float* lse, const float* delta, bf16* dq, bf16* dk, bf16* dv, int dkdv_warpgroups,
-                           int dq_warpgroups, bool serial, int part, cudaStream_t stream) {
+                           int dq_warpgroups, bool serial, int dkdv_pipelined, int part, cudaStream_t stream) {
+  if (dkdv_pipelined != 0) {
+    if (p.D == 64 && dkdv_warpgroups == 1 && dq_warpgroups == 2 && !serial && dkdv_pipelined == 2)
+      return launch<64, 1, 2, true, 2>(p, q, k, v, dout, lse, delta, dq, dk, dv, part, stream);
+    if (p.D == 64 && dkdv_warpgroups == 1 && dq_warpgroups == 2 && !serial && dkdv_pipelined == 3)
+      return launch<64, 1, 2, true, 3>(p, q, k, v, dout, lse, delta, dq, dk, dv, part, stream);
+    fail("flash_attention_backward: no pipelined wgmma dK/dV kernel ({}) for head_dim {} with {} dK/dV and {} dQ "
+         "warpgroups{}", dkdv_pipelined, p.D, dkdv_warpgroups, dq_warpgroups, serial ? ", serial" : "");
+  }
   const int key = p.D * 1000 + dkdv_warpgroups * 100 + dq_warpgroups * 10 + (serial ? 0 : 1);
   switch (key) {
 #define ROOFLINE_WGMMA_BACKWARD_CASE(D, A, B, OVERLAP) \

@@ -32,11 +32,17 @@ struct BackwardVariant {
   int dkdv_warpgroups = 0, dq_warpgroups = 0;
   bool serial = false;
   int part = 0;  // timing only (the gradients are then incomplete): 1 runs delta and dK/dV, 2 delta and dQ
+  // wgmma, head_dim 64, 1 dK/dV warpgroup: the dK/dV kernel pipelined across steps (step n + 1's S^T and dP^T
+  // queued behind step n's dK, three Q/dO stages) at 2 CTAs per multiprocessor, or 3 (P^T for dS^T from its
+  // bf16 fragments, <= 168 registers). 0: off.
+  int dkdv_pipelined = 0;
 };
 // The wgmma variants that exist, per head_dim.
 inline constexpr BackwardVariant kWgmmaBackwardVariants64[] = {{0, 0, true, 1, 2}, {0, 0, true, 2, 2},
                                                                {0, 0, true, 3, 2}, {0, 0, true, 2, 3},
-                                                               {0, 0, true, 3, 2, true}};
+                                                               {0, 0, true, 3, 2, true},
+                                                               {0, 0, true, 1, 2, false, 0, 2},
+                                                               {0, 0, true, 1, 2, false, 0, 3}};
 inline constexpr BackwardVariant kWgmmaBackwardVariants128[] = {{0, 0, true, 2, 2}, {0, 0, true, 2, 2, true}};
 // Whether the wgmma kernels are the default: yes unless ROOFLINE_TRAIN_ATTN_BWD_WGMMA=0 (read once).
 bool backward_wgmma_by_default();

@@ -103,10 +103,11 @@ __device__ __forceinline__ void store_rows(bf16* dst, int64_t ld, int row0, int 
 
 // The wgmma (sm_90a) dK/dV and dQ kernels of flash_attention_backward_wgmma.cu, after the delta kernel has
 // written delta: dK/dV CTAs of dkdv_warpgroups x 64 keys, dQ CTAs of dq_warpgroups x 64 query rows; serial:
-// each step's products waited together (no overlap of the exponentials with dP). part (lab timing only): 1
-// launches only the dK/dV kernel, 2 only the dQ kernel, 0 both.
+// each step's products waited together (no overlap of the exponentials with dP); dkdv_pipelined (lab, head_dim
+// 64, 1 dK/dV warpgroup): 0 off, 2 or 3 the dK/dV kernel pipelined across steps at that many CTAs per
+// multiprocessor. part (lab timing only): 1 launches only the dK/dV kernel, 2 only the dQ kernel, 0 both.
 void launch_backward_wgmma(const Problem& p, const bf16* q, const bf16* k, const bf16* v, const bf16* dout,
                            const float* lse, const float* delta, bf16* dq, bf16* dk, bf16* dv, int dkdv_warpgroups,
-                           int dq_warpgroups, bool serial, int part, cudaStream_t stream);
+                           int dq_warpgroups, bool serial, int dkdv_pipelined, int part, cudaStream_t stream);
 
 }  // namespace roofline::train::cuda::detail
