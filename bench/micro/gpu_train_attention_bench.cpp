@@ -5,9 +5,10 @@
 // FLOPs (causal, half the square): forward 4 B Hq T^2 D / 2 (Q K^T and P V); backward 2.5x the forward
 // (the usual count: 5 products where the forward has 2; our deterministic dQ pass recomputes 2 more, which
 // the count does not credit). Times: CUDA events, warm-up, median of 11 samples. After each shape's defaults
-// come the kernel lab's tile variants (train/cuda/flash_attention_lab.h), "lab" rows, on the same data, the
-// wgmma backward's ("bwd wgmma_dkdv_wgA_dq_wgB") among them; the default row's
-// backward is the wgmma one (ROOFLINE_TRAIN_ATTN_BWD_WGMMA=0: mma.sync).
+// come the kernel lab's tile variants (train/cuda/flash_attention_lab.h), "lab" rows, on the same data: the
+// wgmma forward (two warpgroups, 64 or 128 keys per block) as "wgmma_keys64/128" and the wgmma backward's
+// ("bwd wgmma_dkdv_wgA_dq_wgB") among them; the default row's backward is the wgmma one
+// (ROOFLINE_TRAIN_ATTN_BWD_WGMMA=0: mma.sync).
 // Napkin math (H100 SXM, ~990 TFLOP/s dense bf16 peak; mma.sync reaches ~2/3 of it): T = 4096, D = 128:
 // 137 GFLOP forward, ~0.4 ms at 330 TFLOP/s.
 //   roofline_gpu_train_attention_bench [--json FILE] [--quick]
@@ -164,7 +165,8 @@ int run(int argc, char** argv) {
           lab::flash_attention_forward(s, qkv.bf16(), qkv.bf16(size_t(qw)), qkv.bf16(size_t(qw + kvw)), out.bf16(),
                                        static_cast<float*>(lse.ptr), fv, stream);
         }, reps);
-        r.variants.push_back({"fwd", fmt::format("warps{}_rows{}_keys{}", fv.warps, fv.warp_rows, fv.block_keys), us,
+        r.variants.push_back({"fwd", fv.wgmma ? fmt::format("wgmma_keys{}", fv.block_keys)
+                                       : fmt::format("warps{}_rows{}_keys{}", fv.warps, fv.warp_rows, fv.block_keys), us,
                               fwd_flops / us * 1e-6});
       }
       // A backward lab variant's time on this shape's data.

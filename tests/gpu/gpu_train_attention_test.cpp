@@ -4,7 +4,8 @@
 // 8:2, head_dim 64 and 128, full causal and sliding windows, dense rows and the strided views of one fused
 // [B*T, (Hq + 2 Hkv) D] projection (gradients into one fused buffer, out with a padded stride). Every output
 // starts as NaN, so every element must be written; the backward must give the same bits twice. The wgmma
-// backward (lab variant) runs the same cases and more.
+// backward (lab variant) runs the same cases and more; every case also runs the wgmma forward
+// (flash_attention_lab.h) against the same reference, out and lse.
 #include <cuda_bf16.h>
 #include <gtest/gtest.h>
 
@@ -246,6 +247,34 @@ TEST_P(GpuTrainAttention, MatchesFloat64Reference) {
       for (int64_t i = qw; i < d.o_at.ld; ++i)
         ASSERT_EQ(out_bits[size_t(r * d.o_at.ld + i)], 0xffff) << "out padding written at row " << r;
   }
+
+  // The wgmma forward (flash_attention_lab.h, both key-block sizes) on the same case: out and lse from fresh
+  // NaN, against the same reference, and the same untouched padding.
+  namespace lab = train::cuda::lab;
+  for (const int keys : {64, 128}) {
+    const lab::ForwardVariant variant{8, 16, keys, true};
+    ASSERT_EQ(cudaMemsetAsync(d.out.data(), 0xff, d.out.nbytes(), gpu().stream()), cudaSuccess);
+    ASSERT_EQ(cudaMemsetAsync(d.lse.data(), 0xff, d.lse.nbytes(), gpu().stream()), cudaSuccess);
+    lab::flash_attention_forward(d.shape, bf(d.qkv, d.q_offset()), bf(d.qkv, d.k_offset()), bf(d.qkv, d.v_offset()),
+                                 bf_mut(d.out), d.lse.ptr<float>(), variant, gpu().stream());
+    ASSERT_EQ(cudaStreamSynchronize(gpu().stream()), cudaSuccess);
+    ASSERT_EQ(cudaGetLastError(), cudaSuccess);
+    const auto wg_bits = download_bits(d.out);
+    const auto wg_out = gather_rows(wg_bits, d.o_at, rows, qw);
+    const std::vector<double> wg_lse = download_values(gpu(), d.lse);
+    double wg_lse_err = 0;
+    for (size_t i = 0; i < wg_lse.size(); ++i) wg_lse_err = std::max(wg_lse_err, std::fabs(wg_lse[i] - want.lse[i]));
+    const std::string what = fmt::format("wgmma {} keys {}", c.name(), keys);
+    std::printf("%s: rel L2 out %.2e, lse max abs %.2e\n", what.c_str(), relative_l2(wg_out, want.out), wg_lse_err);
+    EXPECT_EQ(count_not_finite(wg_lse), 0u) << what << ": lse elements unwritten";
+    EXPECT_LT(wg_lse_err, 1e-3) << what << ": lse";
+    expect_close(wg_out, want.out, 1e-2, "out " + what);
+    if (c.fused) {
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t i = qw; i < d.o_at.ld; ++i)
+          ASSERT_EQ(wg_bits[size_t(r * d.o_at.ld + i)], 0xffff) << what << ": out padding written at row " << r;
+    }
+  }
 }
 
 std::vector<TrainAttentionCase> cases() {
@@ -362,7 +391,8 @@ TEST_F(GpuTest, TrainAttentionVariantsMatchReference) {
         ASSERT_EQ(cudaStreamSynchronize(gpu().stream()), cudaSuccess);
         const auto out = gather_rows(download_bits(d.out), d.o_at, rows, qw);
         expect_close(out, want.out, 1e-2,
-                     fmt::format("out {} warps {} rows {} keys {}", c.name(), v.warps, v.warp_rows, v.block_keys));
+                     fmt::format("out {} warps {} rows {} keys {}{}", c.name(), v.warps, v.warp_rows, v.block_keys,
+                                 v.wgmma ? " wgmma" : ""));
       }
       for (int dkdv_warps : {4, 8})
         for (int dq_warps : {4, 8}) {

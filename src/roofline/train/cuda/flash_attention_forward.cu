@@ -16,6 +16,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 
 #include "roofline/backend/cuda/cuda_check.h"
 #include "roofline/core/error.h"
@@ -274,6 +276,12 @@ void flash_attention_forward(const FlashAttentionShape& s, const __nv_bfloat16* 
   // memory), 64 keys per step at head_dim 64 and 32 at 128 (what fits beside O in registers). Measured on H100
   // (bench/micro/gpu_train_attention_bench, 16k tokens, T 1024..4096) against the other variants: +5-20% over
   // 16-row warps; 8-warp CTAs (half the K/V traffic from L2) were 7-19% slower.
+  if (variant.wgmma) {
+    ROOFLINE_CHECK(variant.warps == 8 && variant.warp_rows == 16, "flash_attention_forward: the wgmma kernel runs 8 "
+                   "warps of 16 query rows, not {} of {}", variant.warps, variant.warp_rows);
+    launch_forward_wgmma(p, q, k, v, out, lse, variant.block_keys, stream);
+    return;
+  }
   if (variant.warps == 0) variant = p.D == 64 ? ForwardVariant{4, 32, 64} : ForwardVariant{4, 32, 32};
   auto is = [&](int d, int warps, int rows, int keys) {
     return p.D == d && variant.warps == warps && variant.warp_rows == rows && variant.block_keys == keys;
@@ -295,9 +303,21 @@ void flash_attention_forward(const FlashAttentionShape& s, const __nv_bfloat16* 
 
 }  // namespace lab
 
+// ROOFLINE_TRAIN_ATTN_WGMMA=1 (read once) runs the wgmma kernel instead of the mma.sync default: opt-in until
+// it is measured against it on the training shapes.
+static bool environment_wants_wgmma() {
+  static const bool wants = [] {
+    const char* v = std::getenv("ROOFLINE_TRAIN_ATTN_WGMMA");
+    return v != nullptr && std::strcmp(v, "1") == 0;
+  }();
+  return wants;
+}
+
 void flash_attention_forward(const FlashAttentionShape& s, const __nv_bfloat16* q, const __nv_bfloat16* k,
                              const __nv_bfloat16* v, __nv_bfloat16* out, float* lse, cudaStream_t stream) {
-  lab::flash_attention_forward(s, q, k, v, out, lse, lab::ForwardVariant{}, stream);
+  lab::ForwardVariant variant{};
+  if (environment_wants_wgmma()) variant = s.D == 128 ? lab::kForwardWgmma128 : lab::kForwardWgmma64;
+  lab::flash_attention_forward(s, q, k, v, out, lse, variant, stream);
 }
 
 }  // namespace roofline::train::cuda

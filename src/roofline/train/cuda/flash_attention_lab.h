@@ -6,14 +6,20 @@
 namespace roofline::train::cuda::lab {
 
 // Tile choices: `warps` warps per CTA, `warp_rows` query rows per warp (16 or 32), `block_keys` keys per
-// step. All zero: the default.
+// step. All zero: the default. wgmma: the Hopper warpgroup kernel (flash_attention_forward_wgmma.cu), always
+// 8 warps of 16 rows (two warpgroups of 64), 64 or 128 keys per step.
 struct ForwardVariant {
   int warps = 0, warp_rows = 0, block_keys = 0;
+  bool wgmma = false;
 };
 // The kernels that exist, per head_dim.
-inline constexpr ForwardVariant kForwardVariants64[] = {{4, 16, 64}, {4, 16, 128}, {4, 32, 64},
-                                                        {8, 16, 64}, {8, 16, 128}, {8, 32, 64}};
-inline constexpr ForwardVariant kForwardVariants128[] = {{4, 16, 64}, {4, 32, 32}, {8, 16, 64}, {8, 32, 32}};
+inline constexpr ForwardVariant kForwardVariants64[] = {{4, 16, 64},       {4, 16, 128},      {4, 32, 64},
+                                                        {8, 16, 64},       {8, 16, 128},      {8, 32, 64},
+                                                        {8, 16, 64, true}, {8, 16, 128, true}};
+inline constexpr ForwardVariant kForwardVariants128[] = {{4, 16, 64},       {4, 32, 32}, {8, 16, 64}, {8, 32, 32},
+                                                         {8, 16, 64, true}, {8, 16, 128, true}};
+// What ROOFLINE_TRAIN_ATTN_WGMMA=1 makes flash_attention_forward run (opt-in, not yet the default).
+inline constexpr ForwardVariant kForwardWgmma64{8, 16, 64, true}, kForwardWgmma128{8, 16, 128, true};
 
 void flash_attention_forward(const FlashAttentionShape& s, const __nv_bfloat16* q, const __nv_bfloat16* k,
                              const __nv_bfloat16* v, __nv_bfloat16* out, float* lse, ForwardVariant variant,

@@ -31,6 +31,11 @@ struct Problem {
 // strides. Throws roofline::Error naming what is wrong.
 Problem resolve(const FlashAttentionShape& s, const char* op, const void* const* pointers, int num_pointers);
 
+// The wgmma forward (flash_attention_forward_wgmma.cu, sm_90a): two warpgroups of 64 query rows per CTA,
+// block_keys (64 or 128) keys per step; same out and lse as the mma.sync forward.
+void launch_forward_wgmma(const Problem& p, const bf16* q, const bf16* k, const bf16* v, bf16* out, float* lse,
+                          int block_keys, cudaStream_t stream);
+
 // Is key position `key` visible from query position `query`: causal, and inside the window when there is one.
 __device__ __forceinline__ bool visible(int query, int key, int window) {
   return key <= query && (window <= 0 || key > query - window);

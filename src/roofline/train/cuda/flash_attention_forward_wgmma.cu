@@ -1,0 +1,334 @@
+// Training flash-attention forward on Hopper's warpgroup tensor cores (wgmma, sm_90a): the function of
+// flash_attention_forward.cu (same arguments, masks, out and lse), for head_dim 64 or 128.
+//   out[b, t, h] = sum_j softmax_j(scale * q[b, t, h] . k[b, j, h / G]) v[b, j, h / G],  j visible from t
+//   lse[b, h, t] = log sum_j exp(scale * q . k_j)   (natural log, what the backward consumes)
+// The kernel is the inference prefill kernel's (backend/cuda/paged_attention_prefill_wgmma.cu) on the training
+// layouts: token-major rows with a row stride (dense, or column views of one fused qkv row), no paging. A CTA is
+// two warpgroups (256 threads); each owns 64 consecutive query rows of one query head of one sequence, so a CTA
+// covers kBlockM = 128 rows and walks the key blocks of BN keys its rows can see. Per key block, per warpgroup:
+//   S = Q K^T   wgmma m64nBNk16, A = Q and B = K from shared memory (K-major descriptors), f32 in registers
+//   online softmax in registers (raw-unit max, one FFMA + exp2 per probability, O rescaled only on growth)
+//   O += P V    wgmma m64nDk16, A = P from registers (S accumulators of two n8 tiles = one k16 A fragment),
+//               B = V from shared memory, N-major (transposed)
+// S of block j and P V of block j - 1 are issued together and the softmax of j runs while the tensor cores
+// finish P V of j - 1 (FlashAttention-3's intra-warpgroup overlap). Tiles live in shared memory in the
+// 128-byte-swizzled layout the descriptors describe (device/wgmma.cuh, "SW128 rows"): Q [128 x D], K [BN x D] in
+// two stages, V [BN x D] in three (V of j - 1 is read while V of j + 1 lands). Each block starts with
+// cp.async.wait_group 0, fence.proxy.async (cp.async writes through the generic proxy, wgmma reads through the
+// async proxy) and a barrier, which also tells every warpgroup that the stages the next copies overwrite are
+// free again. Rows past T are zero-filled on load and never stored; keys past the CTA's last visible key are
+// zero-filled and masked (as the mma.sync kernel).
+#include <nvtx3/nvtx3.hpp>
+
+#include <cmath>
+
+#include "roofline/backend/cuda/cuda_check.h"
+#include "roofline/backend/cuda/device/wgmma.cuh"
+#include "roofline/core/error.h"
+#include "roofline/train/cuda/flash_attention_tiles.cuh"
+
+namespace roofline::train::cuda::detail {
+
+namespace {
+
+constexpr int kWarpGroups = 2;
+constexpr int kWgThreads = 128 * kWarpGroups;
+
+template <int D, int BN>
+struct WgTiles {
+  static_assert(D == 64 || D == 128, "head_dim 64 or 128 (rows of one or two 128-byte swizzle atoms)");
+  static_assert(BN == 64 || BN == 128, "64 or 128 keys per block");
+  static constexpr int kBlockM = 64 * kWarpGroups;           // query rows per CTA
+  static constexpr int kChunks = D / 8;                      // 16-byte chunks per row
+  static constexpr int kRowsPerPass = kWgThreads / kChunks;  // rows one copy instruction of the CTA covers
+  static constexpr int kQPasses = kBlockM / kRowsPerPass;
+  static constexpr int kKvPasses = BN / kRowsPerPass;
+  static constexpr uint32_t kQBytes = kBlockM * D * 2;
+  static constexpr uint32_t kKvBytes = BN * D * 2;  // one K or V tile (one stage)
+  static constexpr int kVStages = 3;                // the overlapped loop reads V one block late
+  // Q, two K stages, three V stages, each a multiple of 8 KB, so all start 1024-byte aligned after the base is;
+  // the slack aligns the base.
+  static constexpr size_t kSmemBytes = kQBytes + (2 + kVStages) * size_t(kKvBytes) + 1024;
+};
+
+// 16-byte global -> shared copy to a shared address; zero-fills without reading when !valid.
+__device__ __forceinline__ void cp_async_16_to(uint32_t smem, const void* global, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem), "l"(global), "r"(valid ? 16 : 0));
+}
+
+template <int N>
+__device__ __forceinline__ void fence_fragments(uint32_t (&r)[N][4]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) asm volatile("" : "+r"(r[i][e])::"memory");
+}
+
+template <int BN>
+__device__ __forceinline__ void wgmma_scores(float (&s)[BN / 2], uint64_t q_desc, uint64_t k_desc, bool accumulate) {
+  if constexpr (BN == 128)
+    dev::wgmma_m64n128k16_ss(s, q_desc, k_desc, accumulate);
+  else
+    dev::wgmma_m64n64k16_ss(s, q_desc, k_desc, accumulate);
+}
+
+template <int D>
+__device__ __forceinline__ void wgmma_values(float (&o)[D / 2], const uint32_t (&p)[4], uint64_t v_desc) {
+  if constexpr (D == 128)
+    dev::wgmma_m64n128k16_rs_bt(o, p, v_desc);
+  else
+    dev::wgmma_m64n64k16_rs_bt(o, p, v_desc);
+}
+
+template <int D, int BN, int kMinBlocks>
+__global__ void __launch_bounds__(kWgThreads, kMinBlocks)
+    flash_forward_wgmma_kernel(Problem p, const bf16* __restrict__ q, const bf16* __restrict__ k,
+                               const bf16* __restrict__ v, bf16* __restrict__ out, float* __restrict__ lse) {
+  using T = WgTiles<D, BN>;
+  constexpr int kBlockM = T::kBlockM;
+  constexpr int kNTiles = BN / 8;  // n8 tiles of the score accumulator
+  extern __shared__ unsigned char smem_raw[];
+  const uint32_t sQ = (dev::smem_address(smem_raw) + 1023u) & ~1023u;
+  const uint32_t sK = sQ + T::kQBytes;       // [2][BN x D]
+  const uint32_t sV = sK + 2 * T::kKvBytes;  // [3][BN x D]
+
+  // Last query blocks first: under the causal mask they have the most keys.
+  const int m0 = int(gridDim.x - 1 - blockIdx.x) * kBlockM;
+  const int head = int(blockIdx.y), b = int(blockIdx.z), kv_head = head / (p.Hq / p.Hkv);
+  const int tid = int(threadIdx.x);
+  const int warp_group = tid / 128, warp = (tid / 32) % 4, lane = tid % 32;
+  const int g = lane / 4, t4 = lane % 4;
+  const bf16* qh = q + int64_t(b) * p.T * p.ld_q + head * D;
+  const bf16* kh = k + int64_t(b) * p.T * p.ld_kv + kv_head * D;
+  const bf16* vh = v + int64_t(b) * p.T * p.ld_kv + kv_head * D;
+
+  // Keys this CTA's rows can see: [kv_begin, kv_end).
+  const int q_last = min(m0 + kBlockM, p.T) - 1;
+  const int kv_begin = p.window > 0 ? max(0, m0 - p.window + 1) : 0;
+  const int kv_end = q_last + 1;
+  const int n_first = kv_begin / BN * BN;
+
+  // This thread copies chunk `chunk` of rows first_row + i * kRowsPerPass of every tile.
+  const int chunk = tid % T::kChunks, first_row = tid / T::kChunks;
+#pragma unroll
+  for (int i = 0; i < T::kQPasses; ++i) {
+    const int r = first_row + i * T::kRowsPerPass;
+    const bool valid = m0 + r < p.T;
+    cp_async_16_to(sQ + dev::sw128_offset(kBlockM, r, chunk), qh + (valid ? int64_t(m0 + r) * p.ld_q + chunk * 8 : 0),
+                   valid);
+  }
+  // Block j (keys n_first + j BN ..): its K goes to K stage j % 2, its V to V stage j % 3; one commit group.
+  auto load_block = [&](int j) {
+    const uint32_t k_stage = sK + (j % 2) * T::kKvBytes, v_stage = sV + (j % T::kVStages) * T::kKvBytes;
+    const int n0 = n_first + j * BN;
+#pragma unroll
+    for (int i = 0; i < T::kKvPasses; ++i) {
+      const int r = first_row + i * T::kRowsPerPass;
+      const uint32_t at = dev::sw128_offset(BN, r, chunk);
+      const bool valid = n0 + r < kv_end;
+      const int64_t from = valid ? int64_t(n0 + r) * p.ld_kv + chunk * 8 : 0;
+      cp_async_16_to(k_stage + at, kh + from, valid);
+      cp_async_16_to(v_stage + at, vh + from, valid);
+    }
+    dev::cp_async_commit();
+  };
+  load_block(0);
+
+  // Descriptors (device/wgmma.cuh): Q rows of this warpgroup and K are K-major, V is N-major with its 64-dim
+  // atoms BN * 128 bytes apart. Offsets are added in 16-byte units to the start-address field.
+  const uint64_t q_desc = dev::sw128_descriptor(sQ + warp_group * 64 * 128, 16, 1024);
+  const uint64_t k_desc = dev::sw128_descriptor(sK, 16, 1024);
+  const uint64_t v_desc = dev::sw128_descriptor(sV, BN * 128, 1024);
+
+  float o[D / 2];  // O: this warpgroup's 64 x D accumulator (layout in device/wgmma.cuh)
+#pragma unroll
+  for (int i = 0; i < D / 2; ++i) o[i] = 0.0f;
+  float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.0f, 0.0f};  // rows g and g + 8; raw score units
+  const float scale_log2 = p.scale_log2;
+  const int row0 = warp_group * 64 + warp * 16 + g;  // this thread's first row within the CTA tile (and row0 + 8)
+  float s[BN / 2];          // S, then P in f32, of the current block
+  uint32_t pf[BN / 16][4];  // P as A fragments of the block whose P V is issued next
+
+  // Top of block j: its K and V have landed and are visible to the tensor cores for every thread; every
+  // warpgroup is done with the stages the next loads overwrite.
+  auto enter_block = [&] {
+    dev::cp_async_wait<0>();          // this thread's copies of block j (and Q, the first time) landed
+    dev::fence_proxy_async_shared();  // ... and are visible to the async proxy (wgmma operand reads)
+    __syncthreads();                  // ... for every thread; and every warpgroup left block j - 1
+  };
+  // The next block's loads (into stages no product of block j reads): after block j's products are issued, so
+  // that the copies run under the tensor cores; with two CTAs per multiprocessor (128 registers) before them,
+  // as the inference kernel does (held across the products, their registers would spill).
+  constexpr bool kLoadsAfterIssue = kMinBlocks == 1;
+  auto prefetch = [&](bool after_issue, int j, int n0) {
+    if (after_issue != kLoadsAfterIssue) return;
+    if (n0 + BN < kv_end) load_block(j + 1);
+  };
+  // The first k-step of S overwrites s (scale-d = 0); zeroed once so that no register a wgmma reads is undefined.
+#pragma unroll
+  for (int i = 0; i < BN / 2; ++i) s[i] = 0.0f;
+  // S = Q K^T of block j, (64 x BN) per warpgroup: D / 16 k-steps; k-step kk is atom kk / 4, bytes (kk % 4) * 32.
+  auto issue_scores = [&](int j) {
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      const uint32_t q_at = (kk / 4) * kBlockM * 128 + (kk % 4) * 32;
+      const uint32_t k_at = (j % 2) * T::kKvBytes + (kk / 4) * BN * 128 + (kk % 4) * 32;
+      wgmma_scores<BN>(s, q_desc + (q_at >> 4), k_desc + (k_at >> 4), kk > 0);
+    }
+  };
+  // O += P V of block j: BN / 16 k-steps of 16 keys, 2048 bytes of V each.
+  auto issue_values = [&](int j) {
+#pragma unroll
+    for (int kk = 0; kk < BN / 16; ++kk) {
+      const uint32_t v_at = (j % T::kVStages) * T::kKvBytes + kk * 2048;
+      wgmma_values<D>(o, pf[kk], v_desc + (v_at >> 4));
+    }
+  };
+  // Masks and exponentiates s in place (keys n0 ..), updates row_max and row_sum; correction[r] is the factor
+  // O's row r must be scaled by; returns whether any row of the warp grew.
+  auto softmax = [&](int n0, float (&correction)[2]) {
+    const bool needs_mask = n0 + BN - 1 > m0 || (p.window > 0 && n0 <= q_last - p.window);
+    if (needs_mask) {
+#pragma unroll
+      for (int j = 0; j < kNTiles; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int row = m0 + row0 + (e / 2) * 8, key = n0 + j * 8 + t4 * 2 + (e % 2);
+          if (!visible(row, key, p.window)) s[4 * j + e] = -INFINITY;
+        }
+    }
+    bool any_grew = false;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      float block_max = -INFINITY;
+#pragma unroll
+      for (int j = 0; j < kNTiles; ++j) block_max = fmaxf(block_max, fmaxf(s[4 * j + 2 * r], s[4 * j + 2 * r + 1]));
+      block_max = fmaxf(block_max, __shfl_xor_sync(dev::kFullMask, block_max, 1));
+      block_max = fmaxf(block_max, __shfl_xor_sync(dev::kFullMask, block_max, 2));
+      const float new_max = fmaxf(row_max[r], block_max);
+      const bool grew = new_max > row_max[r];
+      correction[r] = grew ? exp2f((row_max[r] - new_max) * scale_log2) : 1.0f;  // 0 from -inf
+      any_grew |= grew;
+      row_max[r] = new_max;
+      row_sum[r] *= correction[r];
+      const float neg_base = new_max == -INFINITY ? 0.0f : -new_max * scale_log2;  // nothing visible yet: p = 0
+#pragma unroll
+      for (int j = 0; j < kNTiles; ++j) {
+        s[4 * j + 2 * r] = exp2f(fmaf(s[4 * j + 2 * r], scale_log2, neg_base));
+        s[4 * j + 2 * r + 1] = exp2f(fmaf(s[4 * j + 2 * r + 1], scale_log2, neg_base));
+        row_sum[r] += s[4 * j + 2 * r] + s[4 * j + 2 * r + 1];
+      }
+    }
+    return __any_sync(dev::kFullMask, any_grew);
+  };
+  auto rescale = [&](const float (&correction)[2], bool any_grew) {
+    if (!any_grew) return;
+#pragma unroll
+    for (int dj = 0; dj < D / 8; ++dj)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) o[4 * dj + e] *= correction[e / 2];
+  };
+  // P as A fragments: n8 tiles 2kk and 2kk + 1 are keys 16kk .. 16kk + 15 (device/wgmma.cuh).
+  auto pack_p = [&] {
+#pragma unroll
+    for (int kk = 0; kk < BN / 16; ++kk) {
+      pf[kk][0] = pack_bf16(s[8 * kk + 0], s[8 * kk + 1]);
+      pf[kk][1] = pack_bf16(s[8 * kk + 2], s[8 * kk + 3]);
+      pf[kk][2] = pack_bf16(s[8 * kk + 4], s[8 * kk + 5]);
+      pf[kk][3] = pack_bf16(s[8 * kk + 6], s[8 * kk + 7]);
+    }
+  };
+
+  // Block 0 (peeled, so that the loop has no branch around its wgmma issue): S, softmax, P; O is still 0.
+  enter_block();
+  prefetch(false, 0, n_first);
+  dev::fence_registers(s);
+  dev::wgmma_fence();
+  issue_scores(0);
+  dev::wgmma_commit();
+  prefetch(true, 0, n_first);
+  dev::wgmma_wait<0>();
+  dev::fence_registers(s);
+  {
+    float correction[2];
+    softmax(n_first, correction);
+  }
+  pack_p();
+  int j = 1;
+  for (int n0 = n_first + BN; n0 < kv_end; n0 += BN, ++j) {
+    enter_block();
+    prefetch(false, j, n0);
+    dev::fence_registers(s);
+    fence_fragments(pf);
+    dev::fence_registers(o);
+    dev::wgmma_fence();
+    issue_scores(j);
+    dev::wgmma_commit();
+    issue_values(j - 1);
+    dev::wgmma_commit();
+    prefetch(true, j, n0);
+    dev::wgmma_wait<1>();  // S of block j; P V of j - 1 may still run
+    dev::fence_registers(s);
+    float correction[2];
+    const bool any_grew = softmax(n0, correction);
+    dev::wgmma_wait<0>();  // P V of j - 1 done: O and the A fragments are free
+    dev::fence_registers(o);
+    rescale(correction, any_grew);
+    pack_p();
+  }
+  fence_fragments(pf);
+  dev::fence_registers(o);
+  dev::wgmma_fence();
+  issue_values(j - 1);
+  dev::wgmma_commit();
+  dev::wgmma_wait<0>();
+  dev::fence_registers(o);
+
+  // out = O / l, rows g and g + 8 of each warp's 16, pairs of columns per lane; lse = m * scale + ln l (every
+  // valid row sees at least itself, so l >= 1).
+  bf16* oh = out + int64_t(b) * p.T * p.ld_o + head * D;
+  float* lse_row = lse + (int64_t(b) * p.Hq + head) * p.T;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float l = row_sum[r];
+    l += __shfl_xor_sync(dev::kFullMask, l, 1);
+    l += __shfl_xor_sync(dev::kFullMask, l, 2);
+    const int row = m0 + row0 + r * 8;
+    if (row >= p.T) continue;
+    const float inv = 1.0f / l;
+    if (t4 == 0) lse_row[row] = row_max[r] * p.scale + logf(l);
+#pragma unroll
+    for (int dj = 0; dj < D / 8; ++dj) {
+      const __nv_bfloat162 pair = __floats2bfloat162_rn(o[4 * dj + 2 * r] * inv, o[4 * dj + 2 * r + 1] * inv);
+      *reinterpret_cast<__nv_bfloat162*>(oh + int64_t(row) * p.ld_o + dj * 8 + t4 * 2) = pair;
+    }
+  }
+}
+
+template <int D, int BN, int kMinBlocks>
+void launch(const Problem& p, const bf16* q, const bf16* k, const bf16* v, bf16* out, float* lse,
+            cudaStream_t stream) {
+  using T = WgTiles<D, BN>;
+  auto kernel = flash_forward_wgmma_kernel<D, BN, kMinBlocks>;
+  ROOFLINE_CUDA_CHECK(
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(T::kSmemBytes)));
+  const dim3 grid(unsigned((p.T + T::kBlockM - 1) / T::kBlockM), unsigned(p.Hq), unsigned(p.B));
+  kernel<<<grid, kWgThreads, T::kSmemBytes, stream>>>(p, q, k, v, out, lse);
+  ROOFLINE_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+void launch_forward_wgmma(const Problem& p, const bf16* q, const bf16* k, const bf16* v, bf16* out, float* lse,
+                          int block_keys, cudaStream_t stream) {
+  nvtx3::scoped_range range("train::cuda::flash_attention_forward_wgmma");
+  ROOFLINE_CHECK(block_keys == 64 || block_keys == 128, "flash_attention_forward: wgmma takes 64 or 128 keys per "
+                 "block, not {}", block_keys);
+  // head_dim 64 with 64-key blocks fits two CTAs per multiprocessor (57 KB of shared memory, <= 128 registers).
+  if (p.D == 64 && block_keys == 64) launch<64, 64, 2>(p, q, k, v, out, lse, stream);
+  else if (p.D == 64) launch<64, 128, 1>(p, q, k, v, out, lse, stream);
+  else if (block_keys == 64) launch<128, 64, 1>(p, q, k, v, out, lse, stream);
+  else launch<128, 128, 1>(p, q, k, v, out, lse, stream);
+}
+
+}  // namespace roofline::train::cuda::detail
