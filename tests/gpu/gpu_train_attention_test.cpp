@@ -207,6 +207,14 @@ struct DeviceCase {
                                           bf_mut(grads, k_offset()), bf_mut(grads, v_offset()), workspace.data(),
                                           stream);
   }
+  // A kernel-lab backward variant, grads poisoned with NaN first so that every element must be written.
+  void lab_backward(const train::cuda::lab::BackwardVariant& variant, cudaStream_t stream) {
+    ASSERT_EQ(cudaMemsetAsync(grads.data(), 0xff, grads.nbytes(), stream), cudaSuccess);
+    train::cuda::lab::flash_attention_backward(shape, bf(qkv, q_offset()), bf(qkv, k_offset()), bf(qkv, v_offset()),
+                                               bf(out), lse.ptr<float>(), bf(dout), bf_mut(grads, q_offset()),
+                                               bf_mut(grads, k_offset()), bf_mut(grads, v_offset()), workspace.data(),
+                                               variant, stream);
+  }
 };
 
 class GpuTrainAttention : public GpuTest, public ::testing::WithParamInterface<TrainAttentionCase> {};
@@ -303,10 +311,7 @@ TEST_P(GpuTrainAttentionWgmmaBackward, MatchesFloat64Reference) {
   d.forward(gpu().stream());
   lab::BackwardVariant variant;
   variant.wgmma = true;
-  lab::flash_attention_backward(d.shape, bf(d.qkv, d.q_offset()), bf(d.qkv, d.k_offset()), bf(d.qkv, d.v_offset()),
-                                bf(d.out), d.lse.ptr<float>(), bf(d.dout), bf_mut(d.grads, d.q_offset()),
-                                bf_mut(d.grads, d.k_offset()), bf_mut(d.grads, d.v_offset()), d.workspace.data(),
-                                variant, gpu().stream());
+  d.lab_backward(variant, gpu().stream());
   ASSERT_EQ(cudaStreamSynchronize(gpu().stream()), cudaSuccess);
   ASSERT_EQ(cudaGetLastError(), cudaSuccess);
   const Reference want = reference(c, d.q, d.k, d.v, d.dout_values);
@@ -354,11 +359,7 @@ TEST_F(GpuTest, TrainAttentionIsDeterministic) {
     for (const lab::BackwardVariant& v : backward_variants) {
       std::vector<uint16_t> first;
       for (int run = 0; run < 2; ++run) {
-        ASSERT_EQ(cudaMemsetAsync(d.grads.data(), 0xff, d.grads.nbytes(), gpu().stream()), cudaSuccess);
-        lab::flash_attention_backward(d.shape, bf(d.qkv, d.q_offset()), bf(d.qkv, d.k_offset()),
-                                      bf(d.qkv, d.v_offset()), bf(d.out), d.lse.ptr<float>(), bf(d.dout),
-                                      bf_mut(d.grads, d.q_offset()), bf_mut(d.grads, d.k_offset()),
-                                      bf_mut(d.grads, d.v_offset()), d.workspace.data(), v, gpu().stream());
+        d.lab_backward(v, gpu().stream());
         ASSERT_EQ(cudaStreamSynchronize(gpu().stream()), cudaSuccess);
         if (run == 0) first = download_bits(d.grads);
         else
@@ -396,12 +397,7 @@ TEST_F(GpuTest, TrainAttentionVariantsMatchReference) {
       }
       for (int dkdv_warps : {4, 8})
         for (int dq_warps : {4, 8}) {
-          ASSERT_EQ(cudaMemsetAsync(d.grads.data(), 0xff, d.grads.nbytes(), gpu().stream()), cudaSuccess);
-          lab::flash_attention_backward(d.shape, bf(d.qkv, d.q_offset()), bf(d.qkv, d.k_offset()),
-                                        bf(d.qkv, d.v_offset()), bf(d.out), d.lse.ptr<float>(), bf(d.dout),
-                                        bf_mut(d.grads, d.q_offset()), bf_mut(d.grads, d.k_offset()),
-                                        bf_mut(d.grads, d.v_offset()), d.workspace.data(),
-                                        lab::BackwardVariant{dkdv_warps, dq_warps}, gpu().stream());
+          d.lab_backward(lab::BackwardVariant{dkdv_warps, dq_warps}, gpu().stream());
           ASSERT_EQ(cudaStreamSynchronize(gpu().stream()), cudaSuccess);
           const auto bits = download_bits(d.grads);
           const std::string what = fmt::format("{} dkdv_warps {} dq_warps {}", c.name(), dkdv_warps, dq_warps);
@@ -418,11 +414,7 @@ TEST_F(GpuTest, TrainAttentionVariantsMatchReference) {
                   : std::vector<lab::BackwardVariant>(std::begin(lab::kWgmmaBackwardVariants128),
                                                       std::end(lab::kWgmmaBackwardVariants128));
       for (const lab::BackwardVariant& v : wgmma_variants) {
-        ASSERT_EQ(cudaMemsetAsync(d.grads.data(), 0xff, d.grads.nbytes(), gpu().stream()), cudaSuccess);
-        lab::flash_attention_backward(d.shape, bf(d.qkv, d.q_offset()), bf(d.qkv, d.k_offset()),
-                                      bf(d.qkv, d.v_offset()), bf(d.out), d.lse.ptr<float>(), bf(d.dout),
-                                      bf_mut(d.grads, d.q_offset()), bf_mut(d.grads, d.k_offset()),
-                                      bf_mut(d.grads, d.v_offset()), d.workspace.data(), v, gpu().stream());
+        d.lab_backward(v, gpu().stream());
         ASSERT_EQ(cudaStreamSynchronize(gpu().stream()), cudaSuccess);
         const auto bits = download_bits(d.grads);
         const std::string what =

@@ -85,12 +85,14 @@ LtGemm::Plan& LtGemm::plan_for(const Key& key, bool* from_table) {
     LT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.b, ab, key.ta ? M : K, key.ta ? K : M, key.lda));
     LT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.c, cudaDataType(key.c_type), N, M, key.ldc));
 
-    if (auto given = given_.find(form_name(key)); given != given_.end()) {
+    if (auto given = given_.choices.find(form_name(key)); given != given_.choices.end()) {
+      cublasLtMatmulAlgo_t algo{};
+      hex_to_bytes(given->second.algorithm, &algo, sizeof(algo));  // checked by use_algorithms
       cublasLtMatmulHeuristicResult_t check{};
-      if (cublasLtMatmulAlgoCheck(handle_, plan.desc, plan.a, plan.b, plan.c, plan.c, &given->second, &check) ==
+      if (cublasLtMatmulAlgoCheck(handle_, plan.desc, plan.a, plan.b, plan.c, plan.c, &algo, &check) ==
               CUBLAS_STATUS_SUCCESS &&
           check.workspaceSize <= workspace_bytes_) {
-        plan.algo = given->second;
+        plan.algo = algo;
         *from_table = true;
       } else {
         std::fprintf(stderr, "gemm: cuBLASLt refuses the kept algorithm for %s; using its heuristic's (results "
@@ -211,9 +213,7 @@ void LtGemm::choose(const Key& key, Plan& plan, bool from_table, const void* a, 
     }
   }
   if (!tune_ && given_.empty()) return;  // the heuristic alone: nothing to record
-  if (from_table) {
-    if (auto it = given_table_.choices.find(form_name(key)); it != given_table_.choices.end()) choice = it->second;
-  }
+  if (from_table) choice = given_.choices.at(form_name(key));  // its recorded timings
   choice.algorithm = bytes_to_hex(&plan.algo, sizeof(plan.algo));
   chosen_.choices[form_name(key)] = choice;
 }
@@ -237,15 +237,12 @@ std::string LtGemm::device_id() {
 bool LtGemm::use_algorithms(const GemmAlgorithmTable& table) {
   ROOFLINE_CHECK(plans_.empty(), "gemm: kept algorithms must be given before the first product");
   if (!table.made_by(library_id(), device_id())) return false;
-  std::map<std::string, cublasLtMatmulAlgo_t> given;
   for (const auto& [form, choice] : table.choices) {
     cublasLtMatmulAlgo_t algo{};
     ROOFLINE_CHECK(hex_to_bytes(choice.algorithm, &algo, sizeof(algo)),
                    "gemm: the kept algorithm for {} is not {} bytes of hex", form, sizeof(algo));
-    given.emplace(form, algo);
   }
-  given_ = std::move(given);
-  given_table_ = table;
+  given_ = table;
   return true;
 }
 

@@ -122,8 +122,7 @@ class LtGemm {
   bool survey_enabled_ = false;
   std::vector<std::string> survey_lines_;
   bool tune_ = false;
-  std::map<std::string, cublasLtMatmulAlgo_t> given_;  // from use_algorithms(), by form
-  GemmAlgorithmTable given_table_;                      // the same, with their recorded timings
+  GemmAlgorithmTable given_;    // from use_algorithms(): by form, the algorithm (hex) and its recorded timings
   GemmAlgorithmTable chosen_;                           // what the plans run, when tuning or given a table
 };
 
