@@ -24,6 +24,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 #include "roofline/backend/cuda/chained_launch.cuh"
 #include "roofline/backend/cuda/cuda_check.h"
@@ -407,6 +408,16 @@ void launch_decode(const PagedAttentionArgs& a, const PagedDecodePlan& plan, voi
   }
 }
 
+// ROOFLINE_DECODE_CHUNKS=N (lab A/B, read once) forces N chunks per row, within [1, the span's most]; unset or
+// 0, the plan below chooses.
+int environment_decode_chunks() {
+  static const int forced = [] {
+    const char* v = std::getenv("ROOFLINE_DECODE_CHUNKS");
+    return v != nullptr ? std::max(0, std::atoi(v)) : 0;
+  }();
+  return forced;
+}
+
 }  // namespace
 
 PagedDecodePlan plan_paged_decode(const PagedAttentionArgs& a, int multiprocessors) {
@@ -435,6 +446,7 @@ PagedDecodePlan plan_paged_decode(const PagedAttentionArgs& a, int multiprocesso
       if (fill >= kWaveFill) break;
     }
   }
+  if (environment_decode_chunks() > 0) chunks = std::min(environment_decode_chunks(), max_chunks);
   const int chunk = (span + chunks - 1) / chunks;
   plan.chunk_len = (chunk + kChunkAlign - 1) / kChunkAlign * kChunkAlign;
   plan.num_chunks = (span + plan.chunk_len - 1) / plan.chunk_len;
