@@ -33,6 +33,7 @@
 #include "roofline/backend/cuda/device/mma.cuh"
 #include "roofline/backend/cuda/device/reduce.cuh"
 #include "roofline/backend/cuda/device/wgmma.cuh"
+#include "roofline/backend/cuda/device/wgmma_attention.cuh"
 #include "roofline/backend/cuda/kernels.h"
 #include "roofline/backend/cuda/paged_attention.cuh"
 #include "roofline/core/error.h"
@@ -63,38 +64,9 @@ struct WgTiles {
   static constexpr size_t kSmemBytes = kQBytes + (2 + kVStages) * size_t(kKvBytes) + 1024;
 };
 
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-  const __nv_bfloat162 p = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&p);
-}
-
 // 16-byte global -> shared copy to a shared address; zero-fills without reading when !valid.
 __device__ __forceinline__ void cp_async_16(uint32_t smem, const void* global, bool valid) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem), "l"(global), "r"(valid ? 16 : 0));
-}
-
-template <int N>
-__device__ __forceinline__ void fence_registers(uint32_t (&r)[N][4]) {
-#pragma unroll
-  for (int i = 0; i < N; ++i)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) asm volatile("" : "+r"(r[i][e])::"memory");
-}
-
-template <int BN>
-__device__ __forceinline__ void wgmma_scores(float (&s)[BN / 2], uint64_t q_desc, uint64_t k_desc, bool accumulate) {
-  if constexpr (BN == 128)
-    device::wgmma_m64n128k16_ss(s, q_desc, k_desc, accumulate);
-  else
-    device::wgmma_m64n64k16_ss(s, q_desc, k_desc, accumulate);
-}
-
-template <int D>
-__device__ __forceinline__ void wgmma_values(float (&o)[D / 2], const uint32_t (&p)[4], uint64_t v_desc) {
-  if constexpr (D == 128)
-    device::wgmma_m64n128k16_rs_bt(o, p, v_desc);
-  else
-    device::wgmma_m64n64k16_rs_bt(o, p, v_desc);
 }
 
 template <int D, int BN, bool kOverlap, int kMinBlocks>
@@ -216,7 +188,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) paged_prefill_wgmma_kern
     for (int kk = 0; kk < D / 16; ++kk) {
       const uint32_t q_at = (kk / 4) * kBlockM * 128 + (kk % 4) * 32;
       const uint32_t k_at = (j % 2) * T::kKvBytes + (kk / 4) * BN * 128 + (kk % 4) * 32;
-      wgmma_scores<BN>(s, q_desc + (q_at >> 4), k_desc + (k_at >> 4), kk > 0);
+      device::wgmma_scores<BN>(s, q_desc + (q_at >> 4), k_desc + (k_at >> 4), kk > 0);
     }
   };
   // O += P V of block j: BN / 16 k-steps of 16 keys, 2048 bytes of V each. Issued only.
@@ -224,7 +196,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) paged_prefill_wgmma_kern
 #pragma unroll
     for (int kk = 0; kk < BN / 16; ++kk) {
       const uint32_t v_at = (j % T::kVStages) * T::kKvBytes + kk * 2048;
-      wgmma_values<D>(o, pf[kk], v_desc + (v_at >> 4));
+      device::wgmma_values<D>(o, pf[kk], v_desc + (v_at >> 4));
     }
   };
   // Masks and exponentiates s in place (block of keys n0 ..), updates row_max and row_sum, and returns in
@@ -244,51 +216,8 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) paged_prefill_wgmma_kern
           if (!visible) s[4 * j + e] = -INFINITY;
         }
     }
-    // Rows g (e = 0, 1) and g + 8 (e = 2, 3); the four lanes of a quad share a row. The max is kept in raw
-    // score units (scale > 0 keeps the order), so each probability is one FFMA and one exp2.
-    bool any_grew = false;
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      float block_max = -INFINITY;
-#pragma unroll
-      for (int j = 0; j < kNTiles; ++j) block_max = fmaxf(block_max, fmaxf(s[4 * j + 2 * r], s[4 * j + 2 * r + 1]));
-      block_max = fmaxf(block_max, __shfl_xor_sync(device::kFullMask, block_max, 1));
-      block_max = fmaxf(block_max, __shfl_xor_sync(device::kFullMask, block_max, 2));
-      const float new_max = fmaxf(row_max[r], block_max);
-      const bool grew = new_max > row_max[r];
-      correction[r] = grew ? exp2f((row_max[r] - new_max) * scale_log2) : 1.0f;  // 0 from -inf
-      any_grew |= grew;
-      row_max[r] = new_max;
-      row_sum[r] *= correction[r];
-      const float neg_base = new_max == -INFINITY ? 0.0f : -new_max * scale_log2;  // nothing visible yet: p = 0
-#pragma unroll
-      for (int j = 0; j < kNTiles; ++j) {
-        s[4 * j + 2 * r] = exp2f(fmaf(s[4 * j + 2 * r], scale_log2, neg_base));
-        s[4 * j + 2 * r + 1] = exp2f(fmaf(s[4 * j + 2 * r + 1], scale_log2, neg_base));
-        row_sum[r] += s[4 * j + 2 * r] + s[4 * j + 2 * r + 1];
-      }
-    }
-    return __any_sync(device::kFullMask, any_grew);
+    return device::online_softmax<BN>(s, row_max, row_sum, scale_log2, correction);
   };
-  // O's rows scaled by correction (only where some row of the warp grew: after the first blocks, rare).
-  auto rescale = [&](const float (&correction)[2], bool any_grew) {
-    if (!any_grew) return;
-#pragma unroll
-    for (int dj = 0; dj < D / 8; ++dj)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) o[4 * dj + e] *= correction[e / 2];
-  };
-  // P as A fragments: n8 tiles 2kk and 2kk + 1 are keys 16kk .. 16kk + 15 (device/wgmma.cuh).
-  auto pack_p = [&] {
-#pragma unroll
-    for (int kk = 0; kk < BN / 16; ++kk) {
-      pf[kk][0] = pack_bf16(s[8 * kk + 0], s[8 * kk + 1]);
-      pf[kk][1] = pack_bf16(s[8 * kk + 2], s[8 * kk + 3]);
-      pf[kk][2] = pack_bf16(s[8 * kk + 4], s[8 * kk + 5]);
-      pf[kk][3] = pack_bf16(s[8 * kk + 6], s[8 * kk + 7]);
-    }
-  };
-
   if constexpr (!kOverlap) {
     // Per block: S (wait), softmax, P V (wait).
     int j = 0;
@@ -304,9 +233,9 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) paged_prefill_wgmma_kern
       device::fence_registers(s);
       float correction[2];
       const bool any_grew = softmax(n0, correction);
-      rescale(correction, any_grew);
-      pack_p();
-      fence_registers(pf);
+      device::rescale_rows<D>(o, correction, any_grew);
+      device::pack_probabilities<BN>(pf, s);
+      device::fence_fragments(pf);
       device::fence_registers(o);
       device::wgmma_fence();
       issue_values(j);
@@ -315,54 +244,8 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) paged_prefill_wgmma_kern
       device::fence_registers(o);
     }
   } else {
-    // FlashAttention-3's intra-warpgroup overlap: S of block j and P V of block j - 1 are issued together, and
-    // the softmax of block j runs while the tensor cores finish P V of j - 1. O's rescale for block j waits
-    // for that P V (O = (O + P_{j-1} V_{j-1}) * c_j); P_j is packed after it, so the in-flight A fragments are
-    // never overwritten. V has three stages: V_{j-1} is read during block j while V_{j+1} loads.
-    // Block 0 (peeled, so that the loop has no branch around its wgmma issue): S, softmax, P; O is still 0.
-    enter_block();
-    prefetch(false, 0, n_first);
-    device::fence_registers(s);
-    device::wgmma_fence();
-    issue_scores(0);
-    device::wgmma_commit();
-    prefetch(true, 0, n_first);
-    device::wgmma_wait<0>();
-    device::fence_registers(s);
-    {
-      float correction[2];
-      softmax(n_first, correction);
-    }
-    pack_p();
-    int j = 1;
-    for (int n0 = n_first + BN; n0 < kv_end; n0 += BN, ++j) {
-      enter_block();
-      prefetch(false, j, n0);
-      device::fence_registers(s);
-      fence_registers(pf);
-      device::fence_registers(o);
-      device::wgmma_fence();
-      issue_scores(j);
-      device::wgmma_commit();
-      issue_values(j - 1);
-      device::wgmma_commit();
-      prefetch(true, j, n0);
-      device::wgmma_wait<1>();  // S of block j; P V of j - 1 may still run
-      device::fence_registers(s);
-      float correction[2];
-      const bool any_grew = softmax(n0, correction);
-      device::wgmma_wait<0>();  // P V of j - 1 done: O and the A fragments are free
-      device::fence_registers(o);
-      rescale(correction, any_grew);
-      pack_p();
-    }
-    fence_registers(pf);
-    device::fence_registers(o);
-    device::wgmma_fence();
-    issue_values(j - 1);
-    device::wgmma_commit();
-    device::wgmma_wait<0>();
-    device::fence_registers(o);
+    device::overlapped_key_blocks<D, BN>(n_first, kv_end, s, o, pf, enter_block, prefetch, issue_scores, issue_values,
+                                         softmax);
   }
 
   // out = O / l, rows g and g + 8 of each warp's 16, pairs of columns per lane.
@@ -447,7 +330,7 @@ __global__ void __launch_bounds__(128) wgmma_probe_kernel(float* c, const bf16* 
 #pragma unroll
     for (int kk = 0; kk < K / 16; ++kk) {
       const uint32_t a_at = (kk / 4) * 64 * 128 + (kk % 4) * 32, b_at = (kk / 4) * N * 128 + (kk % 4) * 32;
-      wgmma_scores<N>(acc, a_desc + (a_at >> 4), b_desc + (b_at >> 4), kk > 0);
+      device::wgmma_scores<N>(acc, a_desc + (a_at >> 4), b_desc + (b_at >> 4), kk > 0);
     }
   } else {
     uint32_t frag[K / 16][4];  // rows 16 warp + g (+ 8), columns 16 kk + 2 t4 (+ 8): the A fragment layout
@@ -459,11 +342,11 @@ __global__ void __launch_bounds__(128) wgmma_probe_kernel(float* c, const bf16* 
         frag[kk][e] = *reinterpret_cast<const uint32_t*>(a + row * K + col);
       }
     const uint64_t b_desc = device::sw128_descriptor(sB, K * 128, 1024);
-    fence_registers(frag);
+    device::fence_fragments(frag);
     device::fence_registers(acc);
     device::wgmma_fence();
 #pragma unroll
-    for (int kk = 0; kk < K / 16; ++kk) wgmma_values<N>(acc, frag[kk], b_desc + ((kk * 2048) >> 4));
+    for (int kk = 0; kk < K / 16; ++kk) device::wgmma_values<N>(acc, frag[kk], b_desc + ((kk * 2048) >> 4));
   }
   device::wgmma_commit();
   device::wgmma_wait<0>();

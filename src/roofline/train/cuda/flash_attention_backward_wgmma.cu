@@ -99,6 +99,39 @@ __device__ __forceinline__ void pack_fragments(uint32_t (&f)[kBlock / 16][4], co
   }
 }
 
+// The dK/dV kernels' step, per warpgroup: S^T and dP^T of its 64 keys (key0 ..) against 64 query rows
+// (m0 ..); element 4j + e of an accumulator is key key0 + 16 warp + g + 8 (e / 2), query m0 + 8j + 2 t4 + (e % 2).
+// P^T in place of S^T: exp2(s scale log2(e) - lse), lse in log2 units per query row; 0 where the key is not
+// visible from the query (masked only on the blocks of the diagonal and the window's edge).
+__device__ __forceinline__ void transposed_probabilities(float (&s)[32], const float* lse, const Problem& p, int m0,
+                                                         int key0, int warp, int g, int t4) {
+  const bool needs_mask = m0 < key0 + kBlock - 1 || (p.window > 0 && m0 + kBlock - 1 >= key0 + p.window);
+#pragma unroll
+  for (int j = 0; j < kBlock / 8; ++j) {
+    const float2 l2 = *reinterpret_cast<const float2*>(lse + j * 8 + 2 * t4);
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      float prob = exp2f(fmaf(s[4 * j + e], p.scale_log2, -(e % 2 ? l2.y : l2.x)));
+      if (needs_mask) {
+        const int query = m0 + j * 8 + 2 * t4 + (e % 2), key = key0 + 16 * warp + g + 8 * (e / 2);
+        if (!visible(query, key, p.window)) prob = 0.0f;
+      }
+      s[4 * j + e] = prob;
+    }
+  }
+}
+
+// dS^T = P^T (dP^T - delta) in place of dP^T, same layout; prob(i) is element i of P^T.
+template <typename Prob>
+__device__ __forceinline__ void transposed_score_gradients(float (&dp)[32], const float* delta, int t4, Prob&& prob) {
+#pragma unroll
+  for (int j = 0; j < kBlock / 8; ++j) {
+    const float2 dl = *reinterpret_cast<const float2*>(delta + j * 8 + 2 * t4);
+#pragma unroll
+    for (int e = 0; e < 4; ++e) dp[4 * j + e] = prob(4 * j + e) * (dp[4 * j + e] - (e % 2 ? dl.y : dl.x));
+  }
+}
+
 // Stores a warpgroup's 64 x D accumulator times `factor` as bf16 rows row0 + (16 warp + g (+ 8)); rows >=
 // row_end are skipped. dst points at row row0, column 0.
 template <int D>
@@ -227,23 +260,9 @@ __global__ void __launch_bounds__(128 * kWG, kMinBlocks)
       else dev::wgmma_wait<0>();
       dev::fence_registers(s);
 
-      // P^T: s[4j + e] is key key0 + 16 warp + g + 8 (e / 2), query m0 + 8j + 2 t4 + (e % 2).
       const float* sLseb = sLse + buf * kBlockM;
       const float* sDeltab = sDelta + buf * kBlockM;
-      const bool needs_mask = m0 < key0 + kBlock - 1 || (p.window > 0 && m0 + kBlockM - 1 >= key0 + p.window);
-#pragma unroll
-      for (int j = 0; j < kBlockM / 8; ++j) {
-        const float2 l2 = *reinterpret_cast<const float2*>(sLseb + j * 8 + 2 * t4);
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          float prob = exp2f(fmaf(s[4 * j + e], p.scale_log2, -(e % 2 ? l2.y : l2.x)));
-          if (needs_mask) {
-            const int query = m0 + j * 8 + 2 * t4 + (e % 2), key = key0 + 16 * warp + g + 8 * (e / 2);
-            if (!visible(query, key, p.window)) prob = 0.0f;
-          }
-          s[4 * j + e] = prob;
-        }
-      }
+      transposed_probabilities(s, sLseb, p, m0, key0, warp, g, t4);
       pack_fragments(pf, s);
       fence_fragments(pf);
       if constexpr (kOverlap) {
@@ -255,13 +274,7 @@ __global__ void __launch_bounds__(128 * kWG, kMinBlocks)
       }
       dev::fence_registers(dp);
 
-      // dS^T = P^T (dP^T - delta), same layout.
-#pragma unroll
-      for (int j = 0; j < kBlockM / 8; ++j) {
-        const float2 dl = *reinterpret_cast<const float2*>(sDeltab + j * 8 + 2 * t4);
-#pragma unroll
-        for (int e = 0; e < 4; ++e) dp[4 * j + e] = s[4 * j + e] * (dp[4 * j + e] - (e % 2 ? dl.y : dl.x));
-      }
+      transposed_score_gradients(dp, sDeltab, t4, [&](int i) { return s[i]; });
       pack_fragments(dsf, dp);
       fence_fragments(dsf);
       if constexpr (!kOverlap) dev::fence_registers(dv_acc);
@@ -411,24 +424,10 @@ __global__ void __launch_bounds__(128, kMinBlocks)
     dev::wgmma_wait<1>();  // S^T(step), and with it everything of step - 1
     dev::fence_registers(s);
 
-    // P^T: s[4j + e] is key key0 + 16 warp + g + 8 (e / 2), query m0 + 8j + 2 t4 + (e % 2).
     const int m0 = step_row0(step);
     const float* sLseb = sLse + stage * kBlock;
     const float* sDeltab = sDelta + stage * kBlock;
-    const bool needs_mask = m0 < key0 + kBlock - 1 || (p.window > 0 && m0 + kBlock - 1 >= key0 + p.window);
-#pragma unroll
-    for (int j = 0; j < kBlock / 8; ++j) {
-      const float2 l2 = *reinterpret_cast<const float2*>(sLseb + j * 8 + 2 * t4);
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        float prob = exp2f(fmaf(s[4 * j + e], p.scale_log2, -(e % 2 ? l2.y : l2.x)));
-        if (needs_mask) {
-          const int query = m0 + j * 8 + 2 * t4 + (e % 2), key = key0 + 16 * warp + g + 8 * (e / 2);
-          if (!visible(query, key, p.window)) prob = 0.0f;
-        }
-        s[4 * j + e] = prob;
-      }
-    }
+    transposed_probabilities(s, sLseb, p, m0, key0, warp, g, t4);
     pack_fragments(pf, s);
     fence_fragments(pf);
     dev::fence_registers(dv_acc);
@@ -438,16 +437,8 @@ __global__ void __launch_bounds__(128, kMinBlocks)
     dev::wgmma_wait<1>();  // dP^T (dV may still run)
     dev::fence_registers(dp);
 
-    // dS^T = P^T (dP^T - delta), same layout.
-#pragma unroll
-    for (int j = 0; j < kBlock / 8; ++j) {
-      const float2 dl = *reinterpret_cast<const float2*>(sDeltab + j * 8 + 2 * t4);
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const float prob = kLean ? unpack_fragment(pf, 4 * j + e) : s[4 * j + e];
-        dp[4 * j + e] = prob * (dp[4 * j + e] - (e % 2 ? dl.y : dl.x));
-      }
-    }
+    // kLean: P^T read back from its bf16 fragments (fewer registers live across the step).
+    transposed_score_gradients(dp, sDeltab, t4, [&](int i) { return kLean ? unpack_fragment(pf, i) : s[i]; });
     pack_fragments(dsf, dp);
     fence_fragments(dsf);
     dev::fence_registers(dk_acc);

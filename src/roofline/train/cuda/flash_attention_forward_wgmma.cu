@@ -24,6 +24,7 @@
 
 #include "roofline/backend/cuda/cuda_check.h"
 #include "roofline/backend/cuda/device/wgmma.cuh"
+#include "roofline/backend/cuda/device/wgmma_attention.cuh"
 #include "roofline/core/error.h"
 #include "roofline/train/cuda/flash_attention_tiles.cuh"
 
@@ -54,30 +55,6 @@ struct WgTiles {
 // 16-byte global -> shared copy to a shared address; zero-fills without reading when !valid.
 __device__ __forceinline__ void cp_async_16_to(uint32_t smem, const void* global, bool valid) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem), "l"(global), "r"(valid ? 16 : 0));
-}
-
-template <int N>
-__device__ __forceinline__ void fence_fragments(uint32_t (&r)[N][4]) {
-#pragma unroll
-  for (int i = 0; i < N; ++i)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) asm volatile("" : "+r"(r[i][e])::"memory");
-}
-
-template <int BN>
-__device__ __forceinline__ void wgmma_scores(float (&s)[BN / 2], uint64_t q_desc, uint64_t k_desc, bool accumulate) {
-  if constexpr (BN == 128)
-    dev::wgmma_m64n128k16_ss(s, q_desc, k_desc, accumulate);
-  else
-    dev::wgmma_m64n64k16_ss(s, q_desc, k_desc, accumulate);
-}
-
-template <int D>
-__device__ __forceinline__ void wgmma_values(float (&o)[D / 2], const uint32_t (&p)[4], uint64_t v_desc) {
-  if constexpr (D == 128)
-    dev::wgmma_m64n128k16_rs_bt(o, p, v_desc);
-  else
-    dev::wgmma_m64n64k16_rs_bt(o, p, v_desc);
 }
 
 template <int D, int BN, int kMinBlocks>
@@ -173,7 +150,7 @@ __global__ void __launch_bounds__(kWgThreads, kMinBlocks)
     for (int kk = 0; kk < D / 16; ++kk) {
       const uint32_t q_at = (kk / 4) * kBlockM * 128 + (kk % 4) * 32;
       const uint32_t k_at = (j % 2) * T::kKvBytes + (kk / 4) * BN * 128 + (kk % 4) * 32;
-      wgmma_scores<BN>(s, q_desc + (q_at >> 4), k_desc + (k_at >> 4), kk > 0);
+      dev::wgmma_scores<BN>(s, q_desc + (q_at >> 4), k_desc + (k_at >> 4), kk > 0);
     }
   };
   // O += P V of block j: BN / 16 k-steps of 16 keys, 2048 bytes of V each.
@@ -181,11 +158,10 @@ __global__ void __launch_bounds__(kWgThreads, kMinBlocks)
 #pragma unroll
     for (int kk = 0; kk < BN / 16; ++kk) {
       const uint32_t v_at = (j % T::kVStages) * T::kKvBytes + kk * 2048;
-      wgmma_values<D>(o, pf[kk], v_desc + (v_at >> 4));
+      dev::wgmma_values<D>(o, pf[kk], v_desc + (v_at >> 4));
     }
   };
-  // Masks and exponentiates s in place (keys n0 ..), updates row_max and row_sum; correction[r] is the factor
-  // O's row r must be scaled by; returns whether any row of the warp grew.
+  // Masks s (keys n0 ..: the diagonal and window edges only) and runs the block's online softmax.
   auto softmax = [&](int n0, float (&correction)[2]) {
     const bool needs_mask = n0 + BN - 1 > m0 || (p.window > 0 && n0 <= q_last - p.window);
     if (needs_mask) {
@@ -197,92 +173,10 @@ __global__ void __launch_bounds__(kWgThreads, kMinBlocks)
           if (!visible(row, key, p.window)) s[4 * j + e] = -INFINITY;
         }
     }
-    bool any_grew = false;
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      float block_max = -INFINITY;
-#pragma unroll
-      for (int j = 0; j < kNTiles; ++j) block_max = fmaxf(block_max, fmaxf(s[4 * j + 2 * r], s[4 * j + 2 * r + 1]));
-      block_max = fmaxf(block_max, __shfl_xor_sync(dev::kFullMask, block_max, 1));
-      block_max = fmaxf(block_max, __shfl_xor_sync(dev::kFullMask, block_max, 2));
-      const float new_max = fmaxf(row_max[r], block_max);
-      const bool grew = new_max > row_max[r];
-      correction[r] = grew ? exp2f((row_max[r] - new_max) * scale_log2) : 1.0f;  // 0 from -inf
-      any_grew |= grew;
-      row_max[r] = new_max;
-      row_sum[r] *= correction[r];
-      const float neg_base = new_max == -INFINITY ? 0.0f : -new_max * scale_log2;  // nothing visible yet: p = 0
-#pragma unroll
-      for (int j = 0; j < kNTiles; ++j) {
-        s[4 * j + 2 * r] = exp2f(fmaf(s[4 * j + 2 * r], scale_log2, neg_base));
-        s[4 * j + 2 * r + 1] = exp2f(fmaf(s[4 * j + 2 * r + 1], scale_log2, neg_base));
-        row_sum[r] += s[4 * j + 2 * r] + s[4 * j + 2 * r + 1];
-      }
-    }
-    return __any_sync(dev::kFullMask, any_grew);
+    return dev::online_softmax<BN>(s, row_max, row_sum, scale_log2, correction);
   };
-  auto rescale = [&](const float (&correction)[2], bool any_grew) {
-    if (!any_grew) return;
-#pragma unroll
-    for (int dj = 0; dj < D / 8; ++dj)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) o[4 * dj + e] *= correction[e / 2];
-  };
-  // P as A fragments: n8 tiles 2kk and 2kk + 1 are keys 16kk .. 16kk + 15 (device/wgmma.cuh).
-  auto pack_p = [&] {
-#pragma unroll
-    for (int kk = 0; kk < BN / 16; ++kk) {
-      pf[kk][0] = pack_bf16(s[8 * kk + 0], s[8 * kk + 1]);
-      pf[kk][1] = pack_bf16(s[8 * kk + 2], s[8 * kk + 3]);
-      pf[kk][2] = pack_bf16(s[8 * kk + 4], s[8 * kk + 5]);
-      pf[kk][3] = pack_bf16(s[8 * kk + 6], s[8 * kk + 7]);
-    }
-  };
-
-  // Block 0 (peeled, so that the loop has no branch around its wgmma issue): S, softmax, P; O is still 0.
-  enter_block();
-  prefetch(false, 0, n_first);
-  dev::fence_registers(s);
-  dev::wgmma_fence();
-  issue_scores(0);
-  dev::wgmma_commit();
-  prefetch(true, 0, n_first);
-  dev::wgmma_wait<0>();
-  dev::fence_registers(s);
-  {
-    float correction[2];
-    softmax(n_first, correction);
-  }
-  pack_p();
-  int j = 1;
-  for (int n0 = n_first + BN; n0 < kv_end; n0 += BN, ++j) {
-    enter_block();
-    prefetch(false, j, n0);
-    dev::fence_registers(s);
-    fence_fragments(pf);
-    dev::fence_registers(o);
-    dev::wgmma_fence();
-    issue_scores(j);
-    dev::wgmma_commit();
-    issue_values(j - 1);
-    dev::wgmma_commit();
-    prefetch(true, j, n0);
-    dev::wgmma_wait<1>();  // S of block j; P V of j - 1 may still run
-    dev::fence_registers(s);
-    float correction[2];
-    const bool any_grew = softmax(n0, correction);
-    dev::wgmma_wait<0>();  // P V of j - 1 done: O and the A fragments are free
-    dev::fence_registers(o);
-    rescale(correction, any_grew);
-    pack_p();
-  }
-  fence_fragments(pf);
-  dev::fence_registers(o);
-  dev::wgmma_fence();
-  issue_values(j - 1);
-  dev::wgmma_commit();
-  dev::wgmma_wait<0>();
-  dev::fence_registers(o);
+  dev::overlapped_key_blocks<D, BN>(n_first, kv_end, s, o, pf, enter_block, prefetch, issue_scores, issue_values,
+                                    softmax);
 
   // out = O / l, rows g and g + 8 of each warp's 16, pairs of columns per lane; lse = m * scale + ln l (every
   // valid row sees at least itself, so l >= 1).
