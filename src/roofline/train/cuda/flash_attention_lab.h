@@ -18,7 +18,7 @@ inline constexpr ForwardVariant kForwardVariants64[] = {{4, 16, 64},       {4, 1
                                                         {8, 16, 64, true}, {8, 16, 128, true}};
 inline constexpr ForwardVariant kForwardVariants128[] = {{4, 16, 64},       {4, 32, 32}, {8, 16, 64}, {8, 32, 32},
                                                          {8, 16, 64, true}, {8, 16, 128, true}};
-// What ROOFLINE_TRAIN_ATTN_WGMMA=1 makes flash_attention_forward run (opt-in, not yet the default).
+// What flash_attention_forward runs by default (ROOFLINE_TRAIN_ATTN_WGMMA=0: the mma.sync kernels instead).
 inline constexpr ForwardVariant kForwardWgmma64{8, 16, 64, true}, kForwardWgmma128{8, 16, 128, true};
 
 void flash_attention_forward(const FlashAttentionShape& s, const __nv_bfloat16* q, const __nv_bfloat16* k,
@@ -52,6 +52,9 @@ inline constexpr BackwardVariant kWgmmaBackwardVariants64[] = {{0, 0, true, 1, 2
 inline constexpr BackwardVariant kWgmmaBackwardVariants128[] = {{0, 0, true, 2, 2}, {0, 0, true, 2, 2, true}};
 // Whether the wgmma kernels are the default: yes unless ROOFLINE_TRAIN_ATTN_BWD_WGMMA=0 (read once).
 bool backward_wgmma_by_default();
+// Whether the default head_dim-64 wgmma backward pipelines its dK/dV kernel (dkdv_pipelined = 2): yes unless
+// ROOFLINE_TRAIN_ATTN_DKDV_PIPELINED=0 (read once).
+bool dkdv_pipelined_by_default();
 void flash_attention_backward(const FlashAttentionShape& s, const __nv_bfloat16* q, const __nv_bfloat16* k,
                               const __nv_bfloat16* v, const __nv_bfloat16* out, const float* lse,
                               const __nv_bfloat16* dout, __nv_bfloat16* dq, __nv_bfloat16* dk, __nv_bfloat16* dv,
