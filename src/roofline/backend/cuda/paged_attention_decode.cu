@@ -50,6 +50,10 @@ constexpr int kChunkAlign = 16;     // chunk lengths are multiples of this
 constexpr int kMaxChunks = 1024;    // chunks per row, at most (the combine kernel's shared weights)
 constexpr double kWaveFill = 0.9;   // the plan's target fill of the last wave of CTAs
 constexpr int kContiguousCtasPerSm = 2;  // a contiguous cache's one-wave plan: CTAs per multiprocessor
+// No split (no partials, no combine launch) once every multiprocessor has a CTA and either the rows are short
+// (at most kUnsplitSpan keys) or the CTAs fill at least kUnsplitWaves waves (plan_paged_decode says why).
+constexpr int kUnsplitSpan = 768;
+constexpr int kUnsplitWaves = 4;
 
 template <int D, int HEADS, typename KV>
 struct DecodeShape {
@@ -438,8 +442,16 @@ PagedDecodePlan plan_paged_decode(const PagedAttentionArgs& a, int multiprocesso
     chunks = int(std::clamp<int64_t>(kContiguousCtasPerSm * sms / ctas_per_chunk, 1, max_chunks));
   } else {
     const int64_t slots = int64_t(resident_split_ctas(a)) * sms;
+    // The fill rule pays for its chunks with partial writes and a combine launch; where each CTA's wave is short
+    // or there are many waves, one chunk per row is faster. Measured on H100 (session 9, paged bs16, 8 kv heads,
+    // one chunk against the fill rule's): B 64, ctx 512: 35.1 us against 42.2 (hd 64), 56.8 / 57.6 (hd 128),
+    // 47.9 / 54.2 (hd 128 fp8); B 256, ctx 1536, hd 128 fp8 (5 waves): 387.5 / 410.4; but B 64, ctx 4096 (1.3
+    // waves of long rows): 247.1 / 205.9 (hd 64), 298.9 / 254.7 (fp8); a line through the hd-64 points puts
+    // the crossover near 850 keys. One sequence (8 CTAs) at ctx 160 lost too: the 1B B=1 step 1.040 ms / 1.009.
+    const bool unsplit =
+        ctas_per_chunk >= sms && (span <= kUnsplitSpan || ctas_per_chunk >= int64_t(kUnsplitWaves) * slots);
     double best_fill = 0.0;
-    for (int c = 1; c <= max_chunks; ++c) {
+    for (int c = 1; !unsplit && c <= max_chunks; ++c) {
       const int64_t ctas = c * ctas_per_chunk, waves = (ctas + slots - 1) / slots;
       const double fill = double(ctas) / double(waves * slots);
       if (fill > best_fill + 1e-9) chunks = c, best_fill = fill;
