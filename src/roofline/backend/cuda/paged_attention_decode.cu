@@ -52,7 +52,7 @@ constexpr double kWaveFill = 0.9;   // the plan's target fill of the last wave o
 constexpr int kContiguousCtasPerSm = 2;  // a contiguous cache's one-wave plan: CTAs per multiprocessor
 // No split (no partials, no combine launch) once every multiprocessor has a CTA and either the rows are short
 // (at most kUnsplitSpan keys) or the CTAs fill at least kUnsplitWaves waves (plan_paged_decode says why).
-constexpr int kUnsplitSpan = 768;
+constexpr int kUnsplitSpan = 1024;
 constexpr int kUnsplitWaves = 4;
 
 template <int D, int HEADS, typename KV>
@@ -447,7 +447,9 @@ PagedDecodePlan plan_paged_decode(const PagedAttentionArgs& a, int multiprocesso
     // one chunk against the fill rule's): B 64, ctx 512: 35.1 us against 42.2 (hd 64), 56.8 / 57.6 (hd 128),
     // 47.9 / 54.2 (hd 128 fp8); B 256, ctx 1536, hd 128 fp8 (5 waves): 387.5 / 410.4; but B 64, ctx 4096 (1.3
     // waves of long rows): 247.1 / 205.9 (hd 64), 298.9 / 254.7 (fp8); a line through the hd-64 points puts
-    // the crossover near 850 keys. One sequence (8 CTAs) at ctx 160 lost too: the 1B B=1 step 1.040 ms / 1.009.
+    // the crossover near 850 keys. Recorded decode steps bound the context at the next power of two, so a span
+    // of 1024 holds 513-1024 real keys (mean 768): the 1B B=64 step at 513-544 keys (bound 1024) took 2.156 ms
+    // with one chunk against 2.199. One sequence (8 CTAs) at ctx 160 lost: the 1B B=1 step 1.040 ms / 1.009.
     const bool unsplit =
         ctas_per_chunk >= sms && (span <= kUnsplitSpan || ctas_per_chunk >= int64_t(kUnsplitWaves) * slots);
     double best_fill = 0.0;
