@@ -234,7 +234,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) paged_prefill_wgmma_kern
       float correction[2];
       const bool any_grew = softmax(n0, correction);
       device::rescale_rows<D>(o, correction, any_grew);
-      device::pack_probabilities<BN>(pf, s);
+      device::pack_a_fragments<BN>(pf, s);
       device::fence_fragments(pf);
       device::fence_registers(o);
       device::wgmma_fence();

@@ -30,6 +30,7 @@
 
 #include "roofline/backend/cuda/cuda_check.h"
 #include "roofline/backend/cuda/device/wgmma.cuh"
+#include "roofline/backend/cuda/device/wgmma_attention.cuh"
 #include "roofline/core/error.h"
 #include "roofline/train/cuda/flash_attention_tiles.cuh"
 
@@ -56,14 +57,6 @@ __device__ __forceinline__ void load_tile_sw128(uint32_t tile, const bf16* base,
   }
 }
 
-template <int N>
-__device__ __forceinline__ void fence_fragments(uint32_t (&r)[N][4]) {
-#pragma unroll
-  for (int i = 0; i < N; ++i)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) asm volatile("" : "+r"(r[i][e])::"memory");
-}
-
 // acc (+)= A B^T over D: A rows (64, this warpgroup's) and B rows (64) both K-major SW128 tiles of a_rows and
 // b_rows rows; a_desc and b_desc already point at the first row used. Issued only.
 template <int D>
@@ -85,17 +78,6 @@ __device__ __forceinline__ void issue_rs(float (&acc)[D / 2], const uint32_t (&a
       dev::wgmma_m64n128k16_rs_bt(acc, a[kk], b_desc + ((kk * 2048) >> 4));
     else
       dev::wgmma_m64n64k16_rs_bt(acc, a[kk], b_desc + ((kk * 2048) >> 4));
-  }
-}
-
-// n8 tiles 2kk and 2kk + 1 of a 64 x 64 accumulator, rounded to bf16 pairs: the A fragment of k-step kk.
-__device__ __forceinline__ void pack_fragments(uint32_t (&f)[kBlock / 16][4], const float (&acc)[32]) {
-#pragma unroll
-  for (int kk = 0; kk < kBlock / 16; ++kk) {
-    f[kk][0] = pack_bf16(acc[8 * kk + 0], acc[8 * kk + 1]);
-    f[kk][1] = pack_bf16(acc[8 * kk + 2], acc[8 * kk + 3]);
-    f[kk][2] = pack_bf16(acc[8 * kk + 4], acc[8 * kk + 5]);
-    f[kk][3] = pack_bf16(acc[8 * kk + 6], acc[8 * kk + 7]);
   }
 }
 
@@ -263,8 +245,8 @@ __global__ void __launch_bounds__(128 * kWG, kMinBlocks)
       const float* sLseb = sLse + buf * kBlockM;
       const float* sDeltab = sDelta + buf * kBlockM;
       transposed_probabilities(s, sLseb, p, m0, key0, warp, g, t4);
-      pack_fragments(pf, s);
-      fence_fragments(pf);
+      dev::pack_a_fragments<kBlock>(pf, s);
+      dev::fence_fragments(pf);
       if constexpr (kOverlap) {
         dev::fence_registers(dv_acc);
         dev::wgmma_fence();
@@ -275,8 +257,8 @@ __global__ void __launch_bounds__(128 * kWG, kMinBlocks)
       dev::fence_registers(dp);
 
       transposed_score_gradients(dp, sDeltab, t4, [&](int i) { return s[i]; });
-      pack_fragments(dsf, dp);
-      fence_fragments(dsf);
+      dev::pack_a_fragments<kBlock>(dsf, dp);
+      dev::fence_fragments(dsf);
       if constexpr (!kOverlap) dev::fence_registers(dv_acc);
       dev::fence_registers(dk_acc);
       dev::wgmma_fence();
@@ -318,7 +300,7 @@ struct PipeDkDvTiles {
   static constexpr size_t kSmemBytes = kTileBytes + 2 * kStages * kBlock * sizeof(float) + 1024;
 };
 
-// The f32 value of element i (4j + e order) of a 64 x 64 accumulator packed by pack_fragments.
+// The f32 value of element i (4j + e order) of a 64 x 64 accumulator packed by pack_a_fragments.
 __device__ __forceinline__ float unpack_fragment(const uint32_t (&f)[kBlock / 16][4], int i) {
   const uint32_t word = f[i / 8][(i % 8) / 2];
   return __uint_as_float(i % 2 ? word & 0xFFFF0000u : word << 16);
@@ -428,8 +410,8 @@ __global__ void __launch_bounds__(128, kMinBlocks)
     const float* sLseb = sLse + stage * kBlock;
     const float* sDeltab = sDelta + stage * kBlock;
     transposed_probabilities(s, sLseb, p, m0, key0, warp, g, t4);
-    pack_fragments(pf, s);
-    fence_fragments(pf);
+    dev::pack_a_fragments<kBlock>(pf, s);
+    dev::fence_fragments(pf);
     dev::fence_registers(dv_acc);
     dev::wgmma_fence();
     issue_rs<D>(dv_acc, pf, do_desc_t + tile_at);
@@ -439,8 +421,8 @@ __global__ void __launch_bounds__(128, kMinBlocks)
 
     // kLean: P^T read back from its bf16 fragments (fewer registers live across the step).
     transposed_score_gradients(dp, sDeltab, t4, [&](int i) { return kLean ? unpack_fragment(pf, i) : s[i]; });
-    pack_fragments(dsf, dp);
-    fence_fragments(dsf);
+    dev::pack_a_fragments<kBlock>(dsf, dp);
+    dev::fence_fragments(dsf);
     dev::fence_registers(dk_acc);
     dev::wgmma_fence();
     issue_rs<D>(dk_acc, dsf, q_desc_t + tile_at);
@@ -573,8 +555,8 @@ __global__ void __launch_bounds__(128 * kWG, kMinBlocks)
     dev::fence_registers(dp);
 #pragma unroll
     for (int i = 0; i < 32; ++i) dp[i] = s[i] * (dp[i] - dlt[(i % 4) / 2]);
-    pack_fragments(dsf, dp);
-    fence_fragments(dsf);
+    dev::pack_a_fragments<kBlock>(dsf, dp);
+    dev::fence_fragments(dsf);
     dev::fence_registers(dq_acc);
     dev::wgmma_fence();
     issue_rs<D>(dq_acc, dsf, k_desc_t + stage_at);

@@ -69,6 +69,15 @@ __device__ __forceinline__ void fence_registers(float (&d)[N]) {
   for (int i = 0; i < N; ++i) asm volatile("" : "+f"(d[i])::"memory");
 }
 
+// The same for A fragments held in registers ([N][4] words, as a P or dS operand of an rs product).
+template <int N>
+__device__ __forceinline__ void fence_fragments(uint32_t (&r)[N][4]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) asm volatile("" : "+r"(r[i][e])::"memory");
+}
+
 // The accumulator operands of a wgmma asm statement, d[0] .. d[N - 1] read and written ("+f"), in the order
 // the instruction's register list names them (%0 .. %N-1).
 #define ROOFLINE_WGMMA_D8(d, i)                                                                               \

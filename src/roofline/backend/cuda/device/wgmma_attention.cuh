@@ -3,7 +3,7 @@
 // which differ only in where Q, K and V come from (pages or strided rows) and in what they write at the end.
 // A warpgroup owns 64 query rows; per key block of BN keys:
 //   S = Q K^T (wgmma_scores), an online softmax over S in registers (online_softmax), O rescaled only where a
-//   row's max grew (rescale_rows), P packed as A fragments (pack_probabilities), O += P V (wgmma_values).
+//   row's max grew (rescale_rows), P packed as A fragments (pack_a_fragments), O += P V (wgmma_values).
 // Each thread holds rows g and g + 8 of its warp's 16 (r = 0, 1), two adjacent columns per n8 tile (layout in
 // wgmma.cuh); the four lanes of a quad share a row.
 #pragma once
@@ -16,15 +16,6 @@
 #include "roofline/backend/cuda/device/wgmma.cuh"
 
 namespace roofline::cuda::device {
-
-// Keeps the compiler from moving reads or writes of A fragments across a wgmma fence (as fence_registers).
-template <int N>
-__device__ __forceinline__ void fence_fragments(uint32_t (&r)[N][4]) {
-#pragma unroll
-  for (int i = 0; i < N; ++i)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) asm volatile("" : "+r"(r[i][e])::"memory");
-}
 
 // S (64 x BN per warpgroup) from shared Q and K (K-major descriptors); accumulate = false overwrites s.
 template <int BN>
@@ -94,9 +85,10 @@ __device__ __forceinline__ uint32_t pack_bf16_pair(float lo, float hi) {
   return *reinterpret_cast<const uint32_t*>(&p);
 }
 
-// P as A fragments: n8 tiles 2kk and 2kk + 1 are keys 16kk .. 16kk + 15 (wgmma.cuh).
+// An accumulator of BN columns (P, or dS in the backward) rounded to bf16 pairs as A fragments: n8 tiles 2kk
+// and 2kk + 1 (columns 16kk .. 16kk + 15) are k-step kk's fragment (wgmma.cuh).
 template <int BN>
-__device__ __forceinline__ void pack_probabilities(uint32_t (&pf)[BN / 16][4], const float (&s)[BN / 2]) {
+__device__ __forceinline__ void pack_a_fragments(uint32_t (&pf)[BN / 16][4], const float (&s)[BN / 2]) {
 #pragma unroll
   for (int kk = 0; kk < BN / 16; ++kk) {
     pf[kk][0] = pack_bf16_pair(s[8 * kk + 0], s[8 * kk + 1]);
@@ -135,7 +127,7 @@ __device__ __forceinline__ void overlapped_key_blocks(int n_first, int kv_end, f
     float correction[2];
     softmax(n_first, correction);  // O is still 0: nothing to rescale
   }
-  pack_probabilities<BN>(pf, s);
+  pack_a_fragments<BN>(pf, s);
   int j = 1;
   for (int n0 = n_first + BN; n0 < kv_end; n0 += BN, ++j) {
     enter_block();
@@ -156,7 +148,7 @@ __device__ __forceinline__ void overlapped_key_blocks(int n_first, int kv_end, f
     wgmma_wait<0>();  // P V of j - 1 done: O and the A fragments are free
     fence_registers(o);
     rescale_rows<D>(o, correction, any_grew);
-    pack_probabilities<BN>(pf, s);
+    pack_a_fragments<BN>(pf, s);
   }
   fence_fragments(pf);
   fence_registers(o);
