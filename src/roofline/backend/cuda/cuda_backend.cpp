@@ -5,6 +5,7 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <vector>
@@ -85,6 +86,11 @@ CudaBackend::CudaBackend(int device_index) : device_index_(device_index) {
   multiprocessors_ = prop.multiProcessorCount;
   ROOFLINE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   gemm_ = std::make_unique<CublasLtGemm>(stream_, kGemmWorkspaceBytes);
+  // ROOFLINE_GEMM_TUNE=1 (lab A/B, as the trainer's --gemm-algorithms tune): each product shape's first run times
+  // cuBLASLt's candidates and keeps the fastest where it beats the heuristic by 3%. Not for serving yet: every
+  // new M (prefill chunks, padded decode batch sizes) pays the timing once.
+  const char* tune = std::getenv("ROOFLINE_GEMM_TUNE");
+  if (tune != nullptr && std::strcmp(tune, "1") == 0) gemm_->enable_tuning();
 }
 
 CudaBackend::~CudaBackend() {

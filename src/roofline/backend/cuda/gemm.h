@@ -19,6 +19,8 @@ class CublasLtGemm {
   CublasLtGemm(cudaStream_t stream, size_t workspace_bytes) : gemm_(stream, workspace_bytes) {}
 
   static bool supported(cudaDataType input, cudaDataType output);
+  // Each new shape's first product times cuBLASLt's candidates and keeps the fastest (LtGemm::enable_tuning).
+  void enable_tuning() { gemm_.enable_tuning(); }
 
   // beta 1: out += the product (out f32, accumulated in place: a residual add as the epilogue).
   void run(void* out, cudaDataType out_type, const void* x, const void* w, cudaDataType in_type, const void* bias,

@@ -197,7 +197,11 @@ void LtGemm::add_survey_line(const Key& key, const std::vector<TimedAlgorithm>& 
 // Called once per plan, on its first run: the survey's timings, tuning, and the record of the choice.
 void LtGemm::choose(const Key& key, Plan& plan, bool from_table, const void* a, const void* b, const void* c_in,
                     float beta) {
-  const bool tune = tune_ && !from_table;
+  // Tuning synchronizes with the host, which a stream being captured into a graph must not: a plan first met
+  // during a capture keeps the heuristic's choice.
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  if (tune_) ROOFLINE_CUDA_CHECK(cudaStreamIsCapturing(stream_, &capture));
+  const bool tune = tune_ && !from_table && capture == cudaStreamCaptureStatusNone;
   GemmAlgorithmChoice choice;
   if (survey_enabled_ || tune) {
     const std::vector<TimedAlgorithm> timed = time_candidates(key, plan, a, b, c_in, beta, tune ? 16 : 8, tune ? 7 : 5);

@@ -60,7 +60,8 @@ class LtGemm {
   //     operands into a scratch output: median of 7 after a warm-up), but only where it beats the heuristic's
   //     first by more than 3%, so that timing noise does not swap near-equal ones;
   //  3. the heuristic's first.
-  // Tuning times candidates with host synchronisation: never enable it on a stream being captured.
+  // Tuning times candidates with host synchronisation, so a plan first made while the stream is being captured
+  // into a graph is not tuned (it keeps the heuristic's first).
   void enable_tuning() { tune_ = true; }
   // Choices for plans made from now on. Returns false (keeping none) when the table was made by another
   // cuBLASLt version or another GPU; its choices would not be valid here.
