@@ -17,18 +17,19 @@
 #include <fstream>
 #include <iostream>
 #include <numeric>
+#include <optional>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
 #include "common.h"
+#include "roofline/backend/cpu/cpu_backend.h"
 #include "roofline/backend/cpu/memory_bandwidth.h"
 #include "roofline/backend/timed_backend.h"
 #include "roofline/core/atomic_file.h"
 #include "roofline/core/error.h"
 #include "roofline/core/stats.h"
-#include "roofline/core/thread_pool.h"
 #include "roofline/engine/sampler.h"
 #include "roofline/model/decoder.h"
 #include "roofline/perf/held_out_text.h"
@@ -178,7 +179,8 @@ perf::WeightDType weight_dtype_of(DType dtype) {
   switch (dtype) {
     case DType::F32: return perf::WeightDType::F32;
     case DType::F16: return perf::WeightDType::F16;
-    default: return perf::WeightDType::BF16;
+    case DType::BF16: return perf::WeightDType::BF16;
+    default: fail("report: the estimate has no price for {} weights", dtype_name(dtype));
   }
 }
 
@@ -187,7 +189,8 @@ perf::StorageDType storage_dtype_of(DType dtype) {
     case DType::F32: return perf::StorageDType::F32;
     case DType::F16: return perf::StorageDType::F16;
     case DType::F8E4M3: return perf::StorageDType::FP8;
-    default: return perf::StorageDType::BF16;
+    case DType::BF16: return perf::StorageDType::BF16;
+    default: fail("report: the estimate has no price for {} storage", dtype_name(dtype));
   }
 }
 
@@ -232,11 +235,14 @@ json run_config(const Config& c, const Workload& w, std::vector<int32_t> quality
 #endif
 
   run_once(decoder, prompt, std::min<int64_t>(w.new_tokens, 2), w.kind, sampling);  // warm-up
-  std::vector<double> latencies, ttft, throughput;
+  std::vector<double> latencies, ttft, throughput, run_seconds;  // run_seconds: what the estimate prices
   for (int r = 0; r < w.runs; ++r) {
     const RunTimes t = run_once(decoder, prompt, w.new_tokens, w.kind, sampling);
     const double decode = std::accumulate(t.step_seconds.begin(), t.step_seconds.end(), 0.0);
     ttft.push_back(t.prefill_seconds);
+    run_seconds.push_back(w.kind == "prefill" ? t.prefill_seconds
+                          : w.kind == "decode" ? decode
+                                               : t.prefill_seconds + decode);
     if (w.kind == "prefill") {
       latencies.push_back(t.prefill_seconds);
       throughput.push_back(double(prompt.size()) / t.prefill_seconds);
@@ -288,6 +294,22 @@ json run_config(const Config& c, const Workload& w, std::vector<int32_t> quality
       if (d.index == cb->device_index()) device_key = perf::hardware_key(d.name);
 #endif
   const std::string hw_name = w.hw.empty() ? device_key : w.hw;
+  // One hardware description for the estimate and the profile's roofs.
+  std::optional<perf::HardwareSpec> hardware;
+  std::string hardware_error;
+  try {
+    hardware = perf::resolve_hardware(hw_name, perf::default_calibration_path());
+    auto* cpu = dynamic_cast<CpuBackend*>(rm.backend.get());
+    if (cpu != nullptr && w.hw.empty()) {
+      // A CPU's bandwidth is the process's (a VM's guest can stream 1.5x more in one process than in the
+      // next, by where its pages land), so the roofs use this process's, measured now with the engine's own
+      // threads, as bench does.
+      hardware->memory_bandwidth = measure_memory_read_bandwidth(cpu->pool());
+      hardware->source += ", bandwidth measured now";
+    }
+  } catch (const std::exception& e) {
+    hardware_error = e.what();
+  }
 
   // The analytic floor of the same run (perf/run_estimate.h) beside what it measured.
   {
@@ -298,21 +320,10 @@ json run_config(const Config& c, const Workload& w, std::vector<int32_t> quality
     run.weights = weight_dtype_of(rm.weights.stored_dtype());
     run.activations = storage_dtype_of(rm.backend->activation_dtype());
     run.kv_cache = storage_dtype_of(decoder.kv_cache_dtype());
-    const double tok_s = out["tokens_per_s"].get<double>();
-    const double measured = w.kind == "prefill"          ? percentile(ttft, 0.5)
-                            : tok_s <= 0                  ? 0.0
-                            : w.kind == "decode"          ? double(run.decode_steps) / tok_s
-                                                          : double(w.new_tokens) / tok_s;
     try {
-      perf::HardwareSpec hw = perf::resolve_hardware(hw_name, perf::default_calibration_path());
-      if (device_key == "cpu" && w.hw.empty()) {
-        // A CPU's bandwidth is the process's (a VM's guest can stream 1.5x more in one process than in the
-        // next, by where its pages land), so the floor uses this process's, measured now as bench does.
-        ThreadPool pool(ThreadPool::hardware_threads());
-        hw.memory_bandwidth = measure_memory_read_bandwidth(pool);
-        hw.source += ", bandwidth measured now";
-      }
-      out["estimate"] = perf::run_estimate_to_json(run, perf::estimate_run(spec, run, hw), hw, measured);
+      if (!hardware) throw Error(hardware_error);
+      out["estimate"] = perf::run_estimate_to_json(run, perf::estimate_run(spec, run, *hardware), *hardware,
+                                                   percentile(run_seconds, 0.5));
     } catch (const std::exception& e) {
       out["estimate"] = {{"error", e.what()}};
     }
@@ -332,7 +343,9 @@ json run_config(const Config& c, const Workload& w, std::vector<int32_t> quality
       run_once(profiled, prompt, w.new_tokens, w.kind, sampling);
     }
     recorder.resolve();
-    const perf::Roofs roofs = perf::roofs_for(hw_name);
+    perf::Roofs roofs;
+    if (hardware) roofs = perf::Roofs::from(*hardware);
+    else roofs.hardware = hw_name + " (no figures: " + hardware_error + ")";
     out["profile"] = perf::to_json(perf::summarize(recorder.events(), roofs, recorder.device_timed()));
   }
 
@@ -462,6 +475,8 @@ std::string text_report(const json& r) {
     return side.contains("estimate") && side["estimate"].is_object() && !side["estimate"].contains("error");
   };
   auto floor_of = [&](const json& side) {
+    if (side.contains("estimate") && side["estimate"].contains("error"))
+      return "- (" + side["estimate"]["error"].get<std::string>() + ")";
     if (!has_estimate(side)) return std::string("-");
     const json& e = side["estimate"];
     return fmt::format("{:.3f} ms ({})", e["total_ms"].get<double>(), e["hardware"].get<std::string>());
@@ -470,10 +485,9 @@ std::string text_report(const json& r) {
     return has_estimate(side) ? side["estimate"]["hardware_source"].get<std::string>() : std::string("-");
   };
   const std::string sources = source_of(b) == source_of(c) ? source_of(b) : source_of(b) + " / " + source_of(c);
-  auto ratio_of = [](const json& side) {
+  auto ratio_of = [&](const json& side) {
+    if (!has_estimate(side) || side["estimate"]["measured_over_estimate"].is_null()) return std::string("-");
     const json& e = side["estimate"];
-    if (!e.is_object() || !e.contains("measured_over_estimate") || e["measured_over_estimate"].is_null())
-      return std::string("-");
     return fmt::format("{:.2f}x", e["measured_over_estimate"].get<double>());
   };
   s += row("estimate (floor)", floor_of(b), floor_of(c), "roofline estimate of the same run (" + sources + ")");

@@ -30,7 +30,7 @@ struct MemoryBudget {
                            // (CPU: per-thread attention scores and GEMM panels, the batches in flight)
   double context = 0;      // train: the CUDA context, cuBLASLt's state and allocation rounding (an allowance;
                            // 0 for the CPU trainer)
-  double kv_cache_per_token = 0;  // bf16 K and V of one token over all layers, on this device
+  double kv_cache_per_token = 0;  // K and V of one token over all layers (Workload::kv_cache), on this device
   int cpu_threads = 0;            // train on a CPU: the trainer's threads whose scratch the workspace counts
 
   double total() const { return weights + kv_cache + activations + gradients + optimizer + workspace + context; }

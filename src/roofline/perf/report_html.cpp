@@ -298,6 +298,7 @@ std::string summary_table(const json& report) {
   auto estimate = [&](const char* side, const char* key, const char* unit) {
     if (!report.contains(side) || !report[side].contains("estimate")) return std::string("-");
     const json& e = report[side]["estimate"];
+    if (e.is_object() && e.contains("error") && e["error"].is_string()) return "- (" + e["error"].get<std::string>() + ")";
     if (!e.is_object() || !e.contains(key) || !e[key].is_number()) return std::string("-");
     return fmt_num(e[key].get<double>()) + unit;
   };

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "roofline/perf/estimate.h"
 #include "roofline/perf/hardware.h"
 #include "roofline/perf/workload.h"
 
@@ -25,17 +26,16 @@ struct RunShape {
 };
 
 struct RunEstimate {
-  double prefill_s = 0;      // the prompt's forward (and choosing the first token), 0 when not part of the run
-  double decode_step_s = 0;  // one decode step at the mean context of the run's steps (time is linear in it)
-  double mean_context = 0;
-  double total_s = 0;        // prefill_s + decode_steps x decode_step_s
-  const char* bound = "memory";  // of the part that takes longer
+  double prefill_s = 0;  // the prompt's forward (and choosing the first token), 0 when not part of the run
+  double decode_s = 0;   // the decode steps, each priced at its own context
+  double total_s = 0;    // prefill_s + decode_s
+  Bound bound = Bound::Memory;  // of the part that takes longer (of its longest step)
 };
 
 // Throws roofline::Error for a shape the model cannot price (see validate()).
 RunEstimate estimate_run(const ModelSpec& spec, const RunShape& run, const HardwareSpec& hardware);
 
-// {hardware, hardware_source, weights, activations, kv_cache, prefill_ms, decode_ms, mean_context, total_ms,
+// {hardware, hardware_source, weights, activations, kv_cache, prefill_ms, decode_ms, decode_steps, total_ms,
 //  bound, measured_ms, measured_over_estimate}: measured_s is the same run's measured time (<= 0: unknown).
 nlohmann::json run_estimate_to_json(const RunShape& run, const RunEstimate& e, const HardwareSpec& hardware,
                                     double measured_s);

@@ -40,7 +40,8 @@ StepShapes step_shapes(const ModelSpec& spec, const Workload& w) {
   s.attended_pairs = w.dense_causal_flops ? T * (W > 0 ? std::min(C + T, W) : C + T) : sum_min(C + 1, C + T, W);
   s.keys_read = W > 0 ? std::min(C + T, W + T - 1) : C + T;
   s.activation_bytes = bytes_of(w.activations);
-  s.kv_bytes = bytes_of(w.kv_cache);
+  // An F8E4M3 cache keeps an f32 scale per (token, kv head) vector beside its codes (backend.h KvScales).
+  s.kv_bytes = bytes_of(w.kv_cache) + (w.kv_cache == StorageDType::FP8 ? 4.0 / s.head_dim : 0.0);
   s.dense_weight_bytes = dense_weight_bytes(w.weights);
   return s;
 }

@@ -27,7 +27,8 @@ struct StepShapes {
   double head_tokens = 0;          // rows through the lm_head: prefill needs only each sequence's last token
   double attended_pairs = 0;       // (query, key) pairs scored per sequence per head (causal, sliding window)
   double keys_read = 0;            // distinct cached keys read per sequence per KV head
-  // Bytes per element as the workload stores them (Workload::activations, kv_cache, weights).
+  // Bytes per element as the workload stores them (Workload::activations, kv_cache, weights); an fp8 KV
+  // element carries its share of its vector's f32 scale.
   double activation_bytes = 2, kv_bytes = 2;
   double dense_weight_bytes = 2;   // norms, biases, embeddings: 4 with f32 weights, else 2
 };

@@ -150,7 +150,7 @@ TEST(Estimate, EngineStorageFollowsTheHardware) {
   const nlohmann::json j = estimate_to_json(spec, estimate(spec, w, builtin_hardware("h100")));
   EXPECT_EQ(j["workload"]["kv_dtype"], "fp8");
   EXPECT_EQ(j["workload"]["activation_dtype"], "bf16");
-  EXPECT_DOUBLE_EQ(j["memory_bytes"]["kv_cache_per_token"].get<double>(), 2.0 * 16 * 8 * 64);
+  EXPECT_DOUBLE_EQ(j["memory_bytes"]["kv_cache_per_token"].get<double>(), 2.0 * 16 * 8 * (64 + 4));  // + scales
   StorageDType parsed{};
   EXPECT_TRUE(parse_storage_dtype("f32", &parsed));
   EXPECT_EQ(parsed, StorageDType::F32);

@@ -48,8 +48,8 @@ TEST(ReportHtml, ShowsEachSidesEstimateAndRatio) {
   report["baseline"]["estimate"] = {{"total_ms", 12.5}, {"measured_over_estimate", 1.25}};
   report["candidate"]["estimate"] = {{"error", "no figures for that hardware"}};
   const std::string html = render_report_html(report);
-  EXPECT_HAS(html, "<th>estimate (floor)</th><td>12.5 ms</td><td>-</td>");
-  EXPECT_HAS(html, "<th>measured / estimate</th><td>1.25x</td><td>-</td>");
+  EXPECT_HAS(html, "<th>estimate (floor)</th><td>12.5 ms</td><td>- (no figures for that hardware)</td>");
+  EXPECT_HAS(html, "<th>measured / estimate</th><td>1.25x</td><td>- (no figures for that hardware)</td>");
 }
 
 TEST(ReportHtml, EmbeddedJsonCannotCloseItsScript) {
