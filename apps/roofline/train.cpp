@@ -60,8 +60,9 @@ Run add_train(CLI::App& root) {
   cmd->add_option("--seed", t.seed, "Seed of initialisation and data order (default 1337)");
   cmd->add_flag("--checkpoint-activations", t.checkpoint_activations, "Recompute each layer in backward (less memory)");
   cmd->add_option("--gemm-algorithms", t.gemm_algorithms,
-                  "cuda: heuristic (cuBLASLt's first choice; default) or tune (time its candidates once per GEMM "
-                  "shape, keep the fastest; the choices are saved with checkpoints and reused by --resume)");
+                  "cuda: heuristic (cuBLASLt's first choice; default), tune (time its candidates once per GEMM "
+                  "shape, keep the fastest; the choices are saved with checkpoints and reused by --resume), or "
+                  "FILE (a trainer_state/state.json whose kept choices this run repeats)");
   cmd->add_option("--out", t.out, "Checkpoint directory (a Hugging Face model directory + trainer_state/)");
   cmd->add_option("--save-every", t.save_every, "Save a checkpoint every K steps (default: at the end only)");
   cmd->add_option("--stop-at", t.stop_at, "Stop and save after this step (a time-boxed session; --resume continues)");

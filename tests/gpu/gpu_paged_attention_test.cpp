@@ -200,6 +200,10 @@ TEST_P(GpuPagedAttention, MatchesFloat64Reference) {
   const HostBatch h = make_batch(c.D, c.Hq, c.Hkv, c.block_size, c.window, c.seqs, max_ctx, seed);
   const DeviceBatch d = upload_batch(gpu(), h);
   const std::vector<double> want = reference(h);
+  // A mixed step whose leading sequences have one query row each: those may run on the decode kernel apart,
+  // the rest on each prefill kernel from the shifted arrays.
+  int leading = 0;
+  while (leading < int(c.seqs.size()) && c.seqs[size_t(leading)].n == 1) ++leading;
   // Prefill batches run on both prefill kernels (mma.sync and, for bf16 head_dim 64/128, wgmma).
   for (cuda::PrefillKernel kernel : kPrefillKernels) {
     const PrefillKernelScope scope(kernel);
@@ -207,16 +211,13 @@ TEST_P(GpuPagedAttention, MatchesFloat64Reference) {
     gpu().paged_attention(out, d.q, d.k, d.v, batch_of(h, d, max_q, max_ctx));
     expect_close(download_values(gpu(), out), want, 1e-2, c.name() + " " + prefill_kernel_name(kernel));
     if (max_q <= cuda::kPagedDecodeMaxQueryLen) break;  // the decode kernel: one run is enough
-  }
-  // A mixed step whose leading sequences have one query row each: those may run on the decode kernel apart.
-  int leading = 0;
-  while (leading < int(c.seqs.size()) && c.seqs[size_t(leading)].n == 1) ++leading;
-  if (max_q > cuda::kPagedDecodeMaxQueryLen && leading > 0) {
+    if (leading == 0) continue;
     PagedAttentionBatch batch = batch_of(h, d, max_q, max_ctx);
     batch.leading_single_query_seqs = leading;
-    Tensor out = poisoned(gpu(), DType::BF16, {h.T, c.Hq, c.D});
-    gpu().paged_attention(out, d.q, d.k, d.v, batch);
-    expect_close(download_values(gpu(), out), want, 1e-2, c.name() + " with the leading decode rows split off");
+    Tensor split = poisoned(gpu(), DType::BF16, {h.T, c.Hq, c.D});
+    gpu().paged_attention(split, d.q, d.k, d.v, batch);
+    expect_close(download_values(gpu(), split), want, 1e-2,
+                 c.name() + " " + prefill_kernel_name(kernel) + ", the leading decode rows split off");
   }
 }
 

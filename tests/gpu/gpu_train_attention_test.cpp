@@ -256,11 +256,14 @@ TEST_P(GpuTrainAttention, MatchesFloat64Reference) {
         ASSERT_EQ(out_bits[size_t(r * d.o_at.ld + i)], 0xffff) << "out padding written at row " << r;
   }
 
-  // The wgmma forward (flash_attention_lab.h, both key-block sizes) on the same case: out and lse from fresh
-  // NaN, against the same reference, and the same untouched padding.
+  // The forwards the default above does not run (flash_attention_lab.h): the mma.sync kernel's default tiles
+  // (ROOFLINE_TRAIN_ATTN_WGMMA=0) and the wgmma kernel's other key-block size, on the same case: out and lse
+  // from fresh NaN, against the same reference, and the same untouched padding.
   namespace lab = train::cuda::lab;
-  for (const int keys : {64, 128}) {
-    const lab::ForwardVariant variant{8, 16, keys, true};
+  const int default_keys = c.D == 64 ? lab::kForwardWgmma64.block_keys : lab::kForwardWgmma128.block_keys;
+  const lab::ForwardVariant others[] = {lab::ForwardVariant{}, {8, 16, default_keys == 64 ? 128 : 64, true}};
+  for (const lab::ForwardVariant& variant : others) {
+    const int keys = variant.block_keys;
     ASSERT_EQ(cudaMemsetAsync(d.out.data(), 0xff, d.out.nbytes(), gpu().stream()), cudaSuccess);
     ASSERT_EQ(cudaMemsetAsync(d.lse.data(), 0xff, d.lse.nbytes(), gpu().stream()), cudaSuccess);
     lab::flash_attention_forward(d.shape, bf(d.qkv, d.q_offset()), bf(d.qkv, d.k_offset()), bf(d.qkv, d.v_offset()),
@@ -272,7 +275,8 @@ TEST_P(GpuTrainAttention, MatchesFloat64Reference) {
     const std::vector<double> wg_lse = download_values(gpu(), d.lse);
     double wg_lse_err = 0;
     for (size_t i = 0; i < wg_lse.size(); ++i) wg_lse_err = std::max(wg_lse_err, std::fabs(wg_lse[i] - want.lse[i]));
-    const std::string what = fmt::format("wgmma {} keys {}", c.name(), keys);
+    const std::string what = variant.wgmma ? fmt::format("wgmma {} keys {}", c.name(), keys)
+                                           : fmt::format("mma.sync default tiles {}", c.name());
     std::printf("%s: rel L2 out %.2e, lse max abs %.2e\n", what.c_str(), relative_l2(wg_out, want.out), wg_lse_err);
     EXPECT_EQ(count_not_finite(wg_lse), 0u) << what << ": lse elements unwritten";
     EXPECT_LT(wg_lse_err, 1e-3) << what << ": lse";

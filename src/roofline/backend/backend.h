@@ -52,7 +52,8 @@ struct KvScales {
 
 // One step's sequences for paged attention (see Backend::paged_attention). The tensors are I32 on the
 // backend's device. The host-known bounds size the launch; kernels read the real lengths from the tensors,
-// so work recorded for bounds (a captured graph) stays valid for any step within them.
+// so work recorded for bounds (a captured graph) stays valid for any step within them and with the same
+// leading_single_query_seqs (the decoder records decode steps only, where it is 0).
 struct PagedAttentionBatch {
   int num_seqs = 0;
   int max_query_len = 0;      // >= every sequence's query rows this step

@@ -8,6 +8,7 @@
 #include <numbers>
 
 #include "roofline/backend/phase.h"
+#include "roofline/core/env.h"
 #include "roofline/core/error.h"
 
 namespace roofline {
@@ -87,14 +88,12 @@ Decoder::Decoder(const ModelSpec& spec, const ModelWeights& weights, Backend& ba
   // bf16 error (bench/e2e/bf16_error_budget.py); f32 costs a few more bytes of activations per token.
   wide_qkv_ = spec_.position == PositionKind::Rotary && act_ != DType::F32 &&
               (kv_dtype_ == act_ || kv_dtype_ == DType::F8E4M3);
-  const char* fused = std::getenv("ROOFLINE_FUSED_NORM");
-  fuse_norms_ = spec_.norm == NormKind::RMSNorm && (fused == nullptr || std::strcmp(fused, "0") != 0);
+  fuse_norms_ = spec_.norm == NormKind::RMSNorm && env_switch("ROOFLINE_FUSED_NORM", true);
   // A mixed step's leading decode rows take the decode kernel (PagedAttentionBatch::leading_single_query_seqs)
   // instead of the prefill kernel. Measured on H100 (session 9, 8B serving, 1000 + 1000 tokens, burst 512, fp8
   // KV, budget 16384): 8,614 output tok/s against 8,131; steps with prompt tokens 391 ms against 496.
   // ROOFLINE_MIXED_DECODE_SPLIT=0 sends every row of a mixed step to the prefill kernel.
-  const char* split = std::getenv("ROOFLINE_MIXED_DECODE_SPLIT");
-  split_mixed_decode_ = split == nullptr || std::strcmp(split, "0") != 0;
+  split_mixed_decode_ = env_switch("ROOFLINE_MIXED_DECODE_SPLIT", true);
 }
 
 Decoder::~Decoder() = default;

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "roofline/backend/gemm_algorithm_table.h"
 #include "roofline/core/atomic_file.h"
 #include "roofline/core/error.h"
 #include "roofline/model/model.h"
@@ -305,8 +306,10 @@ TrainSummary run_training(const TrainOptions& o) {
     if (state.step >= o.steps) fail("--resume: the checkpoint in {} is at step {}, already >= --steps {}", o.out, state.step, o.steps);
   }
   // Kept GEMM choices: those named by --gemm-algorithms, else a resumed checkpoint's.
-  if (const nlohmann::json& kept = kept_gemm_algorithms.is_null() ? state.gemm_algorithms : kept_gemm_algorithms;
-      !kept.is_null() && !model->use_gemm_algorithms(kept))
+  const nlohmann::json& kept = kept_gemm_algorithms.is_null() ? state.gemm_algorithms : kept_gemm_algorithms;
+  // Checked here, on every device, so that a malformed table is refused rather than carried into the next save.
+  if (!kept.is_null()) GemmAlgorithmTable::from_json(kept, "the kept GEMM choices (--gemm-algorithms or --resume)");
+  if (!kept.is_null() && !model->use_gemm_algorithms(kept))
     std::fprintf(stderr,
                  "train: the kept GEMM algorithms were chosen by %s on %s, not here: choosing again, so this run "
                  "may differ from the one that kept them in the last digits\n",

@@ -37,7 +37,8 @@ struct TrainOptions {
   bool decay_embeddings = false;
   uint64_t seed = 1337;
   bool checkpoint_activations = false;
-  std::string gemm_algorithms = "heuristic";  // cuda: "heuristic" (cuBLASLt's first) or "tune" (time, keep the fastest)
+  // cuda: "heuristic" (cuBLASLt's first), "tune" (time, keep the fastest) or a file of kept choices to repeat
+  std::string gemm_algorithms = "heuristic";
   // Output.
   std::string out;
   int64_t save_every = 0;  // 0: only at the end

@@ -142,7 +142,6 @@ TEST(CpuTrainPlan, ModelKeepsOnlyWhatItsNormsAndBackwardUse) {
       EXPECT_EQ(held["ln1, ln2 rstd (f32)"], 2 * L * M * f32);
       EXPECT_EQ(held["final norm rstd (f32)"], M * f32);
     }
-    for (const auto& [name, bytes] : held) EXPECT_GT(bytes, 0u) << name;  // no name the model does not hold
     EXPECT_EQ(held.count(spec.norm == NormKind::LayerNorm ? "ln1, ln2 rstd (f32)" : "ln1, ln2 mean and rstd (f32)"),
               0u);
     const size_t H = size_t(spec.hidden_size), F = size_t(spec.intermediate_size), QD = size_t(spec.q_dim()),

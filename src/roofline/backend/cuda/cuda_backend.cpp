@@ -14,6 +14,7 @@
 #include "roofline/backend/cuda/gemm.h"
 #include "roofline/backend/cuda/kernels.h"
 #include "roofline/backend/cuda/tensor_checks.h"
+#include "roofline/core/env.h"
 #include "roofline/core/error.h"
 
 namespace roofline::cuda {
@@ -89,8 +90,7 @@ CudaBackend::CudaBackend(int device_index) : device_index_(device_index) {
   // ROOFLINE_GEMM_TUNE=1 (lab A/B, as the trainer's --gemm-algorithms tune): each product shape's first run times
   // cuBLASLt's candidates and keeps the fastest where it beats the heuristic by 3%. Not for serving yet: every
   // new M (prefill chunks, padded decode batch sizes) pays the timing once.
-  const char* tune = std::getenv("ROOFLINE_GEMM_TUNE");
-  if (tune != nullptr && std::strcmp(tune, "1") == 0) gemm_->enable_tuning();
+  if (env_switch("ROOFLINE_GEMM_TUNE", false)) gemm_->enable_tuning();
 }
 
 CudaBackend::~CudaBackend() {

@@ -85,7 +85,8 @@ LtGemm::Plan& LtGemm::plan_for(const Key& key, bool* from_table) {
     LT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.b, ab, key.ta ? M : K, key.ta ? K : M, key.lda));
     LT_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.c, cudaDataType(key.c_type), N, M, key.ldc));
 
-    if (auto given = given_.choices.find(form_name(key)); given != given_.choices.end()) {
+    // chosen_ holds only the kept table's forms when a plan is made (each form's plan is made once).
+    if (auto given = chosen_.choices.find(form_name(key)); given != chosen_.choices.end()) {
       cublasLtMatmulAlgo_t algo{};
       hex_to_bytes(given->second.algorithm, &algo, sizeof(algo));  // checked by use_algorithms
       cublasLtMatmulHeuristicResult_t check{};
@@ -197,13 +198,14 @@ void LtGemm::add_survey_line(const Key& key, const std::vector<TimedAlgorithm>& 
 // Called once per plan, on its first run: the survey's timings, tuning, and the record of the choice.
 void LtGemm::choose(const Key& key, Plan& plan, bool from_table, const void* a, const void* b, const void* c_in,
                     float beta) {
-  // Tuning synchronizes with the host, which a stream being captured into a graph must not: a plan first met
-  // during a capture keeps the heuristic's choice.
+  // Timing synchronizes with the host, which a stream being captured into a graph must not: a plan first met
+  // during a capture is neither surveyed nor tuned (it keeps the heuristic's choice).
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-  if (tune_) ROOFLINE_CUDA_CHECK(cudaStreamIsCapturing(stream_, &capture));
-  const bool tune = tune_ && !from_table && capture == cudaStreamCaptureStatusNone;
+  if (tune_ || survey_enabled_) ROOFLINE_CUDA_CHECK(cudaStreamIsCapturing(stream_, &capture));
+  const bool capturing = capture != cudaStreamCaptureStatusNone;
+  const bool tune = tune_ && !from_table && !capturing;
   GemmAlgorithmChoice choice;
-  if (survey_enabled_ || tune) {
+  if ((survey_enabled_ || tune) && !capturing) {
     const std::vector<TimedAlgorithm> timed = time_candidates(key, plan, a, b, c_in, beta, tune ? 16 : 8, tune ? 7 : 5);
     if (survey_enabled_) add_survey_line(key, timed);
     if (tune && !timed.empty() && timed[0].ms > 0) {
@@ -216,8 +218,8 @@ void LtGemm::choose(const Key& key, Plan& plan, bool from_table, const void* a, 
       choice.heuristic_ms = timed[0].ms;
     }
   }
-  if (!tune_ && given_.empty()) return;  // the heuristic alone: nothing to record
-  if (from_table) choice = given_.choices.at(form_name(key));  // its recorded timings
+  if (!tune_ && !keep_choices_) return;  // the heuristic alone: nothing to record
+  if (from_table) return;                // chosen_ already holds it, with its recorded timings
   choice.algorithm = bytes_to_hex(&plan.algo, sizeof(plan.algo));
   chosen_.choices[form_name(key)] = choice;
 }
@@ -246,7 +248,8 @@ bool LtGemm::use_algorithms(const GemmAlgorithmTable& table) {
     ROOFLINE_CHECK(hex_to_bytes(choice.algorithm, &algo, sizeof(algo)),
                    "gemm: the kept algorithm for {} is not {} bytes of hex", form, sizeof(algo));
   }
-  given_ = table;
+  chosen_ = table;  // forms this process never meets are kept too, for the next save
+  keep_choices_ = true;
   return true;
 }
 

@@ -61,13 +61,13 @@ class LtGemm {
   //     first by more than 3%, so that timing noise does not swap near-equal ones;
   //  3. the heuristic's first.
   // Tuning times candidates with host synchronisation, so a plan first made while the stream is being captured
-  // into a graph is not tuned (it keeps the heuristic's first).
+  // into a graph is neither tuned nor surveyed (it keeps the heuristic's first).
   void enable_tuning() { tune_ = true; }
   // Choices for plans made from now on. Returns false (keeping none) when the table was made by another
   // cuBLASLt version or another GPU; its choices would not be valid here.
   bool use_algorithms(const GemmAlgorithmTable& table);
-  // The choice of every plan made so far, when tuning is on or a table was given (empty otherwise: the
-  // heuristic alone needs no record, it chooses the same in every process).
+  // The given table's choices and those of every plan made since, when tuning is on or a table was given
+  // (empty otherwise: the heuristic alone needs no record, it chooses the same in every process).
   GemmAlgorithmTable algorithms() const;
   // What the table's `library` and `device` say for this process.
   static std::string library_id();
@@ -123,8 +123,10 @@ class LtGemm {
   bool survey_enabled_ = false;
   std::vector<std::string> survey_lines_;
   bool tune_ = false;
-  GemmAlgorithmTable given_;    // from use_algorithms(): by form, the algorithm (hex) and its recorded timings
-  GemmAlgorithmTable chosen_;                           // what the plans run, when tuning or given a table
+  // When tuning or given a table: the given table's choices, then what each plan made since runs. A given
+  // form keeps its entry (and recorded timings) whether or not this process meets it.
+  GemmAlgorithmTable chosen_;
+  bool keep_choices_ = false;  // use_algorithms() was given a table
 };
 
 }  // namespace roofline::cuda

@@ -300,7 +300,10 @@ void CudaBackend::paged_attention(Tensor& out, const Tensor& q, const Tensor& k_
   // 64-row tile and read its keys once per query head instead of once per KV head: 8B serving's mixed steps
   // cost ~150 ms more than their prefill), the rest the prefill kernel. Rows stay absolute (query_start is
   // indexed from the start of q), so the rest is the same arrays from sequence n on.
-  if (const int n = std::clamp(batch.leading_single_query_seqs, 0, B); n > 0) {
+  ROOFLINE_CHECK(batch.leading_single_query_seqs >= 0 && batch.leading_single_query_seqs <= B,
+                 "paged_attention: leading_single_query_seqs {} must be in [0, num_seqs {}]",
+                 batch.leading_single_query_seqs, B);
+  if (const int n = batch.leading_single_query_seqs; n > 0) {
     PagedAttentionArgs d = a;
     d.num_seqs = n;
     d.max_query_len = 1;

@@ -63,15 +63,10 @@ struct MmaDecodeShape {
   static constexpr size_t kSmemBytes = kRingBytes > kMergeBytes ? kRingBytes : kMergeBytes;
 };
 
-__device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
-  const __nv_bfloat162 p = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&p);
-}
-
 // Two e4m3 codes (the low 16 bits, low byte first) -> bf16x2, exact.
 __device__ __forceinline__ uint32_t e4m3x2_to_bf16x2(uint32_t two_codes) {
   const float2 f = device::e4m3x2_to_float2(two_codes);
-  return pack_bf16x2(f.x, f.y);
+  return device::pack_bf16x2(f.x, f.y);
 }
 
 // The head dimension of output accumulator e (0 or 1: columns 2t, 2t + 1) of n8 tile dt, for lane column t.
@@ -262,10 +257,10 @@ __global__ void __launch_bounds__(kThreads) paged_decode_mma_kernel(PagedAttenti
     // P (times the V scales) as the A fragment of keys 16 w .. 16 w + 15: the accumulators of n8 tiles 0 and 1
     // are exactly its layout.
     uint32_t pa[4];
-    pa[0] = pack_bf16x2(s[0][0] * v_mul[0][0], s[0][1] * v_mul[0][1]);
-    pa[1] = upper_rows ? pack_bf16x2(s[0][2] * v_mul[0][0], s[0][3] * v_mul[0][1]) : 0u;
-    pa[2] = pack_bf16x2(s[1][0] * v_mul[1][0], s[1][1] * v_mul[1][1]);
-    pa[3] = upper_rows ? pack_bf16x2(s[1][2] * v_mul[1][0], s[1][3] * v_mul[1][1]) : 0u;
+    pa[0] = device::pack_bf16x2(s[0][0] * v_mul[0][0], s[0][1] * v_mul[0][1]);
+    pa[1] = upper_rows ? device::pack_bf16x2(s[0][2] * v_mul[0][0], s[0][3] * v_mul[0][1]) : 0u;
+    pa[2] = device::pack_bf16x2(s[1][0] * v_mul[1][0], s[1][1] * v_mul[1][1]);
+    pa[3] = upper_rows ? device::pack_bf16x2(s[1][2] * v_mul[1][0], s[1][3] * v_mul[1][1]) : 0u;
 
     // O += P V.
     if constexpr (KV::kScaled) {

@@ -68,11 +68,6 @@ struct Tiles {
   static constexpr size_t kSmemBytes = kTileBytes + 2 * kBlockN * sizeof(int);
 };
 
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-  const __nv_bfloat162 p = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&p);
-}
-
 // Copies ROWS rows of one head into tile[ROWS][kStride]; rows[r] is the source row index (its elements
 // start at base + rows[r] * pitch), < 0 for a row to zero-fill without reading. The kChunksPerRow threads of
 // group gi (16 bytes each) copy rows gi * kPasses .. gi * kPasses + kPasses - 1, so a thread's row indices are
@@ -122,10 +117,10 @@ __device__ __forceinline__ void load_rows_fp8(bf16* tile, const uint8_t* base, i
     float x[8];
     device::unpack_e4m3x8(codes[i], x);
     uint4 packed;
-    packed.x = pack_bf16(x[0] * scale[i], x[1] * scale[i]);
-    packed.y = pack_bf16(x[2] * scale[i], x[3] * scale[i]);
-    packed.z = pack_bf16(x[4] * scale[i], x[5] * scale[i]);
-    packed.w = pack_bf16(x[6] * scale[i], x[7] * scale[i]);
+    packed.x = device::pack_bf16x2(x[0] * scale[i], x[1] * scale[i]);
+    packed.y = device::pack_bf16x2(x[2] * scale[i], x[3] * scale[i]);
+    packed.z = device::pack_bf16x2(x[4] * scale[i], x[5] * scale[i]);
+    packed.w = device::pack_bf16x2(x[6] * scale[i], x[7] * scale[i]);
     *reinterpret_cast<uint4*>(tile + (first + i) * T::kStride + col) = packed;
   }
 }
@@ -301,10 +296,10 @@ __global__ void __launch_bounds__(kThreads) paged_prefill_kernel(PagedAttentionA
     for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
       for (int kk = 0; kk < kBlockN / 16; ++kk) {
-        pf[mt][kk][0] = pack_bf16(s[mt][2 * kk][0], s[mt][2 * kk][1]);
-        pf[mt][kk][1] = pack_bf16(s[mt][2 * kk][2], s[mt][2 * kk][3]);
-        pf[mt][kk][2] = pack_bf16(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
-        pf[mt][kk][3] = pack_bf16(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+        pf[mt][kk][0] = device::pack_bf16x2(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+        pf[mt][kk][1] = device::pack_bf16x2(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+        pf[mt][kk][2] = device::pack_bf16x2(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+        pf[mt][kk][3] = device::pack_bf16x2(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
       }
 
     if (threadIdx.x < kBlockN) sRows[(buffer ^ 1) * kBlockN + threadIdx.x] = next_row;

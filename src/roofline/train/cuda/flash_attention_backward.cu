@@ -24,6 +24,7 @@
 
 #include "roofline/backend/cuda/cuda_check.h"
 #include "roofline/backend/cuda/device/convert.cuh"
+#include "roofline/core/env.h"
 #include "roofline/core/error.h"
 #include "roofline/train/cuda/flash_attention_lab.h"
 #include "roofline/train/cuda/flash_attention_tiles.cuh"
@@ -426,18 +427,12 @@ namespace lab {
 // 1,452 against 2,158 (T 1024) and 4,662 against 7,643 (T 4096) at head_dim 128 (32 / 8 heads).
 // ROOFLINE_TRAIN_ATTN_BWD_WGMMA=0 keeps the mma.sync pair (to measure against it).
 bool backward_wgmma_by_default() {
-  static const bool on = [] {
-    const char* env = std::getenv("ROOFLINE_TRAIN_ATTN_BWD_WGMMA");
-    return env == nullptr || std::strcmp(env, "0") != 0;
-  }();
+  static const bool on = env_switch("ROOFLINE_TRAIN_ATTN_BWD_WGMMA", true);
   return on;
 }
 
 bool dkdv_pipelined_by_default() {
-  static const bool on = [] {
-    const char* env = std::getenv("ROOFLINE_TRAIN_ATTN_DKDV_PIPELINED");
-    return env == nullptr || std::strcmp(env, "0") != 0;
-  }();
+  static const bool on = env_switch("ROOFLINE_TRAIN_ATTN_DKDV_PIPELINED", true);
   return on;
 }
 

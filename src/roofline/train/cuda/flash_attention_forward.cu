@@ -20,6 +20,7 @@
 #include <cstring>
 
 #include "roofline/backend/cuda/cuda_check.h"
+#include "roofline/core/env.h"
 #include "roofline/core/error.h"
 #include "roofline/train/cuda/flash_attention_lab.h"
 #include "roofline/train/cuda/flash_attention_tiles.cuh"
@@ -307,18 +308,15 @@ void flash_attention_forward(const FlashAttentionShape& s, const __nv_bfloat16* 
 // 114.9 us against the mma.sync kernel's 143.5 at head_dim 64, 465.0 against 618.9 at 128.
 // ROOFLINE_TRAIN_ATTN_WGMMA=0 (read once) keeps the mma.sync kernels.
 static bool environment_wants_wgmma() {
-  static const bool wants = [] {
-    const char* v = std::getenv("ROOFLINE_TRAIN_ATTN_WGMMA");
-    return v == nullptr || std::strcmp(v, "0") != 0;
-  }();
+  static const bool wants = env_switch("ROOFLINE_TRAIN_ATTN_WGMMA", true);
   return wants;
 }
 
 void flash_attention_forward(const FlashAttentionShape& s, const __nv_bfloat16* q, const __nv_bfloat16* k,
                              const __nv_bfloat16* v, __nv_bfloat16* out, float* lse, cudaStream_t stream) {
   lab::ForwardVariant variant{};
-  if (environment_wants_wgmma() && s.D == 64) variant = lab::kForwardWgmma64;
-  if (environment_wants_wgmma() && s.D == 128) variant = lab::kForwardWgmma128;
+  if ((s.D == 64 || s.D == 128) && environment_wants_wgmma())
+    variant = s.D == 64 ? lab::kForwardWgmma64 : lab::kForwardWgmma128;
   lab::flash_attention_forward(s, q, k, v, out, lse, variant, stream);
 }
 

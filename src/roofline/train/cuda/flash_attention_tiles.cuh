@@ -7,6 +7,7 @@
 
 #include <cstdint>
 
+#include "roofline/backend/cuda/device/convert.cuh"
 #include "roofline/backend/cuda/device/mma.cuh"
 #include "roofline/backend/cuda/device/reduce.cuh"
 #include "roofline/train/cuda/flash_attention.h"
@@ -75,18 +76,13 @@ __device__ __forceinline__ void load_b_k_rows(uint32_t (&b)[4], const bf16* tile
   dev::ldmatrix_x4_trans(b, tile + (k0 + lane % 8 + ((lane / 8) % 2) * 8) * stride + n0 + (lane / 16) * 8);
 }
 
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-  const __nv_bfloat162 p = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&p);
-}
-
 // Accumulators of n8 tiles 2kk and 2kk + 1 (16 rows x 16 columns) are exactly the A fragment of the k16
 // step kk of a following product: P in O = P V, dS in dQ = dS K.
 __device__ __forceinline__ void accumulators_to_a(uint32_t (&a)[4], const float (&lo)[4], const float (&hi)[4]) {
-  a[0] = pack_bf16(lo[0], lo[1]);
-  a[1] = pack_bf16(lo[2], lo[3]);
-  a[2] = pack_bf16(hi[0], hi[1]);
-  a[3] = pack_bf16(hi[2], hi[3]);
+  a[0] = dev::pack_bf16x2(lo[0], lo[1]);
+  a[1] = dev::pack_bf16x2(lo[2], lo[3]);
+  a[2] = dev::pack_bf16x2(hi[0], hi[1]);
+  a[3] = dev::pack_bf16x2(hi[2], hi[3]);
 }
 
 // Stores accumulator rows (row g and g + 8 of an m16 tile, columns 2t, 2t + 1 of each n8 tile) times

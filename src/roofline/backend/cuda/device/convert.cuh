@@ -12,6 +12,12 @@ namespace roofline::cuda::device {
 using bf16 = __nv_bfloat16;
 using f16 = __half;
 
+// Two floats rounded to a bf16 pair in one 32-bit word (lo in the low half): an mma/wgmma A fragment register.
+__device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
+  const __nv_bfloat162 p = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&p);
+}
+
 __device__ __forceinline__ float to_float(float v) { return v; }
 __device__ __forceinline__ float to_float(bf16 v) { return __bfloat162float(v); }
 __device__ __forceinline__ float to_float(f16 v) { return __half2float(v); }

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "roofline/backend/cuda/device/convert.cuh"
 #include "roofline/backend/cuda/device/reduce.cuh"
 #include "roofline/backend/cuda/device/wgmma.cuh"
 
@@ -80,21 +81,16 @@ __device__ __forceinline__ void rescale_rows(float (&o)[D / 2], const float (&co
     for (int e = 0; e < 4; ++e) o[4 * dj + e] *= correction[e / 2];
 }
 
-__device__ __forceinline__ uint32_t pack_bf16_pair(float lo, float hi) {
-  const __nv_bfloat162 p = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&p);
-}
-
 // An accumulator of BN columns (P, or dS in the backward) rounded to bf16 pairs as A fragments: n8 tiles 2kk
 // and 2kk + 1 (columns 16kk .. 16kk + 15) are k-step kk's fragment (wgmma.cuh).
 template <int BN>
 __device__ __forceinline__ void pack_a_fragments(uint32_t (&pf)[BN / 16][4], const float (&s)[BN / 2]) {
 #pragma unroll
   for (int kk = 0; kk < BN / 16; ++kk) {
-    pf[kk][0] = pack_bf16_pair(s[8 * kk + 0], s[8 * kk + 1]);
-    pf[kk][1] = pack_bf16_pair(s[8 * kk + 2], s[8 * kk + 3]);
-    pf[kk][2] = pack_bf16_pair(s[8 * kk + 4], s[8 * kk + 5]);
-    pf[kk][3] = pack_bf16_pair(s[8 * kk + 6], s[8 * kk + 7]);
+    pf[kk][0] = pack_bf16x2(s[8 * kk + 0], s[8 * kk + 1]);
+    pf[kk][1] = pack_bf16x2(s[8 * kk + 2], s[8 * kk + 3]);
+    pf[kk][2] = pack_bf16x2(s[8 * kk + 4], s[8 * kk + 5]);
+    pf[kk][3] = pack_bf16x2(s[8 * kk + 6], s[8 * kk + 7]);
   }
 }
 
