@@ -174,15 +174,7 @@ Run add_estimate(CLI::App& root) {
     perf::parse_weight_dtype(o->dtype, &w.weights);
     w.batch = o->batch, w.seq = o->seq, w.context = o->context;
     w.tp = o->tp, w.dp = o->dp, w.zero = o->zero, w.checkpointing = o->checkpointing, w.threads = o->threads;
-    std::string calibration = o->calibration;
-    if (calibration.empty()) {
-      try {
-        calibration = perf::default_calibration_path();
-      } catch (const Error&) {
-        // No config directory: built-in figures only.
-      }
-    }
-    const perf::HardwareSpec hw = perf::resolve_hardware(o->hw, calibration);
+    const perf::HardwareSpec hw = perf::resolve_hardware(o->hw, perf::calibration_path_or_default(o->calibration));
     const perf::StorageDType engine = perf::engine_storage_dtype(hw, w.kind);
     w.activations = engine, w.kv_cache = engine;
     if (o->activation_dtype != "auto") perf::parse_storage_dtype(o->activation_dtype, &w.activations);

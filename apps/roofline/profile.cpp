@@ -1,4 +1,4 @@
-// roofline profile [--json F] [--trace F] [--top N] [--hw NAME] -- <command and args>: runs any roofline
+// roofline profile [--json F] [--trace F] [--top N] [--hw NAME] [--calibration F] -- <command and args>: runs any roofline
 // command in this process with every op of every backend it makes timed (set_backend_hook wraps each backend
 // in a TimedBackend that reports to an OpRecorder: steady clock on the CPU, CUDA events on the stream on a
 // GPU, plus NVML counters), then prints a per-op table and a verdict (the bottleneck class and its lever)
@@ -73,7 +73,7 @@ struct HookScope {
 };
 
 struct ProfileOptions {
-  std::string json_path, trace_path, hw;
+  std::string json_path, trace_path, hw, calibration;
   int top = 15;
   bool kernels = false;
   std::vector<std::string> command;
@@ -170,6 +170,9 @@ Run add_profile(CLI::App& root) {
   cmd->add_option("--hw", o->hw,
                   "Roofs: a hardware name (h100, h200, a100, cpu, or one stored by `roofline calibrate`) or a JSON "
                   "file (default: calibrated figures of the device that ran, else its datasheet or estimate)");
+  cmd->add_option("--calibration", o->calibration,
+                  "Calibrated hardware file that --hw names an entry of (default: $XDG_CONFIG_HOME/roofline/"
+                  "hardware.json or ~/.config/roofline/hardware.json)");
   cmd->add_flag("--kernels", o->kernels,
                 "Record what the GPU runs instead of timing ops: every kernel, memcpy and memset (CUPTI activity "
                 "records, CUDA graph replays included), with the backends unwrapped so the command runs as in "
@@ -211,7 +214,7 @@ Run add_profile(CLI::App& root) {
 
     const std::vector<perf::OpEvent> events = recorder.events();
     const std::vector<perf::CounterTrack> counters = recorder.counters();
-    const perf::Roofs roofs = perf::roofs_for(o->hw.empty() ? device_key : o->hw);
+    const perf::Roofs roofs = perf::roofs_for(o->hw.empty() ? device_key : o->hw, o->calibration);
     const perf::ProfileSummary summary = perf::summarize(events, roofs, recorder.device_timed());
     const std::string title = "roofline " + join(o->command);
     if (events.empty()) {

@@ -127,6 +127,7 @@ struct Workload {
   std::string quality_text;
   int64_t quality_tokens = 256;  // at most this many tokens of the text are scored
   std::string hw;                // roofs override for the profile
+  std::string calibration;       // the calibration file hw names an entry of ("" : the default one)
 };
 
 double now_seconds() {
@@ -298,7 +299,7 @@ json run_config(const Config& c, const Workload& w, std::vector<int32_t> quality
   std::optional<perf::HardwareSpec> hardware;
   std::string hardware_error;
   try {
-    hardware = perf::resolve_hardware(hw_name, perf::default_calibration_path());
+    hardware = perf::resolve_hardware(hw_name, perf::calibration_path_or_default(w.calibration));
     auto* cpu = dynamic_cast<CpuBackend*>(rm.backend.get());
     if (cpu != nullptr && w.hw.empty()) {
       // A CPU's bandwidth is the process's (a VM's guest can stream 1.5x more in one process than in the
@@ -551,7 +552,12 @@ Run add_report(CLI::App& root) {
   cmd->add_option("--min-speedup", o->thresholds.min_speedup,
                   "Least candidate/baseline throughput that counts as a gain (within [2-X, X): review)")
       ->capture_default_str();
-  cmd->add_option("--hw", o->workload.hw, "Roofs for the op profile (default: the device that ran)");
+  cmd->add_option("--hw", o->workload.hw,
+                  "Hardware for the roofs and the estimate: a name (h100, h200, a100, cpu, or one stored by "
+                  "`roofline calibrate`) or a JSON file (default: the device that ran)");
+  cmd->add_option("--calibration", o->workload.calibration,
+                  "Calibrated hardware file that --hw names an entry of (default: $XDG_CONFIG_HOME/roofline/"
+                  "hardware.json or ~/.config/roofline/hardware.json)");
   auto* json_opt = cmd->add_option("--json", o->json_path, "Print the report as JSON (with FILE: write it there)")
                        ->expected(0, 1);
   cmd->add_option("--html", o->html_path, "Write a self-contained HTML page with the charts to this file");

@@ -130,6 +130,21 @@ for side in ('baseline','candidate'):
   assert abs(e['total_ms']-e['prefill_ms']-e['decode_ms'])<=1e-9*e['total_ms'], e
   assert e['measured_ms']>0 and abs(e['measured_over_estimate']-e['measured_ms']/e['total_ms'])<1e-9, e
 "
+# --calibration: the file `roofline calibrate --out` wrote, whose entry --hw names (a name no built-in table has).
+echo '{"cal-box": {"peak_bf16_flops_per_s": 3e11, "memory_bytes_per_s": 2e10, "source": "calibrated"}}' > "$tmp/cal.json"
+"$bin" report --baseline "-m $model" --candidate "-m $model" -n 3 --runs 1 --min-speedup 0 --quality-tokens 16 \
+  --hw cal-box --calibration "$tmp/cal.json" --json "$tmp/report_cal.json" > /dev/null 2>&1
+check "report --calibration prices the run on the named entry" py "
+d=json.load(open('$tmp/report_cal.json')); e=d['baseline']['estimate']
+assert e['hardware']=='cal-box' and e['hardware_source']=='calibrated', e
+assert d['baseline']['profile']['roofs']['peak_flops_per_s']==3e11, d['baseline']['profile']['roofs']
+"
+"$bin" profile --hw cal-box --calibration "$tmp/cal.json" --json "$tmp/profile_cal.json" -- \
+  generate -m "$model" -p "Hello" -n 2 --temperature 0 > /dev/null 2>&1
+check "profile --calibration takes the roofs of the named entry" py "
+d=json.load(open('$tmp/profile_cal.json')); r=d['roofs']
+assert r['peak_flops_per_s']==3e11 and r['memory_bytes_per_s']==2e10 and d['hardware'].startswith('cal-box'), (d['hardware'], r)
+"
 out=$("$bin" report --baseline "-m $model --bogus" --candidate "-m $model" 2>&1)
 check "report bad ARGS name the side" bash -c "[[ \"\$1\" == *'--baseline'* ]]" _ "$out"
 

@@ -151,6 +151,15 @@ std::string default_calibration_path() {
   return std::string(home) + "/.config/roofline/hardware.json";
 }
 
+std::string calibration_path_or_default(const std::string& given) {
+  if (!given.empty()) return given;
+  try {
+    return default_calibration_path();
+  } catch (const Error&) {
+    return {};
+  }
+}
+
 std::map<std::string, HardwareSpec> load_calibrations(const std::string& path) {
   std::map<std::string, HardwareSpec> out;
   if (path.empty() || !std::filesystem::exists(path)) return out;

@@ -29,9 +29,9 @@ Roofs Roofs::from(const HardwareSpec& hw) {
   return r;
 }
 
-Roofs roofs_for(const std::string& hw_name_or_file) {
+Roofs roofs_for(const std::string& hw_name_or_file, const std::string& calibration_path) {
   try {
-    return Roofs::from(resolve_hardware(hw_name_or_file, default_calibration_path()));
+    return Roofs::from(resolve_hardware(hw_name_or_file, calibration_path_or_default(calibration_path)));
   } catch (const std::exception& e) {
     Roofs r;
     r.hardware = hw_name_or_file + " (no figures: " + e.what() + ")";

@@ -67,9 +67,10 @@ struct Roofs {
   static Roofs from(const HardwareSpec& hw);
 };
 
-// The roofs of `--hw` NAME_OR_FILE as resolve_hardware finds it (calibrated entry, else the datasheet or the
-// CPU estimate). An unknown name gives unknown roofs (known() false) with the reason in `hardware`.
-Roofs roofs_for(const std::string& hw_name_or_file);
+// The roofs of `--hw` NAME_OR_FILE as resolve_hardware finds it (an entry of the calibration file, "" for the
+// default one, else the datasheet or the CPU estimate). An unknown name gives unknown roofs (known() false)
+// with the reason in `hardware`.
+Roofs roofs_for(const std::string& hw_name_or_file, const std::string& calibration_path = "");
 
 enum class Bottleneck { Compute, Memory, Overhead, HostPipeline, HostDeviceCopy, Collective, Queueing };
 inline constexpr Bottleneck kAllBottlenecks[] = {Bottleneck::Compute,        Bottleneck::Memory,
