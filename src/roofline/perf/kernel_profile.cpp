@@ -183,6 +183,7 @@ KernelSummary summarize_kernels(const KernelTrace& trace, size_t top_pairs) {
     const KernelRecord* last = records.front();  // the activity that ends last so far
     uint64_t busy_end = last->end_ns, busy_ns = 0, span_begin = last->start_ns;
     busy_ns += last->end_ns > last->start_ns ? last->end_ns - last->start_ns : 0;
+    s.rows[row_of.at(short_name(*last))].added_seconds += seconds(busy_ns);
     for (size_t i = 1; i < records.size(); ++i) {
       const KernelRecord* r = records[i];
       if (r->start_ns > busy_end) {
@@ -206,7 +207,9 @@ KernelSummary summarize_kernels(const KernelTrace& trace, size_t top_pairs) {
         }
       }
       if (r->end_ns > busy_end) {
-        busy_ns += r->end_ns - std::max(r->start_ns, busy_end);
+        const uint64_t added = r->end_ns - std::max(r->start_ns, busy_end);
+        busy_ns += added;
+        s.rows[row_of.at(short_name(*r))].added_seconds += seconds(added);
         busy_end = r->end_ns;
         last = r;
       }
@@ -236,15 +239,19 @@ KernelSummary summarize_kernels(const KernelTrace& trace, size_t top_pairs) {
     std::sort(nodes.begin(), nodes.end(),
               [](const KernelRecord* a, const KernelRecord* b) { return a->start_ns < b->start_ns; });
     uint64_t end = nodes.front()->start_ns, busy = 0;
-    for (const KernelRecord* n : nodes) {
+    std::vector<uint64_t> added(nodes.size(), 0);
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      const KernelRecord* n = nodes[i];
       if (n->end_ns > end) {
-        busy += n->end_ns - std::max(n->start_ns, end);
+        added[i] = n->end_ns - std::max(n->start_ns, end);
+        busy += added[i];
         end = n->end_ns;
       }
     }
     GraphStats& g = graphs[key.first];
     std::unordered_map<std::string, size_t>& kernel_row = graph_kernel_rows[key.first];
-    for (const KernelRecord* n : nodes) {
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      const KernelRecord* n = nodes[i];
       const std::string& name = short_name(*n);
       auto [it, inserted] = kernel_row.emplace(name, g.kernels.size());
       if (inserted) {
@@ -261,6 +268,7 @@ KernelSummary summarize_kernels(const KernelTrace& trace, size_t top_pairs) {
       ++row.calls;
       ++row.graph_calls;
       row.seconds += t;
+      row.added_seconds += seconds(added[i]);
       row.bytes += n->bytes;
     }
     g.graph = key.first;
@@ -299,22 +307,25 @@ std::string format_kernel_summary(const KernelSummary& s, int top) {
                                          : "",
                      s.dropped > 0 ? fmt::format(", {} DROPPED (buffers full: times are low)", s.dropped) : "");
   constexpr size_t kNameWidth = 56;
-  out += fmt::format("{:<56} {:>8} {:>8} {:>10} {:>9} {:>9} {:>6}\n", "kernel", "calls", "in graph", "total ms",
-                     "mean us", "max us", "share");
+  out += fmt::format("{:<56} {:>8} {:>8} {:>10} {:>9} {:>9} {:>9} {:>6}\n", "kernel", "calls", "in graph", "total ms",
+                     "mean us", "added us", "max us", "share");
   const size_t rows = top > 0 ? std::min(s.rows.size(), size_t(top)) : s.rows.size();
   for (size_t i = 0; i < rows; ++i) {
     const KernelStats& k = s.rows[i];
-    out += fmt::format("{:<56} {:>8} {:>8} {:>10.3f} {:>9.2f} {:>9.2f} {:>5.1f}%\n", clip(k.name, kNameWidth), k.calls,
-                       k.graph_calls, k.seconds * 1e3, k.mean_seconds() * 1e6, k.max_seconds * 1e6, 100.0 * k.share);
+    out += fmt::format("{:<56} {:>8} {:>8} {:>10.3f} {:>9.2f} {:>9.2f} {:>9.2f} {:>5.1f}%\n", clip(k.name, kNameWidth),
+                       k.calls, k.graph_calls, k.seconds * 1e3, k.mean_seconds() * 1e6, k.mean_added_seconds() * 1e6,
+                       k.max_seconds * 1e6, 100.0 * k.share);
   }
   if (rows < s.rows.size()) {
     double rest = 0;
     int64_t calls = 0;
     for (size_t i = rows; i < s.rows.size(); ++i) rest += s.rows[i].seconds, calls += s.rows[i].calls;
-    out += fmt::format("{:<56} {:>8} {:>8} {:>10.3f} {:>9} {:>9} {:>5.1f}%\n",
+    out += fmt::format("{:<56} {:>8} {:>8} {:>10.3f} {:>9} {:>9} {:>9} {:>5.1f}%\n",
                        fmt::format("({} more kernels; --top 0 shows all)", s.rows.size() - rows), calls, "",
-                       rest * 1e3, "", "", percent(rest, s.busy_seconds));
+                       rest * 1e3, "", "", "", percent(rest, s.busy_seconds));
   }
+  out += "(added us: what a call adds to the busy time, after everything that started before it ended; with PDL a "
+         "kernel's own time includes its wait for the one before)\n";
   out += fmt::format("\nGPU busy {:.3f} ms of a {:.3f} ms span ({:.1f}%), idle {:.3f} ms in {} gaps", s.busy_seconds * 1e3,
                      s.span_seconds * 1e3, percent(s.busy_seconds, s.span_seconds), s.idle_seconds * 1e3, s.gaps);
   out += fmt::format("; eager (not graph-launched): {} calls, {:.3f} ms\n", s.eager_calls, s.eager_busy_seconds * 1e3);
@@ -346,23 +357,24 @@ std::string format_kernel_summary(const KernelSummary& s, int top) {
     const GraphStats& g = s.graphs[i];
     out += fmt::format("\nper replay of graph {} ({} launches, {:.2f} us span, {:.2f} us busy):\n", g.graph, g.launches,
                        g.mean_span() * 1e6, g.mean_busy() * 1e6);
-    out += fmt::format("{:<56} {:>8} {:>10} {:>9} {:>7}\n", "kernel", "/replay", "us/replay", "mean us", "share");
+    out += fmt::format("{:<56} {:>8} {:>10} {:>9} {:>9} {:>7}\n", "kernel", "/replay", "us/replay", "mean us",
+                       "added us", "share");
     const size_t n = top > 0 ? std::min(g.kernels.size(), size_t(top)) : g.kernels.size();
     const double launches = double(g.launches);
     for (size_t k = 0; k < n; ++k) {
       const KernelStats& row = g.kernels[k];
-      out += fmt::format("{:<56} {:>8.1f} {:>10.2f} {:>9.2f} {:>6.1f}%\n", clip(row.name, kNameWidth),
+      out += fmt::format("{:<56} {:>8.1f} {:>10.2f} {:>9.2f} {:>9.2f} {:>6.1f}%\n", clip(row.name, kNameWidth),
                          double(row.calls) / launches, row.seconds * 1e6 / launches, row.mean_seconds() * 1e6,
-                         100.0 * row.share);
+                         row.mean_added_seconds() * 1e6, 100.0 * row.share);
     }
     double rest = 0;
     for (size_t k = n; k < g.kernels.size(); ++k) rest += g.kernels[k].seconds;
     if (n < g.kernels.size())
-      out += fmt::format("{:<56} {:>8} {:>10.2f} {:>9} {:>6.1f}%\n",
-                         fmt::format("({} more kernels)", g.kernels.size() - n), "", rest * 1e6 / launches, "",
+      out += fmt::format("{:<56} {:>8} {:>10.2f} {:>9} {:>9} {:>6.1f}%\n",
+                         fmt::format("({} more kernels)", g.kernels.size() - n), "", rest * 1e6 / launches, "", "",
                          percent(rest, g.span_seconds));
-    out += fmt::format("{:<56} {:>8} {:>10.2f} {:>9} {:>6.1f}%\n", "(idle inside the replay)", "",
-                       (g.span_seconds - g.busy_seconds) * 1e6 / launches, "",
+    out += fmt::format("{:<56} {:>8} {:>10.2f} {:>9} {:>9} {:>6.1f}%\n", "(idle inside the replay)", "",
+                       (g.span_seconds - g.busy_seconds) * 1e6 / launches, "", "",
                        percent(g.span_seconds - g.busy_seconds, g.span_seconds));
   }
   return out;
@@ -384,6 +396,8 @@ nlohmann::json to_json(const KernelSummary& s) {
                    {"graph_calls", k.graph_calls},
                    {"seconds", k.seconds},
                    {"mean_us", k.mean_seconds() * 1e6},
+                   {"added_seconds", k.added_seconds},
+                   {"mean_added_us", k.mean_added_seconds() * 1e6},
                    {"min_us", k.min_seconds * 1e6},
                    {"max_us", k.max_seconds * 1e6},
                    {"bytes", k.bytes},

@@ -54,9 +54,14 @@ struct KernelStats {
   KernelKind kind = KernelKind::Kernel;
   int64_t calls = 0, graph_calls = 0;  // graph_calls: those replayed from a CUDA graph
   double seconds = 0, min_seconds = 0, max_seconds = 0;
+  // What its calls add to the device's busy time: each call's time after everything that started before it
+  // has ended. With programmatic dependent launch a kernel starts while its predecessor drains and waits for
+  // it, so its own duration counts that wait; the added time does not, and the added times sum to the busy time.
+  double added_seconds = 0;
   uint64_t bytes = 0;
   double share = 0;  // of the device's busy time
   double mean_seconds() const { return calls > 0 ? seconds / double(calls) : 0; }
+  double mean_added_seconds() const { return calls > 0 ? added_seconds / double(calls) : 0; }
 };
 
 // Idle gaps between two activities on a device's timeline, summed over a class.

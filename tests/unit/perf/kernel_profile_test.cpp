@@ -130,6 +130,49 @@ TEST(KernelSummary, RowsBusyIdleAndGaps) {
   EXPECT_NEAR(s.graphs[0].kernels[0].share, 0.5, 1e-9);  // of the summed 40 us span
   EXPECT_EQ(s.graphs[0].kernels[1].name, "b");
   EXPECT_NEAR(s.graphs[0].kernels[1].seconds, 17e-6, 1e-12);
+
+  // Added time: the b on the other stream ran under the graph's b and adds nothing; the rows' added times
+  // sum to the busy time.
+  EXPECT_NEAR(s.rows[0].added_seconds, 21e-6, 1e-12);
+  EXPECT_NEAR(s.rows[1].added_seconds, 17e-6, 1e-12);
+  EXPECT_NEAR(s.rows[2].added_seconds, 1e-6, 1e-12);
+  EXPECT_NEAR(s.rows[1].mean_added_seconds(), 17e-6 / 3, 1e-12);
+  EXPECT_NEAR(s.graphs[0].kernels[1].added_seconds, 17e-6, 1e-12);
+}
+
+// Programmatic dependent launch: each kernel of the replay starts while the one before drains and waits for
+// it, so its own duration holds that wait. The added time is what it costs the replay.
+TEST(KernelSummary, AddedTimeLeavesOutTheWaitForThePreviousKernel) {
+  KernelTrace t;
+  t.names = {"_Z4normv", "_Z4gemvv", "_Z7combinev"};
+  t.records = {
+      rec(0, 0, 4'000, 3, 10),        // norm 4 us
+      rec(1, 1'000, 30'000, 3, 10),   // gemv starts 3 us early: 29 us own, 26 us added
+      rec(2, 25'000, 32'000, 3, 10),  // combine starts 5 us early: 7 us own, 2 us added
+      rec(0, 40'000, 44'000, 3, 11),  // the next replay, the same again
+      rec(1, 41'000, 70'000, 3, 11),
+      rec(2, 65'000, 72'000, 3, 11),
+  };
+  const KernelSummary s = summarize_kernels(t);
+  EXPECT_NEAR(s.busy_seconds, 64e-6, 1e-12);
+  ASSERT_EQ(s.rows.size(), 3u);
+  EXPECT_EQ(s.rows[0].name, "gemv");
+  EXPECT_NEAR(s.rows[0].seconds, 58e-6, 1e-12);
+  EXPECT_NEAR(s.rows[0].added_seconds, 52e-6, 1e-12);
+  EXPECT_EQ(s.rows[1].name, "combine");
+  EXPECT_NEAR(s.rows[1].mean_seconds(), 7e-6, 1e-12);
+  EXPECT_NEAR(s.rows[1].mean_added_seconds(), 2e-6, 1e-12);
+  EXPECT_EQ(s.rows[2].name, "norm");
+  EXPECT_NEAR(s.rows[2].added_seconds, 8e-6, 1e-12);
+  ASSERT_EQ(s.graphs.size(), 1u);
+  double added = 0;
+  for (const KernelStats& k : s.graphs[0].kernels) added += k.added_seconds;
+  EXPECT_NEAR(added, s.graphs[0].busy_seconds, 1e-12);
+  EXPECT_NEAR(s.graphs[0].kernels[0].mean_added_seconds(), 26e-6, 1e-12);
+  const std::string table = format_kernel_summary(s, 0);
+  EXPECT_NE(table.find("added us"), std::string::npos) << table;
+  const nlohmann::json j = to_json(s);
+  EXPECT_NEAR(j["kernels"][0]["mean_added_us"].get<double>(), 26.0, 1e-9);
 }
 
 TEST(KernelSummary, EmptyAndDevicesApart) {
