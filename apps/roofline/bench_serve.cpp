@@ -272,6 +272,13 @@ void print_summary(const std::string& title, const LoadSummary& s) {
     line("  steps with prompt tokens", fmt::format("{} steps, model {:.2f} s ({:.2f} ms each)", s.engine_prefill_steps,
                                                  s.engine_prefill_model_s,
                                                  s.engine_prefill_steps ? 1e3 * s.engine_prefill_model_s / double(s.engine_prefill_steps) : 0.0));
+  auto decode_line = [&](const char* name, const server::LoadSummary::DecodeSteps& d) {
+    if (d.steps > 0)
+      line(name, fmt::format("{} steps, {:.2f} ms each ({:.0f} running on average)", d.steps, d.ms_each(),
+                             d.mean_running()));
+  };
+  decode_line("  decode-only, full batch", s.decode_full);  // >= half the peak of running sequences
+  decode_line("  decode-only, fewer running", s.decode_partial);
   line("KV slots wasted (of those held)", fmt::format("{:.2f}%", 100 * s.kv_waste));
   line("sequences running / waiting (max)", fmt::format("{} / {}", s.max_running, s.max_waiting));
 }

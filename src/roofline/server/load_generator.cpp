@@ -472,6 +472,19 @@ LoadSummary summarize(const LoadResult& result) {
     s.engine_prefill_steps = last.engine_prefill_steps - first.engine_prefill_steps;
     s.engine_prefill_model_s = last.engine_prefill_model_s - first.engine_prefill_model_s;
   }
+  // A decode step's cost depends on its batch, and a burst ends with a tail of few sequences: the mean step
+  // hides both, so intervals without a prompt step are split by how many sequences ran (the mean of the two
+  // samples around the interval).
+  for (size_t i = 1; i < result.kv.size(); ++i) {
+    const KvSample &a = result.kv[i - 1], &b = result.kv[i];
+    const int64_t steps = b.engine_steps - a.engine_steps;
+    if (steps <= 0 || b.engine_prefill_steps != a.engine_prefill_steps) continue;
+    const double running = 0.5 * double(a.running + b.running);
+    LoadSummary::DecodeSteps& d = 2 * running >= double(s.max_running) ? s.decode_full : s.decode_partial;
+    d.steps += steps;
+    d.model_s += b.engine_model_s - a.engine_model_s;
+    d.running_steps += running * double(steps);
+  }
   return s;
 }
 
@@ -514,13 +527,22 @@ Json to_json(const LoadResult& result, const LoadSummary& s, bool with_records) 
                        {"running", k.running},
                        {"waiting", k.waiting},
                        {"kv_slots_held", k.kv_slots_held},
-                       {"kv_slots_wasted", k.kv_slots_wasted}});
+                       {"kv_slots_wasted", k.kv_slots_wasted},
+                       {"engine_steps", k.engine_steps},
+                       {"engine_model_s", k.engine_model_s},
+                       {"engine_prefill_steps", k.engine_prefill_steps}});
+  auto decode_json = [](const LoadSummary::DecodeSteps& d) {
+    return Json{{"steps", d.steps}, {"model_s", d.model_s}, {"ms_each", d.ms_each()},
+                {"mean_running", d.mean_running()}};
+  };
   j["engine"] = {{"steps", s.engine_steps},
                  {"schedule_s", s.engine_schedule_s},
                  {"model_s", s.engine_model_s},
                  {"output_s", s.engine_output_s},
                  {"prefill_steps", s.engine_prefill_steps},
-                 {"prefill_model_s", s.engine_prefill_model_s}};
+                 {"prefill_model_s", s.engine_prefill_model_s},
+                 {"decode_full", decode_json(s.decode_full)},
+                 {"decode_partial", decode_json(s.decode_partial)}};
   j["kv"] = {{"peak_used_fraction", s.kv_peak_used}, {"mean_used_fraction", s.kv_mean_used},
              {"peak_blocks_used", s.kv_peak_blocks}, {"blocks_total", s.kv_blocks_total},
              {"waste_fraction", s.kv_waste},

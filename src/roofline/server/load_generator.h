@@ -132,6 +132,15 @@ struct LoadSummary {
   double engine_schedule_s = 0, engine_model_s = 0, engine_output_s = 0;
   int64_t engine_prefill_steps = 0;
   double engine_prefill_model_s = 0;
+  // Steps that ran no prompt tokens, from the /metrics samples between which no prompt step ran: with at
+  // least half the run's peak of running sequences (a full batch) and with fewer (a burst's tail).
+  struct DecodeSteps {
+    int64_t steps = 0;
+    double model_s = 0;
+    double running_steps = 0;  // running sequences x steps: the mean batch is running_steps / steps
+    double ms_each() const { return steps > 0 ? 1e3 * model_s / double(steps) : 0; }
+    double mean_running() const { return steps > 0 ? running_steps / double(steps) : 0; }
+  } decode_full, decode_partial;
   int max_running = 0, max_waiting = 0;
 };
 LoadSummary summarize(const LoadResult& result);

@@ -41,6 +41,40 @@ TEST(Percentile, LinearInterpolationBetweenClosestRanks) {
   EXPECT_NEAR(percentile(hundred, 0.99), 99.01, 1e-9);
 }
 
+// Decode-only steps are split by the batch that ran them: intervals between /metrics samples with no prompt
+// step, at >= half the peak of running sequences (the mean of the two samples) or below.
+TEST(LoadSummary, DecodeOnlyStepsByBatch) {
+  LoadResult result;
+  auto sample = [&](int running, int64_t steps, double model_s, int64_t prefill_steps) {
+    KvSample k;
+    k.running = running;
+    k.engine_steps = steps;
+    k.engine_model_s = model_s;
+    k.engine_prefill_steps = prefill_steps;
+    result.kv.push_back(k);
+  };
+  sample(0, 0, 0.0, 0);
+  sample(100, 2, 0.8, 2);    // prompt steps ran: left out
+  sample(100, 12, 1.8, 2);   // full: 10 steps, 1.0 s
+  sample(100, 22, 2.8, 2);   // full: 10 steps, 1.0 s
+  sample(10, 32, 3.1, 2);    // 55 running on average: full, 10 steps, 0.3 s
+  sample(10, 52, 3.5, 2);    // fewer: 20 steps, 0.4 s
+  sample(0, 52, 3.5, 2);     // no step
+  const LoadSummary s = summarize(result);
+  EXPECT_EQ(s.max_running, 100);
+  EXPECT_EQ(s.decode_full.steps, 30);
+  EXPECT_NEAR(s.decode_full.model_s, 2.3, 1e-12);
+  EXPECT_NEAR(s.decode_full.ms_each(), 2300.0 / 30, 1e-9);
+  EXPECT_NEAR(s.decode_full.mean_running(), 85.0, 1e-12);
+  EXPECT_EQ(s.decode_partial.steps, 20);
+  EXPECT_NEAR(s.decode_partial.ms_each(), 20.0, 1e-9);
+  EXPECT_NEAR(s.decode_partial.mean_running(), 10.0, 1e-12);
+  const nlohmann::json j = to_json(result, s);
+  EXPECT_EQ(j["engine"]["decode_full"]["steps"], 30);
+  EXPECT_NEAR(j["engine"]["decode_partial"]["ms_each"].get<double>(), 20.0, 1e-9);
+  EXPECT_EQ(j["kv"]["samples"][2]["engine_steps"], 12);
+}
+
 TEST(Percentile, SummaryIsOrdered) {
   std::mt19937_64 rng(3);
   std::lognormal_distribution<double> latency(0, 1);
