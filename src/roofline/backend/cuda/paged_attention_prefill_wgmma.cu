@@ -64,11 +64,6 @@ struct WgTiles {
   static constexpr size_t kSmemBytes = kQBytes + (2 + kVStages) * size_t(kKvBytes) + 1024;
 };
 
-// 16-byte global -> shared copy to a shared address; zero-fills without reading when !valid.
-__device__ __forceinline__ void cp_async_16(uint32_t smem, const void* global, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem), "l"(global), "r"(valid ? 16 : 0));
-}
-
 template <int D, int BN, bool kOverlap, int kMinBlocks>
 __global__ void __launch_bounds__(kThreads, kMinBlocks) paged_prefill_wgmma_kernel(PagedAttentionArgs a) {
   using T = WgTiles<D, BN, kOverlap>;
@@ -116,8 +111,8 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) paged_prefill_wgmma_kern
   for (int i = 0; i < T::kQPasses; ++i) {
     const int r = first_row + i * T::kRowsPerPass;
     const bool valid = m0 + r < seq.n;
-    cp_async_16(sQ + device::sw128_offset(kBlockM, r, chunk), q + (valid ? int64_t(m0 + r) * q_pitch + chunk * 8 : 0),
-                valid);
+    device::cp_async_16(sQ + device::sw128_offset(kBlockM, r, chunk),
+                        q + (valid ? int64_t(m0 + r) * q_pitch + chunk * 8 : 0), valid);
   }
   int pool_rows[T::kKvPasses];  // of the next key block to copy
   auto lookup_block = [&](int n0) {
@@ -132,8 +127,8 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) paged_prefill_wgmma_kern
       const uint32_t at = device::sw128_offset(BN, first_row + i * T::kRowsPerPass, chunk);
       const bool valid = pool_rows[i] >= 0;
       const int64_t from = valid ? int64_t(pool_rows[i]) * kv_pitch + chunk * 8 : 0;
-      cp_async_16(k_stage + at, k + from, valid);
-      cp_async_16(v_stage + at, v + from, valid);
+      device::cp_async_16(k_stage + at, k + from, valid);
+      device::cp_async_16(v_stage + at, v + from, valid);
     }
     device::cp_async_commit();
   };

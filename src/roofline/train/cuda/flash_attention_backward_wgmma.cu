@@ -52,8 +52,7 @@ __device__ __forceinline__ void load_tile_sw128(uint32_t tile, const bf16* base,
     const int r = item / kChunks, chunk = item % kChunks;
     const bool valid = row0 + r < row_end;
     const bf16* from = base + (valid ? int64_t(row0 + r) * ld + chunk * 8 : 0);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(tile + dev::sw128_offset(ROWS, r, chunk)),
-                 "l"(from), "r"(valid ? 16 : 0));
+    dev::cp_async_16(tile + dev::sw128_offset(ROWS, r, chunk), from, valid);
   }
 }
 

@@ -52,11 +52,6 @@ struct WgTiles {
   static constexpr size_t kSmemBytes = kQBytes + (2 + kVStages) * size_t(kKvBytes) + 1024;
 };
 
-// 16-byte global -> shared copy to a shared address; zero-fills without reading when !valid.
-__device__ __forceinline__ void cp_async_16_to(uint32_t smem, const void* global, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem), "l"(global), "r"(valid ? 16 : 0));
-}
-
 template <int D, int BN, int kMinBlocks>
 __global__ void __launch_bounds__(kWgThreads, kMinBlocks)
     flash_forward_wgmma_kernel(Problem p, const bf16* __restrict__ q, const bf16* __restrict__ k,
@@ -91,8 +86,8 @@ __global__ void __launch_bounds__(kWgThreads, kMinBlocks)
   for (int i = 0; i < T::kQPasses; ++i) {
     const int r = first_row + i * T::kRowsPerPass;
     const bool valid = m0 + r < p.T;
-    cp_async_16_to(sQ + dev::sw128_offset(kBlockM, r, chunk), qh + (valid ? int64_t(m0 + r) * p.ld_q + chunk * 8 : 0),
-                   valid);
+    dev::cp_async_16(sQ + dev::sw128_offset(kBlockM, r, chunk), qh + (valid ? int64_t(m0 + r) * p.ld_q + chunk * 8 : 0),
+                     valid);
   }
   // Block j (keys n_first + j BN ..): its K goes to K stage j % 2, its V to V stage j % 3; one commit group.
   auto load_block = [&](int j) {
@@ -104,8 +99,8 @@ __global__ void __launch_bounds__(kWgThreads, kMinBlocks)
       const uint32_t at = dev::sw128_offset(BN, r, chunk);
       const bool valid = n0 + r < kv_end;
       const int64_t from = valid ? int64_t(n0 + r) * p.ld_kv + chunk * 8 : 0;
-      cp_async_16_to(k_stage + at, kh + from, valid);
-      cp_async_16_to(v_stage + at, vh + from, valid);
+      dev::cp_async_16(k_stage + at, kh + from, valid);
+      dev::cp_async_16(v_stage + at, vh + from, valid);
     }
     dev::cp_async_commit();
   };
