@@ -31,6 +31,7 @@
 #include "roofline/backend/cuda/cuda_check.h"
 #include "roofline/backend/cuda/device/wgmma.cuh"
 #include "roofline/backend/cuda/device/wgmma_attention.cuh"
+#include "roofline/backend/cuda/device/wgmma_attention_tiles.cuh"
 #include "roofline/core/error.h"
 #include "roofline/train/cuda/flash_attention_tiles.cuh"
 
@@ -158,12 +159,6 @@ __device__ __forceinline__ void store_accumulator(bf16* dst, int64_t ld, int row
   }
 }
 
-__device__ __forceinline__ void enter_step() {
-  dev::cp_async_wait<0>();          // this thread's copies of the step landed
-  dev::fence_proxy_async_shared();  // ... and are visible to the tensor cores' operand reads
-  __syncthreads();                  // ... for every thread; every warpgroup waited for its last step's products
-}
-
 // ---- dK, dV ----------------------------------------------------------------------------------------------
 
 template <int D, int kWG>
@@ -241,7 +236,7 @@ __global__ void __launch_bounds__(128 * kWG, kMinBlocks)
   for (int step = 0; step < steps; ++step) {
     const int buf = step & 1;
     const bool more = step + 1 < steps;
-    enter_step();
+    dev::await_tiles();
     float next_lse = 0.0f, next_delta = 0.0f;
     if (more) {
       issue_tiles(step + 1, buf ^ 1);
@@ -394,7 +389,7 @@ __global__ void __launch_bounds__(128, kMinBlocks)
   load_tile_sw128<kBlock, D, kThreads>(sV, vh, p.ld_kv, n0, p.T);
   issue_step_loads(0);
   store_stats(0);
-  enter_step();
+  dev::await_tiles();
   if (steps > 1) {
     issue_step_loads(1);
     store_stats(1);
@@ -444,7 +439,7 @@ __global__ void __launch_bounds__(128, kMinBlocks)
     // While dV(step) and dK(step) run: the barrier for step + 1's tiles (its readers of stage (step - 1) % 3,
     // dV and dK of step - 1, finished before this thread's waits in finish_step), step + 2's copies, and step
     // + 1's scores, queued behind dK on the tensor cores.
-    enter_step();
+    dev::await_tiles();
     if (step + 2 < steps) issue_step_loads(step + 2);
     issue_scores(step + 1);
     if (step + 2 < steps) store_stats(step + 2);
@@ -517,7 +512,7 @@ __global__ void __launch_bounds__(128 * kWG, kMinBlocks)
   uint32_t dsf[kBlock / 16][4];
   int buf = 0;
   for (int n0 = n_first; n0 < kv_end; n0 += kBlockN, buf ^= 1) {
-    enter_step();
+    dev::await_tiles();
     if (n0 + kBlockN < kv_end) {
       load_tile_sw128<kBlockN, D, kThreads>(sK + (buf ^ 1) * Tl::kKvBytes, kh, p.ld_kv, n0 + kBlockN, kv_end);
       load_tile_sw128<kBlockN, D, kThreads>(sV + (buf ^ 1) * Tl::kKvBytes, vh, p.ld_kv, n0 + kBlockN, kv_end);

@@ -2,7 +2,8 @@
 // shared by the inference prefill kernel (paged_attention_prefill_wgmma.cu) and the training forward
 // (train/cuda/flash_attention_forward_wgmma.cu). The two differ only in where a tile's rows come from (pool rows
 // through a block table, or strided token rows), so the layout, the copies, the descriptors and the products'
-// issue live here, and each kernel says only which source row a tile row is.
+// issue live here, and each kernel says only which source row a tile row is. The training backward's kernels
+// start their steps with the same await_tiles.
 // A CTA is two warpgroups of 64 query rows. In shared memory, in the SW128 rows layout (wgmma.cuh): Q
 // [kBlockM x D], K [BN x D] in two stages, V [BN x D] in kVStages (3 when S of block j is issued beside P V of
 // block j - 1: V of j - 1 is still read while V of j + 1 lands). Every stage is a multiple of 8 KB, so each
