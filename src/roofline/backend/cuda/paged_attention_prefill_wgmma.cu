@@ -13,7 +13,8 @@
 // intra-warpgroup pipelining); the serial form waits for each product. Tiles live in shared memory in the
 // 128-byte-swizzled layout the descriptors describe (device/wgmma.cuh, "SW128 rows"): Q [kBlockM x D], K
 // [BN x D] in two stages and V [BN x D] in two (serial) or three (overlapped: V of j - 1 is read while V of
-// j + 1 lands). Shared memory, hd 128 / 128 keys overlapped: 32 + 64 + 96 KB, one CTA per multiprocessor.
+// j + 1 lands); copies, descriptors and issue are the training forward's (device/wgmma_attention_tiles.cuh).
+// Shared memory, hd 128 / 128 keys overlapped: 32 + 64 + 96 KB, one CTA per multiprocessor.
 // Every thread copies its 16-byte chunks with cp.async, one pool row at a time through the block table (pages
 // are 16 rows, so a tile is many pages); the block's pool rows are looked up one block ahead into registers,
 // and K/V of block i + 1 load while block i is computed (issued right after block i's products, so the copies
@@ -34,6 +35,7 @@
 #include "roofline/backend/cuda/device/reduce.cuh"
 #include "roofline/backend/cuda/device/wgmma.cuh"
 #include "roofline/backend/cuda/device/wgmma_attention.cuh"
+#include "roofline/backend/cuda/device/wgmma_attention_tiles.cuh"
 #include "roofline/backend/cuda/kernels.h"
 #include "roofline/backend/cuda/paged_attention.cuh"
 #include "roofline/core/error.h"
@@ -44,40 +46,18 @@ namespace {
 
 using device::bf16;
 
-constexpr int kWarpGroups = 2;
-constexpr int kThreads = 128 * kWarpGroups;
-
+// The overlapped loop reads V one block late: three V stages instead of two.
 template <int D, int BN, bool kOverlap>
-struct WgTiles {
-  static_assert(D == 64 || D == 128, "head_dim 64 or 128 (rows of one or two 128-byte swizzle atoms)");
-  static_assert(BN == 64 || BN == 128, "64 or 128 keys per block");
-  static constexpr int kBlockM = 64 * kWarpGroups;       // query rows per CTA
-  static constexpr int kChunks = D / 8;                  // 16-byte chunks per row
-  static constexpr int kRowsPerPass = kThreads / kChunks;  // rows one copy instruction of the CTA covers
-  static constexpr int kQPasses = kBlockM / kRowsPerPass;
-  static constexpr int kKvPasses = BN / kRowsPerPass;
-  static constexpr uint32_t kQBytes = kBlockM * D * 2;
-  static constexpr uint32_t kKvBytes = BN * D * 2;  // one K or V tile (one stage)
-  static constexpr int kVStages = kOverlap ? 3 : 2;  // the overlapped loop reads V one block late
-  // Q, K stages 0 and 1, V stages, each a multiple of 8 KB, so all start 1024-byte aligned after the base is;
-  // the slack aligns the base.
-  static constexpr size_t kSmemBytes = kQBytes + (2 + kVStages) * size_t(kKvBytes) + 1024;
-};
-
-// 16-byte global -> shared copy to a shared address; zero-fills without reading when !valid.
-__device__ __forceinline__ void cp_async_16(uint32_t smem, const void* global, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem), "l"(global), "r"(valid ? 16 : 0));
-}
+using WgTiles = device::WgForwardTiles<D, BN, kOverlap ? 3 : 2>;
 
 template <int D, int BN, bool kOverlap, int kMinBlocks>
-__global__ void __launch_bounds__(kThreads, kMinBlocks) paged_prefill_wgmma_kernel(PagedAttentionArgs a) {
+__global__ void __launch_bounds__(device::kForwardThreads, kMinBlocks)
+    paged_prefill_wgmma_kernel(PagedAttentionArgs a) {
   using T = WgTiles<D, BN, kOverlap>;
   constexpr int kBlockM = T::kBlockM;
   constexpr int kNTiles = BN / 8;  // n8 tiles of the score accumulator
   extern __shared__ unsigned char smem_raw[];
-  const uint32_t sQ = (device::smem_address(smem_raw) + 1023u) & ~1023u;
-  const uint32_t sK = sQ + T::kQBytes;                // [2][BN x D]
-  const uint32_t sV = sK + 2 * T::kKvBytes;           // [kVStages][BN x D]
+  const device::ForwardTileAddresses tiles = T::addresses(smem_raw);
 
   const SequenceView seq = load_sequence(a, int(blockIdx.z));
   // Longest (last) query blocks first: under the causal mask they have the most keys.
@@ -110,42 +90,25 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) paged_prefill_wgmma_kern
     return pool_row(seq, p, a.block_size);
   };
 
-  // This thread copies chunk `chunk` of rows first_row + i * kRowsPerPass of every tile.
   const int chunk = tid % T::kChunks, first_row = tid / T::kChunks;
-#pragma unroll
-  for (int i = 0; i < T::kQPasses; ++i) {
-    const int r = first_row + i * T::kRowsPerPass;
-    const bool valid = m0 + r < seq.n;
-    cp_async_16(sQ + device::sw128_offset(kBlockM, r, chunk), q + (valid ? int64_t(m0 + r) * q_pitch + chunk * 8 : 0),
-                valid);
-  }
+  T::load_q(tiles, q, q_pitch, m0, seq.n, first_row, chunk);
   int pool_rows[T::kKvPasses];  // of the next key block to copy
   auto lookup_block = [&](int n0) {
 #pragma unroll
     for (int i = 0; i < T::kKvPasses; ++i) pool_rows[i] = lookup(n0 + first_row + i * T::kRowsPerPass);
   };
-  // Block j's K goes to K stage j % 2, its V to V stage j % kVStages; one commit group per block.
+  // Block j from the pool rows looked up for it (-1: zero-filled, never read).
   auto load_block = [&](int j) {
-    const uint32_t k_stage = sK + (j % 2) * T::kKvBytes, v_stage = sV + (j % T::kVStages) * T::kKvBytes;
-#pragma unroll
-    for (int i = 0; i < T::kKvPasses; ++i) {
-      const uint32_t at = device::sw128_offset(BN, first_row + i * T::kRowsPerPass, chunk);
-      const bool valid = pool_rows[i] >= 0;
-      const int64_t from = valid ? int64_t(pool_rows[i]) * kv_pitch + chunk * 8 : 0;
-      cp_async_16(k_stage + at, k + from, valid);
-      cp_async_16(v_stage + at, v + from, valid);
-    }
-    device::cp_async_commit();
+    T::load_kv_block(tiles, j, k, v, kv_pitch, first_row, chunk, [&](int i, int, int& row) {
+      row = pool_rows[i];
+      return row >= 0;
+    });
   };
   lookup_block(n_first);
   load_block(0);
   lookup_block(n_first + BN);  // in flight while the first block lands
 
-  // Descriptors (device/wgmma.cuh): Q rows of this warpgroup and K are K-major, V is N-major with its 64-dim
-  // atoms BN * 128 bytes apart. Offsets are added in 16-byte units to the start-address field.
-  const uint64_t q_desc = device::sw128_descriptor(sQ + warp_group * 64 * 128, 16, 1024);
-  const uint64_t k_desc = device::sw128_descriptor(sK, 16, 1024);
-  const uint64_t v_desc = device::sw128_descriptor(sV, BN * 128, 1024);
+  const device::ForwardDescriptors desc = T::descriptors(tiles, warp_group);
 
   float o[D / 2];  // O: this warpgroup's 64 x D accumulator (layout in device/wgmma.cuh)
 #pragma unroll
@@ -158,11 +121,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) paged_prefill_wgmma_kern
 
   // Top of block j: its K and V have landed and are visible to the tensor cores for every thread; every
   // warpgroup is done with the stages the next loads overwrite.
-  auto enter_block = [&] {
-    device::cp_async_wait<0>();          // this thread's copies of block j (and Q, the first time) landed
-    device::fence_proxy_async_shared();  // ... and are visible to the async proxy (wgmma operand reads)
-    __syncthreads();                     // ... for every thread; and every warpgroup left block j - 1
-  };
+  auto enter_block = [&] { device::await_tiles(); };
   // The next block's loads (into stages no product of block j reads), issued once block j's products are: the
   // copies and table reads then run under the tensor cores instead of between two blocks' products. With two
   // CTAs per multiprocessor (128 registers) they are issued before the products instead: held across the
@@ -181,24 +140,8 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) paged_prefill_wgmma_kern
   // block's fence).
 #pragma unroll
   for (int i = 0; i < BN / 2; ++i) s[i] = 0.0f;
-  // S = Q K^T of block j, (64 x BN) per warpgroup: D / 16 k-steps; k-step kk is atom kk / 4, bytes (kk % 4) * 32.
-  // Issued only: the caller commits and waits.
-  auto issue_scores = [&](int j) {
-#pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-      const uint32_t q_at = (kk / 4) * kBlockM * 128 + (kk % 4) * 32;
-      const uint32_t k_at = (j % 2) * T::kKvBytes + (kk / 4) * BN * 128 + (kk % 4) * 32;
-      device::wgmma_scores<BN>(s, q_desc + (q_at >> 4), k_desc + (k_at >> 4), kk > 0);
-    }
-  };
-  // O += P V of block j: BN / 16 k-steps of 16 keys, 2048 bytes of V each. Issued only.
-  auto issue_values = [&](int j) {
-#pragma unroll
-    for (int kk = 0; kk < BN / 16; ++kk) {
-      const uint32_t v_at = (j % T::kVStages) * T::kKvBytes + kk * 2048;
-      device::wgmma_values<D>(o, pf[kk], v_desc + (v_at >> 4));
-    }
-  };
+  auto issue_scores = [&](int j) { T::issue_scores(s, desc, j); };
+  auto issue_values = [&](int j) { T::issue_values(o, pf, desc, j); };
   // Masks and exponentiates s in place (block of keys n0 ..), updates row_max and row_sum, and returns in
   // correction[r] the factor O's row r must be scaled by (1 when its max did not grow) and whether any row of
   // the warp grew.
@@ -273,7 +216,7 @@ void launch(const PagedAttentionArgs& a, cudaStream_t stream) {
   auto kernel = paged_prefill_wgmma_kernel<D, BN, kOverlap, kMinBlocks>;
   ROOFLINE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   const dim3 grid(unsigned((a.max_query_len + T::kBlockM - 1) / T::kBlockM), unsigned(a.Hq), unsigned(a.num_seqs));
-  kernel<<<grid, kThreads, smem, stream>>>(a);
+  kernel<<<grid, device::kForwardThreads, smem, stream>>>(a);
   ROOFLINE_CUDA_CHECK_LAUNCH();
 }
 

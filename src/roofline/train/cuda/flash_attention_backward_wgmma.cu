@@ -31,6 +31,7 @@
 #include "roofline/backend/cuda/cuda_check.h"
 #include "roofline/backend/cuda/device/wgmma.cuh"
 #include "roofline/backend/cuda/device/wgmma_attention.cuh"
+#include "roofline/backend/cuda/device/wgmma_attention_tiles.cuh"
 #include "roofline/core/error.h"
 #include "roofline/train/cuda/flash_attention_tiles.cuh"
 
@@ -52,8 +53,7 @@ __device__ __forceinline__ void load_tile_sw128(uint32_t tile, const bf16* base,
     const int r = item / kChunks, chunk = item % kChunks;
     const bool valid = row0 + r < row_end;
     const bf16* from = base + (valid ? int64_t(row0 + r) * ld + chunk * 8 : 0);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(tile + dev::sw128_offset(ROWS, r, chunk)),
-                 "l"(from), "r"(valid ? 16 : 0));
+    dev::cp_async_16(tile + dev::sw128_offset(ROWS, r, chunk), from, valid);
   }
 }
 
@@ -66,6 +66,34 @@ __device__ __forceinline__ void issue_ss(float (&acc)[32], uint64_t a_desc, int 
     const uint32_t a_at = (kk / 4) * a_rows * 128 + (kk % 4) * 32, b_at = (kk / 4) * b_rows * 128 + (kk % 4) * 32;
     dev::wgmma_m64n64k16_ss(acc, a_desc + (a_at >> 4), b_desc + (b_at >> 4), kk > 0);
   }
+}
+
+// S and dP (or their transposes) as two commit groups, so that the exponentials of P can start while dP is still
+// on the tensor cores: s (+)= A_s B_s^T, dp (+)= A_dp B_dp^T over D (issue_ss); the B operands' stage starts
+// b_stage_at (16-byte units) past their descriptors. Fences first: the accumulators were last written by the
+// previous step's math.
+template <int D>
+__device__ __forceinline__ void issue_score_pair(float (&s)[32], float (&dp)[32], uint64_t a_s_desc,
+                                                 uint64_t a_dp_desc, int a_rows, uint64_t b_s_desc,
+                                                 uint64_t b_dp_desc, int b_rows, uint32_t b_stage_at) {
+  dev::fence_registers(s);
+  dev::fence_registers(dp);
+  dev::wgmma_fence();
+  issue_ss<D>(s, a_s_desc, a_rows, b_s_desc + b_stage_at, b_rows);
+  dev::wgmma_commit();
+  issue_ss<D>(dp, a_dp_desc, a_rows, b_dp_desc + b_stage_at, b_rows);
+  dev::wgmma_commit();
+}
+
+// Row statistics of query row block_row + offset of head `head` of sequence b: lse in log2 units (+inf past T,
+// so that P = 0) and delta (0 past T). The row is summed here rather than passed whole: a whole row (a plain
+// argument) turns the bounds compare around when this is compiled on its own, which reorders the callers' SASS.
+__device__ __forceinline__ void load_row_statistics(const Problem& p, const float* lse, const float* delta, int b,
+                                                    int head, int block_row, int offset, float& lse2, float& dlt) {
+  const int row = block_row + offset;
+  const int64_t at = (int64_t(b) * p.Hq + head) * p.T + row;
+  lse2 = row < p.T ? lse[at] * kLog2e : INFINITY;
+  dlt = row < p.T ? delta[at] : 0.0f;
 }
 
 // acc += A B over 64 rows of B: A as register fragments (k-step kk = B rows 16kk ..), B an N-major SW128 tile
@@ -131,12 +159,6 @@ __device__ __forceinline__ void store_accumulator(bf16* dst, int64_t ld, int row
   }
 }
 
-__device__ __forceinline__ void enter_step() {
-  dev::cp_async_wait<0>();          // this thread's copies of the step landed
-  dev::fence_proxy_async_shared();  // ... and are visible to the tensor cores' operand reads
-  __syncthreads();                  // ... for every thread; every warpgroup waited for its last step's products
-}
-
 // ---- dK, dV ----------------------------------------------------------------------------------------------
 
 template <int D, int kWG>
@@ -186,10 +208,7 @@ __global__ void __launch_bounds__(128 * kWG, kMinBlocks)
                                           p.ld_o, m0, p.T);
   };
   auto load_stats = [&](int step, float& lse2, float& dlt) {
-    const int row = step_row0(step) + tid;
-    const int64_t at = (int64_t(b) * p.Hq + step_head(step)) * p.T + row;
-    lse2 = row < p.T ? lse[at] * kLog2e : INFINITY;
-    dlt = row < p.T ? delta[at] : 0.0f;
+    load_row_statistics(p, lse, delta, b, step_head(step), step_row0(step), tid, lse2, dlt);
   };
 
   load_tile_sw128<kBlockN, D, kThreads>(sK, kh, p.ld_kv, n0, p.T);
@@ -217,7 +236,7 @@ __global__ void __launch_bounds__(128 * kWG, kMinBlocks)
   for (int step = 0; step < steps; ++step) {
     const int buf = step & 1;
     const bool more = step + 1 < steps;
-    enter_step();
+    dev::await_tiles();
     float next_lse = 0.0f, next_delta = 0.0f;
     if (more) {
       issue_tiles(step + 1, buf ^ 1);
@@ -230,13 +249,7 @@ __global__ void __launch_bounds__(128 * kWG, kMinBlocks)
     const bool idle = key0 > m0 + kBlockM - 1 || (p.window > 0 && m0 >= key0 + kBlock - 1 + p.window);
     if (!idle) {
       const uint32_t tile_at = (buf * Tl::kRowBytes) >> 4;
-      dev::fence_registers(s);
-      dev::fence_registers(dp);
-      dev::wgmma_fence();
-      issue_ss<D>(s, k_desc, kBlockN, q_desc + tile_at, kBlockM);
-      dev::wgmma_commit();
-      issue_ss<D>(dp, v_desc, kBlockN, do_desc + tile_at, kBlockM);
-      dev::wgmma_commit();
+      issue_score_pair<D>(s, dp, k_desc, v_desc, kBlockN, q_desc, do_desc, kBlockM, tile_at);
       // kOverlap: P^T is computed while dP^T is still on the tensor cores, and dS^T while dV is.
       if constexpr (kOverlap) dev::wgmma_wait<1>();
       else dev::wgmma_wait<0>();
@@ -292,7 +305,6 @@ __global__ void __launch_bounds__(128 * kWG, kMinBlocks)
 // barrier before S^T(n + 1) proves every reader of stage (n - 1) % 3 finished, so step n + 2's tiles may land there.
 // kLean: dS^T = P^T (dP^T - delta) takes P^T from its bf16 fragments (as dV uses it), so the f32 P^T dies at the
 // packing; with kMinBlocks = 3 the compiler is asked for <= 168 registers (three CTAs per multiprocessor).
-template <int kMinBlocks, bool kLean>
 struct PipeDkDvTiles {
   static constexpr int D = 64, kThreads = 128, kStages = 3;
   static constexpr uint32_t kKvBytes = kBlock * D * 2, kRowBytes = kBlock * D * 2;
@@ -312,7 +324,7 @@ __global__ void __launch_bounds__(128, kMinBlocks)
                                       const bf16* __restrict__ v, const bf16* __restrict__ dout,
                                       const float* __restrict__ lse, const float* __restrict__ delta,
                                       bf16* __restrict__ dk, bf16* __restrict__ dv) {
-  using Tl = PipeDkDvTiles<kMinBlocks, kLean>;
+  using Tl = PipeDkDvTiles;
   constexpr int D = Tl::D, kThreads = Tl::kThreads, kStages = Tl::kStages;
   extern __shared__ unsigned char smem_raw[];
   const uint32_t base = (dev::smem_address(smem_raw) + 1023u) & ~1023u;
@@ -346,12 +358,7 @@ __global__ void __launch_bounds__(128, kMinBlocks)
     load_tile_sw128<kBlock, D, kThreads>(sdO + stage * Tl::kRowBytes, dout + int64_t(b) * p.T * p.ld_o + h * D,
                                          p.ld_o, m0, p.T);
     dev::cp_async_commit();
-    if (tid < kBlock) {
-      const int row = m0 + tid;
-      const int64_t at = (int64_t(b) * p.Hq + h) * p.T + row;
-      next_lse = row < p.T ? lse[at] * kLog2e : INFINITY;
-      next_delta = row < p.T ? delta[at] : 0.0f;
-    }
+    if (tid < kBlock) load_row_statistics(p, lse, delta, b, h, m0, tid, next_lse, next_delta);
   };
   auto store_stats = [&](int step) {
     if (tid < kBlock) {
@@ -375,20 +382,14 @@ __global__ void __launch_bounds__(128, kMinBlocks)
 
   auto issue_scores = [&](int step) {
     const uint32_t tile_at = ((step % kStages) * Tl::kRowBytes) >> 4;
-    dev::fence_registers(s);
-    dev::fence_registers(dp);
-    dev::wgmma_fence();
-    issue_ss<D>(s, k_desc, kBlock, q_desc + tile_at, kBlock);
-    dev::wgmma_commit();
-    issue_ss<D>(dp, v_desc, kBlock, do_desc + tile_at, kBlock);
-    dev::wgmma_commit();
+    issue_score_pair<D>(s, dp, k_desc, v_desc, kBlock, q_desc, do_desc, kBlock, tile_at);
   };
 
   load_tile_sw128<kBlock, D, kThreads>(sK, kh, p.ld_kv, n0, p.T);
   load_tile_sw128<kBlock, D, kThreads>(sV, vh, p.ld_kv, n0, p.T);
   issue_step_loads(0);
   store_stats(0);
-  enter_step();
+  dev::await_tiles();
   if (steps > 1) {
     issue_step_loads(1);
     store_stats(1);
@@ -438,7 +439,7 @@ __global__ void __launch_bounds__(128, kMinBlocks)
     // While dV(step) and dK(step) run: the barrier for step + 1's tiles (its readers of stage (step - 1) % 3,
     // dV and dK of step - 1, finished before this thread's waits in finish_step), step + 2's copies, and step
     // + 1's scores, queued behind dK on the tensor cores.
-    enter_step();
+    dev::await_tiles();
     if (step + 2 < steps) issue_step_loads(step + 2);
     issue_scores(step + 1);
     if (step + 2 < steps) store_stats(step + 2);
@@ -496,12 +497,7 @@ __global__ void __launch_bounds__(128 * kWG, kMinBlocks)
   const int q0 = m0 + wg * kBlock;  // this warpgroup's first query row
   float lse2[2], dlt[2];            // rows g and g + 8 of the warp; rows past T: P = 0
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const int row = q0 + 16 * warp + g + 8 * r;
-    const int64_t at = (int64_t(b) * p.Hq + head) * p.T + row;
-    lse2[r] = row < p.T ? lse[at] * kLog2e : INFINITY;
-    dlt[r] = row < p.T ? delta[at] : 0.0f;
-  }
+  for (int r = 0; r < 2; ++r) load_row_statistics(p, lse, delta, b, head, q0 + 16 * warp + g, 8 * r, lse2[r], dlt[r]);
 
   const uint64_t q_desc = dev::sw128_descriptor(sQ + wg * kBlock * 128, 16, 1024);
   const uint64_t do_desc = dev::sw128_descriptor(sdO + wg * kBlock * 128, 16, 1024);
@@ -516,7 +512,7 @@ __global__ void __launch_bounds__(128 * kWG, kMinBlocks)
   uint32_t dsf[kBlock / 16][4];
   int buf = 0;
   for (int n0 = n_first; n0 < kv_end; n0 += kBlockN, buf ^= 1) {
-    enter_step();
+    dev::await_tiles();
     if (n0 + kBlockN < kv_end) {
       load_tile_sw128<kBlockN, D, kThreads>(sK + (buf ^ 1) * Tl::kKvBytes, kh, p.ld_kv, n0 + kBlockN, kv_end);
       load_tile_sw128<kBlockN, D, kThreads>(sV + (buf ^ 1) * Tl::kKvBytes, vh, p.ld_kv, n0 + kBlockN, kv_end);
@@ -526,13 +522,7 @@ __global__ void __launch_bounds__(128 * kWG, kMinBlocks)
     const bool idle = n0 > q0 + kBlock - 1 || (p.window > 0 && q0 >= n0 + kBlockN - 1 + p.window);
     if (idle) continue;
     const uint32_t stage_at = (buf * Tl::kKvBytes) >> 4;
-    dev::fence_registers(s);
-    dev::fence_registers(dp);
-    dev::wgmma_fence();
-    issue_ss<D>(s, q_desc, kBlockM, k_desc + stage_at, kBlockN);
-    dev::wgmma_commit();
-    issue_ss<D>(dp, do_desc, kBlockM, v_desc + stage_at, kBlockN);
-    dev::wgmma_commit();
+    issue_score_pair<D>(s, dp, q_desc, do_desc, kBlockM, k_desc, v_desc, kBlockN, stage_at);
     // kOverlap: P is computed while dP is still on the tensor cores.
     if constexpr (kOverlap) dev::wgmma_wait<1>();
     else dev::wgmma_wait<0>();
@@ -588,7 +578,7 @@ void launch(const Problem& p, const bf16* q, const bf16* k, const bf16* v, const
   if constexpr (kPipe != 0) {
     static_assert(D == 64 && DKDV_WG == 1 && kOverlap, "the pipelined dK/dV kernel: head_dim 64, one warpgroup");
     if (part != 2) {
-      using Tl = PipeDkDvTiles<kPipe, kPipe == 3>;
+      using Tl = PipeDkDvTiles;
       auto kernel = flash_dkdv_wgmma_pipelined_kernel<kPipe, kPipe == 3>;
       allow_smem(kernel, Tl::kSmemBytes);
       const dim3 grid(unsigned((p.T + kBlock - 1) / kBlock), unsigned(p.Hkv), unsigned(p.B));

@@ -13,11 +13,12 @@
 // S of block j and P V of block j - 1 are issued together and the softmax of j runs while the tensor cores
 // finish P V of j - 1 (FlashAttention-3's intra-warpgroup overlap). Tiles live in shared memory in the
 // 128-byte-swizzled layout the descriptors describe (device/wgmma.cuh, "SW128 rows"): Q [128 x D], K [BN x D] in
-// two stages, V [BN x D] in three (V of j - 1 is read while V of j + 1 lands). Each block starts with
-// cp.async.wait_group 0, fence.proxy.async (cp.async writes through the generic proxy, wgmma reads through the
-// async proxy) and a barrier, which also tells every warpgroup that the stages the next copies overwrite are
-// free again. Rows past T are zero-filled on load and never stored; keys past the CTA's last visible key are
-// zero-filled and masked (as the mma.sync kernel).
+// two stages, V [BN x D] in three (V of j - 1 is read while V of j + 1 lands); copies, descriptors and issue are
+// the prefill kernel's (device/wgmma_attention_tiles.cuh). Each block starts with cp.async.wait_group 0,
+// fence.proxy.async (cp.async writes through the generic proxy, wgmma reads through the async proxy) and a
+// barrier, which also tells every warpgroup that the stages the next copies overwrite are free again. Rows past
+// T are zero-filled on load and never stored; keys past the CTA's last visible key are zero-filled and masked
+// (as the mma.sync kernel).
 #include <nvtx3/nvtx3.hpp>
 
 #include <cmath>
@@ -25,6 +26,7 @@
 #include "roofline/backend/cuda/cuda_check.h"
 #include "roofline/backend/cuda/device/wgmma.cuh"
 #include "roofline/backend/cuda/device/wgmma_attention.cuh"
+#include "roofline/backend/cuda/device/wgmma_attention_tiles.cuh"
 #include "roofline/core/error.h"
 #include "roofline/train/cuda/flash_attention_tiles.cuh"
 
@@ -32,42 +34,19 @@ namespace roofline::train::cuda::detail {
 
 namespace {
 
-constexpr int kWarpGroups = 2;
-constexpr int kWgThreads = 128 * kWarpGroups;
-
+// Three V stages: the overlapped loop reads V one block late.
 template <int D, int BN>
-struct WgTiles {
-  static_assert(D == 64 || D == 128, "head_dim 64 or 128 (rows of one or two 128-byte swizzle atoms)");
-  static_assert(BN == 64 || BN == 128, "64 or 128 keys per block");
-  static constexpr int kBlockM = 64 * kWarpGroups;           // query rows per CTA
-  static constexpr int kChunks = D / 8;                      // 16-byte chunks per row
-  static constexpr int kRowsPerPass = kWgThreads / kChunks;  // rows one copy instruction of the CTA covers
-  static constexpr int kQPasses = kBlockM / kRowsPerPass;
-  static constexpr int kKvPasses = BN / kRowsPerPass;
-  static constexpr uint32_t kQBytes = kBlockM * D * 2;
-  static constexpr uint32_t kKvBytes = BN * D * 2;  // one K or V tile (one stage)
-  static constexpr int kVStages = 3;                // the overlapped loop reads V one block late
-  // Q, two K stages, three V stages, each a multiple of 8 KB, so all start 1024-byte aligned after the base is;
-  // the slack aligns the base.
-  static constexpr size_t kSmemBytes = kQBytes + (2 + kVStages) * size_t(kKvBytes) + 1024;
-};
-
-// 16-byte global -> shared copy to a shared address; zero-fills without reading when !valid.
-__device__ __forceinline__ void cp_async_16_to(uint32_t smem, const void* global, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem), "l"(global), "r"(valid ? 16 : 0));
-}
+using WgTiles = dev::WgForwardTiles<D, BN, 3>;
 
 template <int D, int BN, int kMinBlocks>
-__global__ void __launch_bounds__(kWgThreads, kMinBlocks)
+__global__ void __launch_bounds__(dev::kForwardThreads, kMinBlocks)
     flash_forward_wgmma_kernel(Problem p, const bf16* __restrict__ q, const bf16* __restrict__ k,
                                const bf16* __restrict__ v, bf16* __restrict__ out, float* __restrict__ lse) {
   using T = WgTiles<D, BN>;
   constexpr int kBlockM = T::kBlockM;
   constexpr int kNTiles = BN / 8;  // n8 tiles of the score accumulator
   extern __shared__ unsigned char smem_raw[];
-  const uint32_t sQ = (dev::smem_address(smem_raw) + 1023u) & ~1023u;
-  const uint32_t sK = sQ + T::kQBytes;       // [2][BN x D]
-  const uint32_t sV = sK + 2 * T::kKvBytes;  // [3][BN x D]
+  const dev::ForwardTileAddresses tiles = T::addresses(smem_raw);
 
   // Last query blocks first: under the causal mask they have the most keys.
   const int m0 = int(gridDim.x - 1 - blockIdx.x) * kBlockM;
@@ -85,37 +64,18 @@ __global__ void __launch_bounds__(kWgThreads, kMinBlocks)
   const int kv_end = q_last + 1;
   const int n_first = kv_begin / BN * BN;
 
-  // This thread copies chunk `chunk` of rows first_row + i * kRowsPerPass of every tile.
   const int chunk = tid % T::kChunks, first_row = tid / T::kChunks;
-#pragma unroll
-  for (int i = 0; i < T::kQPasses; ++i) {
-    const int r = first_row + i * T::kRowsPerPass;
-    const bool valid = m0 + r < p.T;
-    cp_async_16_to(sQ + dev::sw128_offset(kBlockM, r, chunk), qh + (valid ? int64_t(m0 + r) * p.ld_q + chunk * 8 : 0),
-                   valid);
-  }
-  // Block j (keys n_first + j BN ..): its K goes to K stage j % 2, its V to V stage j % 3; one commit group.
+  T::load_q(tiles, qh, p.ld_q, m0, p.T, first_row, chunk);
+  // Block j holds keys n_first + j BN ..; keys from kv_end on are zero-filled.
   auto load_block = [&](int j) {
-    const uint32_t k_stage = sK + (j % 2) * T::kKvBytes, v_stage = sV + (j % T::kVStages) * T::kKvBytes;
     const int n0 = n_first + j * BN;
-#pragma unroll
-    for (int i = 0; i < T::kKvPasses; ++i) {
-      const int r = first_row + i * T::kRowsPerPass;
-      const uint32_t at = dev::sw128_offset(BN, r, chunk);
-      const bool valid = n0 + r < kv_end;
-      const int64_t from = valid ? int64_t(n0 + r) * p.ld_kv + chunk * 8 : 0;
-      cp_async_16_to(k_stage + at, kh + from, valid);
-      cp_async_16_to(v_stage + at, vh + from, valid);
-    }
-    dev::cp_async_commit();
+    T::load_kv_block(tiles, j, kh, vh, p.ld_kv, first_row, chunk, [&](int, int r, int& row) {
+      row = n0 + r;
+      return row < kv_end;
+    });
   };
   load_block(0);
-
-  // Descriptors (device/wgmma.cuh): Q rows of this warpgroup and K are K-major, V is N-major with its 64-dim
-  // atoms BN * 128 bytes apart. Offsets are added in 16-byte units to the start-address field.
-  const uint64_t q_desc = dev::sw128_descriptor(sQ + warp_group * 64 * 128, 16, 1024);
-  const uint64_t k_desc = dev::sw128_descriptor(sK, 16, 1024);
-  const uint64_t v_desc = dev::sw128_descriptor(sV, BN * 128, 1024);
+  const dev::ForwardDescriptors desc = T::descriptors(tiles, warp_group);
 
   float o[D / 2];  // O: this warpgroup's 64 x D accumulator (layout in device/wgmma.cuh)
 #pragma unroll
@@ -128,11 +88,7 @@ __global__ void __launch_bounds__(kWgThreads, kMinBlocks)
 
   // Top of block j: its K and V have landed and are visible to the tensor cores for every thread; every
   // warpgroup is done with the stages the next loads overwrite.
-  auto enter_block = [&] {
-    dev::cp_async_wait<0>();          // this thread's copies of block j (and Q, the first time) landed
-    dev::fence_proxy_async_shared();  // ... and are visible to the async proxy (wgmma operand reads)
-    __syncthreads();                  // ... for every thread; and every warpgroup left block j - 1
-  };
+  auto enter_block = [&] { dev::await_tiles(); };
   // The next block's loads (into stages no product of block j reads): after block j's products are issued, so
   // that the copies run under the tensor cores; with two CTAs per multiprocessor (128 registers) before them,
   // as the inference kernel does (held across the products, their registers would spill).
@@ -144,23 +100,8 @@ __global__ void __launch_bounds__(kWgThreads, kMinBlocks)
   // The first k-step of S overwrites s (scale-d = 0); zeroed once so that no register a wgmma reads is undefined.
 #pragma unroll
   for (int i = 0; i < BN / 2; ++i) s[i] = 0.0f;
-  // S = Q K^T of block j, (64 x BN) per warpgroup: D / 16 k-steps; k-step kk is atom kk / 4, bytes (kk % 4) * 32.
-  auto issue_scores = [&](int j) {
-#pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-      const uint32_t q_at = (kk / 4) * kBlockM * 128 + (kk % 4) * 32;
-      const uint32_t k_at = (j % 2) * T::kKvBytes + (kk / 4) * BN * 128 + (kk % 4) * 32;
-      dev::wgmma_scores<BN>(s, q_desc + (q_at >> 4), k_desc + (k_at >> 4), kk > 0);
-    }
-  };
-  // O += P V of block j: BN / 16 k-steps of 16 keys, 2048 bytes of V each.
-  auto issue_values = [&](int j) {
-#pragma unroll
-    for (int kk = 0; kk < BN / 16; ++kk) {
-      const uint32_t v_at = (j % T::kVStages) * T::kKvBytes + kk * 2048;
-      dev::wgmma_values<D>(o, pf[kk], v_desc + (v_at >> 4));
-    }
-  };
+  auto issue_scores = [&](int j) { T::issue_scores(s, desc, j); };
+  auto issue_values = [&](int j) { T::issue_values(o, pf, desc, j); };
   // Masks s (keys n0 ..: the diagonal and window edges only) and runs the block's online softmax.
   auto softmax = [&](int n0, float (&correction)[2]) {
     const bool needs_mask = n0 + BN - 1 > m0 || (p.window > 0 && n0 <= q_last - p.window);
@@ -207,7 +148,7 @@ void launch(const Problem& p, const bf16* q, const bf16* k, const bf16* v, bf16*
   ROOFLINE_CUDA_CHECK(
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(T::kSmemBytes)));
   const dim3 grid(unsigned((p.T + T::kBlockM - 1) / T::kBlockM), unsigned(p.Hq), unsigned(p.B));
-  kernel<<<grid, kWgThreads, T::kSmemBytes, stream>>>(p, q, k, v, out, lse);
+  kernel<<<grid, dev::kForwardThreads, T::kSmemBytes, stream>>>(p, q, k, v, out, lse);
   ROOFLINE_CUDA_CHECK_LAUNCH();
 }
 

@@ -45,6 +45,12 @@ __device__ __forceinline__ void cp_async_16(void* smem, const void* global, bool
                "r"(src_bytes));
 }
 
+// The same copy to a shared address already in 32-bit form (the wgmma kernels compute their swizzled tile
+// addresses that way).
+__device__ __forceinline__ void cp_async_16(uint32_t smem, const void* global, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem), "l"(global), "r"(valid ? 16 : 0));
+}
+
 // 8- and 4-byte copies (through L1: .cg takes only 16 bytes), zero-filling when !valid.
 __device__ __forceinline__ void cp_async_8(void* smem, const void* global, bool valid) {
   const int src_bytes = valid ? 8 : 0;
