@@ -49,7 +49,10 @@ Estimate estimate(const ModelSpec& spec, const Workload& workload, const Hardwar
     op.shape_priced = !cost.gemms.empty() && !cost.fp8 && !hw.gemm_bf16_rates.empty();
     e.matmuls_by_shape = e.matmuls_by_shape || op.shape_priced;
     const double compute_s = cost.flops / op.effective_flops, memory_s = cost.bytes / hw.memory_bandwidth;
-    op.bound = compute_s >= memory_s ? Bound::Compute : Bound::Memory;
+    // The roof is chosen by intensity against the peak's ridge, as a roofline plot places the op; the shape's
+    // rate moves only the time. A small-M product's measured rate is low because its time is the weight read:
+    // calling it compute-bound would send the levers (batch more, quantise) the wrong way.
+    op.bound = cost.flops / op.peak_flops >= memory_s ? Bound::Compute : Bound::Memory;
     op.time_s = std::max(compute_s, memory_s);
     (op.bound == Bound::Compute ? e.compute_bound_s : e.memory_bound_s) += op.time_s;
     e.flops += cost.flops;

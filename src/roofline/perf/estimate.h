@@ -31,7 +31,7 @@ struct OpEstimate {
   double effective_flops = 0;  // the rate its FLOPs are priced at: peak_flops, or its products' shape rate
   bool shape_priced = false;   // effective_flops comes from the hardware's GEMM rate table
   double time_s = 0;           // max(flops / effective_flops, bytes / bandwidth)
-  Bound bound = Bound::Memory;
+  Bound bound = Bound::Memory;  // by intensity: compute when flops / peak_flops >= bytes / bandwidth
 };
 
 // The FLOP/s the products of `cost` run at on `hw`: with a GEMM rate table (and bf16 products), each product

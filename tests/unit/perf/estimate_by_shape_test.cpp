@@ -115,6 +115,23 @@ TEST(EstimateByShape, BackwardCombinesItsProductsByTime) {
   EXPECT_TRUE(find(e, "adamw", OpPhase::Update).effective_flops == 989e12);
 }
 
+TEST(EstimateByShape, TheRoofFollowsIntensityNotTheTablesRate) {
+  // 16 rows at 10 TFLOP/s (the weight read dominates such a GEMM): q_proj's time is the table's, 16 layers of
+  // 2 x 16 x 2048^2 FLOPs at 10 TFLOP/s = 215 us, above its 40 us of bytes; it stays memory-bound (intensity ~16).
+  std::vector<GemmRatePoint> points;
+  for (int64_t m : {16, 4096})
+    for (int64_t n : {512, 8192})
+      for (int64_t k : {512, 8192}) points.push_back({m, n, k, m == 16 ? 10e12 : 800e12});
+  HardwareSpec hw = builtin_hardware("h100");
+  hw.gemm_bf16_rates = GemmRateTable(points, "test");
+  const Estimate e = estimate(preset_spec("llama-1b"), workload(WorkloadKind::Decode, 16, 1, 128), hw);
+  const OpEstimate& q = find(e, "q_proj");
+  EXPECT_NEAR(q.time_s, 16 * 2.0 * 16 * 2048 * 2048 / 10e12, 1e-15);
+  EXPECT_GT(q.time_s, 2 * q.cost.bytes / 3.35e12);
+  EXPECT_EQ(q.bound, Bound::Memory);
+  EXPECT_EQ(e.bound, Bound::Memory);
+}
+
 TEST(EstimateByShape, NeverAboveThePeak) {
   const Estimate e = estimate(preset_spec("llama-1b"), workload(WorkloadKind::Prefill, 1, 2048),
                               h100_with_rates(2000e12, 3000e12));
