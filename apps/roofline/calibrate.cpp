@@ -1,6 +1,7 @@
 // roofline calibrate: measure the real ceilings of this machine (CPU: FMA rate, streaming read bandwidth,
-// the engine's matmul; CUDA: device copy bandwidth and bf16 GEMM rate) and store them in hardware.json, where
-// `roofline estimate --hw NAME` picks them up in place of the datasheet or estimated figures.
+// the engine's matmul; CUDA: device copy bandwidth, bf16 GEMM rate on a big cube and over a grid of shapes)
+// and store them in hardware.json, where `roofline estimate --hw NAME` picks them up in place of the datasheet
+// or estimated figures.
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
@@ -12,6 +13,7 @@
 #include "roofline/core/error.h"
 #include "roofline/perf/calibrate.h"
 #include "roofline/perf/cpu_hardware.h"
+#include "roofline/perf/gemm_rates.h"
 #include "roofline/perf/hardware.h"
 
 #ifdef ROOFLINE_HAVE_CUDA
@@ -28,9 +30,21 @@ namespace roofline::app {
 namespace {
 
 #ifdef ROOFLINE_HAVE_CUDA
+// The bf16 rate of the backend's matmul on each shape of perf::gemm_rate_grid (gemm_rates.h).
+perf::GemmRateTable measure_gemm_rate_table(cuda::CudaBackend& backend, bool quick) {
+  std::vector<cuda::GemmRateSample> shapes;
+  for (const perf::GemmShape& g : perf::gemm_rate_grid(quick))
+    shapes.push_back({int64_t(g.m), int64_t(g.n), int64_t(g.k), 0});
+  std::fprintf(stderr, "measuring bf16 GEMM rates by shape: %zu shapes ...\n", shapes.size());
+  std::vector<perf::GemmRatePoint> points;
+  for (const cuda::GemmRateSample& s : cuda::measure_gemm_rates(backend, shapes))
+    points.push_back({s.m, s.n, s.k, s.flops_per_s});
+  return perf::GemmRateTable(std::move(points), "calibrate");
+}
+
 // Device-to-device copy bandwidth and the bf16 GEMM rate of the CUDA backend's matmul on n x n x n random
-// data (backend/cuda/ceilings.h).
-perf::HardwareSpec calibrate_cuda(int64_t n) {
+// data (backend/cuda/ceilings.h), then its rate over the shape grid.
+perf::HardwareSpec calibrate_cuda(int64_t n, bool quick) {
   const std::vector<cuda::DeviceInfo> devices = cuda::list_devices();
   ROOFLINE_CHECK(!devices.empty(), "calibrate --device cuda: no CUDA device is visible (no driver or no GPU)");
   const cuda::DeviceInfo& device = devices[0];
@@ -40,6 +54,7 @@ perf::HardwareSpec calibrate_cuda(int64_t n) {
   const cuda::GpuCeilings ceilings = cuda::measure_gpu_ceilings(*backend, n);
   const double copy_bandwidth = ceilings.copy_bytes_per_s;
   const double gemm_flops = ceilings.gemm_bf16_flops_per_s;
+  perf::GemmRateTable rates = measure_gemm_rate_table(*backend, quick);
 
   perf::HardwareSpec h;
   h.name = perf::hardware_key(device.name);
@@ -55,6 +70,7 @@ perf::HardwareSpec calibrate_cuda(int64_t n) {
   h.memory_capacity = double(device.total_memory);
   h.interconnect_bandwidth = sheet.interconnect_bandwidth;  // not measured (needs two GPUs): datasheet, or unknown
   h.kernel_overhead_s = ceilings.kernel_overhead_s;
+  h.gemm_bf16_rates = std::move(rates);
   h.measured = {{"device", device.name},
                 {"sm", fmt::format("{}.{}", device.sm_major, device.sm_minor)},
                 {"copy_bytes_per_s", copy_bandwidth},
@@ -78,6 +94,15 @@ void print_spec(const perf::HardwareSpec& h) {
       std::printf("%-26s %.4g\n", key.c_str(), value.get<double>());
     else
       std::printf("%-26s %s\n", key.c_str(), value.is_string() ? value.get<std::string>().c_str() : value.dump().c_str());
+  }
+  if (!h.gemm_bf16_rates.empty()) {
+    const std::vector<perf::GemmRatePoint>& points = h.gemm_bf16_rates.points();
+    auto [lo, hi] = std::minmax_element(points.begin(), points.end(), [](const auto& a, const auto& b) {
+      return a.flops_per_s < b.flops_per_s;
+    });
+    std::printf("%-26s %zu shapes, %.4g (%lldx%lldx%lld) to %.4g FLOP/s (%lldx%lldx%lld)\n", "gemm_bf16_rates",
+                points.size(), lo->flops_per_s, (long long)lo->m, (long long)lo->n, (long long)lo->k, hi->flops_per_s,
+                (long long)hi->m, (long long)hi->n, (long long)hi->k);
   }
 }
 
@@ -106,7 +131,7 @@ Run add_calibrate(CLI::App& root) {
     perf::HardwareSpec h;
     if (o->device == "cuda") {
 #ifdef ROOFLINE_HAVE_CUDA
-      h = calibrate_cuda(o->quick ? 4096 : 8192);
+      h = calibrate_cuda(o->quick ? 4096 : 8192, o->quick);
 #else
       fail("calibrate --device cuda: this build has no CUDA backend (configure with nvcc present or -DROOFLINE_CUDA=ON)");
 #endif

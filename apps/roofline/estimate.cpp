@@ -53,8 +53,14 @@ void print_table(const std::string& model, const perf::Estimate& e, const std::v
               si(hw.memory_bandwidth, "B/s").c_str(), hw.memory_capacity > 0 ? si(hw.memory_capacity, "B").c_str() : "capacity unknown",
               hw.interconnect_bandwidth > 0 ? (", interconnect " + si(hw.interconnect_bandwidth, "B/s")).c_str() : "",
               hw.ridge_point(w.weights == WeightDType::FP8));
-  std::printf("\n%-22s %9s %9s %9s %10s %6s  %s\n", "op (per device)", "FLOPs", "bytes", "FLOP/B", "time", "share",
-              "bound");
+  // With a GEMM rate table each product runs at its shape's rate: a column says which.
+  const bool by_shape = e.matmuls_by_shape;
+  if (by_shape)
+    std::printf("          matmuls priced by shape: %zu measured bf16 GEMM rates (M x N x K), capped at the peak;\n"
+                "          column FLOP/s: the rate that priced each op\n",
+                hw.gemm_bf16_rates.points().size());
+  std::printf("\n%-22s %9s %9s %9s%s %10s %6s  %s\n", "op (per device)", "FLOPs", "bytes", "FLOP/B",
+              by_shape ? fmt::format(" {:>9}", "FLOP/s").c_str() : "", "time", "share", "bound");
   // Rows grouped by phase, then by layer type, in the order the step runs them.
   for (OpPhase phase : {OpPhase::Forward, OpPhase::Recompute, OpPhase::Backward, OpPhase::Update}) {
     for (OpGroup group : {OpGroup::Embedding, OpGroup::Layer, OpGroup::Head, OpGroup::Optimizer}) {
@@ -69,21 +75,24 @@ void print_table(const std::string& model, const perf::Estimate& e, const std::v
           std::printf("%s\n", title.c_str());
           header = true;
         }
-        std::printf("  %-20s %9s %9s %9.3g %10s %5.1f%%  %s\n", c.name.c_str(), si(c.flops).c_str(),
-                    si(c.bytes, "B").c_str(), c.intensity(), duration(op.time_s).c_str(), 100 * op.time_s / e.time_s,
-                    std::string(to_string(op.bound)).c_str());
+        std::printf("  %-20s %9s %9s %9.3g%s %10s %5.1f%%  %s\n", c.name.c_str(), si(c.flops).c_str(),
+                    si(c.bytes, "B").c_str(), c.intensity(),
+                    by_shape ? fmt::format(" {:>9}", si(op.effective_flops)).c_str() : "", duration(op.time_s).c_str(),
+                    100 * op.time_s / e.time_s, std::string(to_string(op.bound)).c_str());
       }
     }
   }
-  std::printf("%-22s %9s %9s %9.3g %10s %5.1f%%  %s\n", "total (compute+memory)", si(e.flops).c_str(),
-              si(e.bytes, "B").c_str(), e.flops / e.bytes, duration(e.floor_s).c_str(), 100 * e.floor_s / e.time_s,
-              e.compute_bound_s >= e.memory_bound_s ? "compute" : "memory");
+  const char* rate_cell = by_shape ? "          " : "";  // the FLOP/s column, blank on these rows
+  std::printf("%-22s %9s %9s %9.3g%s %10s %5.1f%%  %s\n", "total (compute+memory)", si(e.flops).c_str(),
+              si(e.bytes, "B").c_str(), e.flops / e.bytes, rate_cell, duration(e.floor_s).c_str(),
+              100 * e.floor_s / e.time_s, e.compute_bound_s >= e.memory_bound_s ? "compute" : "memory");
   if (e.overhead_s > 0)
-    std::printf("%-22s %9s %9s %9s %10s %5.1f%%  %.0f kernels x %.2f us\n", "kernel overhead", "", "", "",
+    std::printf("%-22s %9s %9s %9s%s %10s %5.1f%%  %.0f kernels x %.2f us\n", "kernel overhead", "", "", "", rate_cell,
                 duration(e.overhead_s).c_str(), 100 * e.overhead_s / e.time_s, e.kernels, 1e6 * hw.kernel_overhead_s);
   for (const CommOp& c : e.comm.ops)
-    std::printf("  %-20s %9s %9s %9s %10s %5.1f%%  communication\n", c.name.c_str(), "", si(c.bytes, "B").c_str(), "",
-                duration(c.bytes / hw.interconnect_bandwidth).c_str(), 100 * c.bytes / hw.interconnect_bandwidth / e.time_s);
+    std::printf("  %-20s %9s %9s %9s%s %10s %5.1f%%  communication\n", c.name.c_str(), "", si(c.bytes, "B").c_str(), "",
+                rate_cell, duration(c.bytes / hw.interconnect_bandwidth).c_str(),
+                100 * c.bytes / hw.interconnect_bandwidth / e.time_s);
 
   const MemoryBudget& m = e.memory;
   std::printf("\nmemory per device: weights %s, KV cache %s (%s/token), activations %s, gradients %s, optimizer %s\n",
@@ -109,8 +118,11 @@ void print_table(const std::string& model, const perf::Estimate& e, const std::v
   std::printf("bound: %s\n", std::string(to_string(e.bound)).c_str());
   for (const std::string& lever : levers) std::printf("  - %s\n", lever.c_str());
   std::printf("assumes: %s activations, %s KV cache, fused attention (scores stay on chip), each byte moved once,\n"
-              "         peaks as stated (datasheet peaks are not reachable: `roofline calibrate` measures real ones)\n",
-              std::string(to_string(w.activations)).c_str(), std::string(to_string(w.kv_cache)).c_str());
+              "         %s\n",
+              std::string(to_string(w.activations)).c_str(), std::string(to_string(w.kv_cache)).c_str(),
+              by_shape ? "bf16 matmuls at the rate calibrate measured for their shape (attention's per-head products "
+                         "as batched GEMMs)"
+                       : "peaks as stated (datasheet peaks are not reachable: `roofline calibrate` measures real ones)");
 }
 
 }  // namespace

@@ -491,7 +491,12 @@ std::string text_report(const json& r) {
     const json& e = side["estimate"];
     return fmt::format("{:.2f}x", e["measured_over_estimate"].get<double>());
   };
-  s += row("estimate (floor)", floor_of(b), floor_of(c), "roofline estimate of the same run (" + sources + ")");
+  auto by_shape = [&](const json& side) {
+    return has_estimate(side) && side["estimate"].value("matmul_pricing", std::string()) == "shape_table";
+  };
+  s += row("estimate (floor)", floor_of(b), floor_of(c),
+           "roofline estimate of the same run (" + sources + ")" +
+               (by_shape(b) || by_shape(c) ? "; matmuls priced by GEMM shape" : ""));
   s += row("measured / estimate", ratio_of(b), ratio_of(c), "1.00x = at the roof");
   if (r["quality"].is_object()) {
     const json& q = r["quality"];

@@ -108,6 +108,7 @@ class Builder {
                   weight_bytes + bias_bytes + M * K * s_.activation_bytes + M * N * out_elem_bytes);
     f.matmul = true;
     f.fp8 = quantized && w_.weights == WeightDType::FP8;
+    f.gemms = {{M, N, K}};
     out.push_back(f);
     if (!training()) return;
     // Reads W, the saved X and dY; writes dX and the bf16 gradient of W (and of the bias).
@@ -115,6 +116,7 @@ class Builder {
                   weight_bytes + bias_bytes + 2 * M * K * s_.activation_bytes + M * N * s_.activation_bytes +
                       N * K * 2 + bias_bytes);
     b.matmul = true;
+    b.gemms = {{M, K, N}, {N, K, M}};  // dX[M, K] = dY[M, N] . W[N, K]; dW[N, K] = dY^T[N, M] . X[M, K]
     bwd_.push_back(b);
   }
 
@@ -171,15 +173,25 @@ class Builder {
     OpCost scores = op(OpGroup::Layer, OpPhase::Forward, "attention_scores", L, 2 * pairs * D + kSoftmaxFlops * pairs,
                        q_bytes + kv_bytes);
     OpCost values = op(OpGroup::Layer, OpPhase::Forward, "attention_values", L, 2 * pairs * D, kv_bytes + q_bytes);
+    // Per (sequence, head): S[T, keys] = Q[T, D] . K^T and O[T, D] = P[T, keys] . V; the causal mask halves the
+    // FLOPs a kernel executes, not the shape its tiles cover.
+    const double T = s_.tokens / B, keys = s_.keys_read, heads = B * s_.heads;
+    const GemmShape qk{T, keys, D, heads}, pv{T, D, keys, heads};
+    scores.gemms = {qk};
+    values.gemms = {pv};
     ops.push_back(scores);
     ops.push_back(values);
     if (!training()) return;
     // Backward: scores read Q, K (and the saved row statistics) and write dQ, dK; values read V, O, dO and
     // write dV.
-    bwd_.push_back(op(OpGroup::Layer, OpPhase::Backward, "attention_scores", L,
-                      kScoresBackwardProducts * 2 * pairs * D + kSoftmaxFlops * pairs, 2 * q_bytes + 2 * kv_bytes));
-    bwd_.push_back(op(OpGroup::Layer, OpPhase::Backward, "attention_values", L,
-                      kValuesBackwardProducts * 2 * pairs * D, 2 * q_bytes + 2 * kv_bytes));
+    OpCost scores_bwd = op(OpGroup::Layer, OpPhase::Backward, "attention_scores", L,
+                           kScoresBackwardProducts * 2 * pairs * D + kSoftmaxFlops * pairs, 2 * q_bytes + 2 * kv_bytes);
+    scores_bwd.gemms = {qk, {T, D, keys, heads}, {keys, D, T, heads}};  // S again, dQ = dS . K, dK = dS^T . Q
+    OpCost values_bwd = op(OpGroup::Layer, OpPhase::Backward, "attention_values", L,
+                           kValuesBackwardProducts * 2 * pairs * D, 2 * q_bytes + 2 * kv_bytes);
+    values_bwd.gemms = {{keys, D, T, heads}, qk};  // dV = P^T . dO, dP = dO . V^T
+    bwd_.push_back(scores_bwd);
+    bwd_.push_back(values_bwd);
   }
 
   void head() {

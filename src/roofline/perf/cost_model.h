@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "roofline/perf/gemm_rates.h"
 #include "roofline/perf/workload.h"
 
 namespace roofline {
@@ -34,6 +35,9 @@ struct OpCost {
   bool fp8 = false;    // a matmul on fp8 weights and activations: priced at the fp8 peak where there is one
   bool matmul = false; // a matrix product (tensor cores); the rest is elementwise or attention
   double kernels = 0;  // kernel launches for the whole step, as the CUDA decoder launches them (fused ops: 0)
+  // The matrix products of one instance (forward: one; backward: dX and dW; attention: its per-head products,
+  // batched over heads and sequences), for pricing each at its shape's rate; empty for elementwise ops.
+  std::vector<GemmShape> gemms;
 
   double intensity() const;  // FLOPs per byte (infinite when no bytes)
 };

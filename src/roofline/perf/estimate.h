@@ -27,10 +27,16 @@ std::string_view to_string(Bound bound);
 
 struct OpEstimate {
   OpCost cost;
-  double peak_flops = 0;  // the roof this op's FLOPs run against (fp8 or bf16)
-  double time_s = 0;      // max(flops / peak_flops, bytes / bandwidth)
-  Bound bound = Bound::Memory;
+  double peak_flops = 0;       // the roof this op's FLOPs run against (fp8 or bf16)
+  double effective_flops = 0;  // the rate its FLOPs are priced at: peak_flops, or its products' shape rate
+  bool shape_priced = false;   // effective_flops comes from the hardware's GEMM rate table
+  double time_s = 0;           // max(flops / effective_flops, bytes / bandwidth)
+  Bound bound = Bound::Memory;  // by intensity: compute when flops / peak_flops >= bytes / bandwidth
 };
+
+// The FLOP/s the products of `cost` run at on `hw`: with a GEMM rate table (and bf16 products), each product
+// at its shape's rate capped at the peak, combined as total FLOPs over total seconds; otherwise the peak.
+double effective_flops(const OpCost& cost, const HardwareSpec& hw);
 
 struct Estimate {
   Workload workload;
@@ -52,6 +58,7 @@ struct Estimate {
   double mfu_ceiling = 0;       // model_flops / (time_s x peak): the best model-FLOPs utilisation possible
   double mbu_ceiling = 0;       // bytes / (time_s x bandwidth): the best bandwidth utilisation possible
   double peak_flops = 0;        // the peak used for MFU (fp8 when the matmuls run in fp8)
+  bool matmuls_by_shape = false;  // some op was priced from the hardware's GEMM rate table
   bool fits = true;             // memory.total() <= hardware.memory_capacity (true when capacity is unknown)
 };
 
@@ -72,8 +79,10 @@ int64_t batch_leaving_memory_bound(const ModelSpec& spec, const Workload& worklo
 std::vector<std::string> levers(const ModelSpec& spec, const Estimate& estimate);
 
 // The --json contract: flops, bytes, time_s, bound, memory_bytes{weights, kv_cache, activations, gradients,
-// optimizer, ...}, ops[{name, group, phase, repeats, flops, bytes, intensity, time_s, bound}], tokens_per_s,
-// mfu_ceiling, hardware{...}, workload{...}, communication{...}, levers[...].
+// optimizer, ...}, ops[{name, group, phase, repeats, flops, bytes, intensity, effective_flops_per_s,
+// [gemms: [[M, N, K, batch], ...], shape_priced], time_s, bound}], matmul_pricing ("shape_table" | "peak"),
+// tokens_per_s, mfu_ceiling, hardware{... (a rate table as its point count)}, workload{...},
+// communication{...}, levers[...].
 nlohmann::json estimate_to_json(const ModelSpec& spec, const Estimate& estimate);
 
 }  // namespace roofline::perf

@@ -121,6 +121,7 @@ nlohmann::json hardware_to_json(const HardwareSpec& hw) {
                       {"kernel_overhead_s", hw.kernel_overhead_s},
                       {"source", hw.source}};
   if (!hw.measured.is_null()) j["measured"] = hw.measured;
+  if (!hw.gemm_bf16_rates.empty()) j["gemm_bf16_rates"] = hw.gemm_bf16_rates.to_json();
   return j;
 }
 
@@ -137,6 +138,7 @@ HardwareSpec hardware_from_json(const nlohmann::json& j, const std::string& labe
   h.kernel_overhead_s = number(j, "kernel_overhead_s", h.kernel_overhead_s, label);
   h.source = text(j, "source", h.source, label);
   if (j.contains("measured")) h.measured = j.at("measured");
+  if (j.contains("gemm_bf16_rates")) h.gemm_bf16_rates = GemmRateTable::from_json(j.at("gemm_bf16_rates"), label);
   ROOFLINE_CHECK(h.peak_bf16_flops > 0, "{}: \"peak_bf16_flops_per_s\" is missing or zero", label);
   ROOFLINE_CHECK(h.memory_bandwidth > 0, "{}: \"memory_bytes_per_s\" is missing or zero", label);
   return h;

@@ -10,6 +10,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "roofline/perf/gemm_rates.h"
+
 namespace roofline::perf {
 
 struct HardwareSpec {
@@ -22,6 +24,9 @@ struct HardwareSpec {
   double interconnect_bandwidth = 0;  // bytes/s per direction per device (NVLink); 0: unknown
   double kernel_overhead_s = 0;       // fixed seconds each kernel of a step adds (launch, the wait for the
                                       // previous kernel, the latency before its reads stream); 0: not counted
+  // bf16 GEMM rates by shape (calibrated GPUs): the estimate prices each matmul at its shape's rate, capped
+  // at peak_bf16_flops; empty (datasheets, the CPU, older calibrations): every matmul at the peak.
+  GemmRateTable gemm_bf16_rates;
   std::string source;                 // "datasheet", "estimated", "calibrated", "file"
   nlohmann::json measured;            // calibrate's raw figures (an object), null for other sources
 
@@ -44,11 +49,13 @@ HardwareSpec builtin_hardware(const std::string& name);
 std::string hardware_key(const std::string& device_name);
 
 // JSON keys: name, description, peak_bf16_flops_per_s, peak_fp8_flops_per_s, memory_bytes_per_s,
-// memory_capacity_bytes, interconnect_bytes_per_s, kernel_overhead_s, source, measured. Datasheets give no
-// kernel overhead (0: not counted); `roofline calibrate --device cuda` measures it.
+// memory_capacity_bytes, interconnect_bytes_per_s, kernel_overhead_s, source, measured, and gemm_bf16_rates
+// ([[M, N, K, flops_per_s], ...]) when there is a table. Datasheets give no kernel overhead (0: not counted)
+// and no table; `roofline calibrate --device cuda` measures both.
 nlohmann::json hardware_to_json(const HardwareSpec& hw);
 // Fields absent from `j` keep base's values (or zero without a base); peak_bf16_flops_per_s and
-// memory_bytes_per_s must end up positive. `label` names the source in errors.
+// memory_bytes_per_s must end up positive; a gemm_bf16_rates table must be a full grid of positive rates
+// (GemmRateTable). `label` names the source in errors.
 HardwareSpec hardware_from_json(const nlohmann::json& j, const std::string& label, const HardwareSpec* base = nullptr);
 
 // $XDG_CONFIG_HOME/roofline/hardware.json, else $HOME/.config/roofline/hardware.json.

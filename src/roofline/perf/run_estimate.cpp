@@ -40,6 +40,7 @@ nlohmann::json run_estimate_to_json(const RunShape& run, const RunEstimate& e, c
                                     double measured_s) {
   nlohmann::json j = {{"hardware", hw.name},
                       {"hardware_source", hw.source},
+                      {"matmul_pricing", hw.gemm_bf16_rates.empty() ? "peak" : "shape_table"},
                       {"weights", to_string(run.weights)},
                       {"activations", to_string(run.activations)},
                       {"kv_cache", to_string(run.kv_cache)},

@@ -35,7 +35,7 @@ struct RunEstimate {
 // Throws roofline::Error for a shape the model cannot price (see validate()).
 RunEstimate estimate_run(const ModelSpec& spec, const RunShape& run, const HardwareSpec& hardware);
 
-// {hardware, hardware_source, weights, activations, kv_cache, prefill_ms, decode_ms, decode_steps, total_ms,
+// {hardware, hardware_source, matmul_pricing ("shape_table" | "peak": estimate.h), weights, activations, kv_cache, prefill_ms, decode_ms, decode_steps, total_ms,
 //  bound, measured_ms, measured_over_estimate}: measured_s is the same run's measured time (<= 0: unknown).
 nlohmann::json run_estimate_to_json(const RunShape& run, const RunEstimate& e, const HardwareSpec& hardware,
                                     double measured_s);

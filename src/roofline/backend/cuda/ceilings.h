@@ -3,6 +3,7 @@
 // n x n x n random data. Plain C++ header; only built when ROOFLINE_HAVE_CUDA.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 namespace roofline::cuda {
 
@@ -18,5 +19,16 @@ struct GpuCeilings {
 
 // Median of timed runs after warm-up, timed with events on the backend's stream.
 GpuCeilings measure_gpu_ceilings(CudaBackend& backend, int64_t gemm_n = 8192);
+
+struct GemmRateSample {
+  int64_t m = 0, n = 0, k = 0;
+  double flops_per_s = 0;
+};
+
+// The bf16 rate of the backend's matmul (out[m, n] = x[m, k] . w[n, k]^T, bf16 out) on each shape: random
+// non-zero data, each timed run on another copy of the weights so that they stream from memory as a model's
+// do (no copy left in L2 by the run before), back-to-back runs between two events (several where one is too
+// short to time), median of 7 after warm-up. m < 16 is refused: the backend runs a GEMV there.
+std::vector<GemmRateSample> measure_gemm_rates(CudaBackend& backend, const std::vector<GemmRateSample>& shapes);
 
 }  // namespace roofline::cuda

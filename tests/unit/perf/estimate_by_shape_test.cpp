@@ -1,0 +1,186 @@
+// Matmuls priced by their GEMM shape: the shapes the cost model gives each op, and the estimate with a rate
+// table against sums computed here by hand.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "perf_test_util.h"
+#include "roofline/model/model_spec.h"
+#include "roofline/perf/estimate.h"
+
+namespace roofline::perf {
+namespace {
+
+using test::workload;
+
+// Rates that depend on M alone: 200 TFLOP/s at 1024 rows, 800 at 4096, whatever N and K; so 400 at 2048 (the
+// geometric middle), 200 below 1024 and 800 above 4096 (clamped).
+HardwareSpec h100_with_rates(double at_1024 = 200e12, double at_4096 = 800e12) {
+  std::vector<GemmRatePoint> points;
+  for (int64_t m : {1024, 4096})
+    for (int64_t n : {512, 8192})
+      for (int64_t k : {512, 8192}) points.push_back({m, n, k, m == 1024 ? at_1024 : at_4096});
+  HardwareSpec h = builtin_hardware("h100");
+  h.gemm_bf16_rates = GemmRateTable(points, "test");
+  h.kernel_overhead_s = 2e-6;
+  return h;
+}
+
+const OpEstimate& find(const Estimate& e, const std::string& name, OpPhase phase = OpPhase::Forward) {
+  auto it = std::find_if(e.ops.begin(), e.ops.end(),
+                         [&](const OpEstimate& op) { return op.cost.name == name && op.cost.phase == phase; });
+  if (it == e.ops.end()) throw std::runtime_error("no op " + name);
+  return *it;
+}
+
+TEST(GemmShapes, LinearLayersAndTheirBackward) {
+  const ModelSpec spec = preset_spec("llama-1b");  // hidden 2048, 32 heads of 64, 8 KV heads, ffn 8192
+  const std::vector<OpCost> ops = step_costs(spec, workload(WorkloadKind::Train, 4, 2048));
+  auto op = [&](const std::string& name, OpPhase phase) {
+    for (const OpCost& c : ops)
+      if (c.name == name && c.phase == phase) return c;
+    throw std::runtime_error("no op " + name);
+  };
+  auto shape = [](const GemmShape& g) { return std::vector<double>{g.m, g.n, g.k, g.batch}; };
+  const OpCost k_fwd = op("k_proj", OpPhase::Forward), k_bwd = op("k_proj", OpPhase::Backward);
+  ASSERT_EQ(k_fwd.gemms.size(), 1u);
+  EXPECT_EQ(shape(k_fwd.gemms[0]), (std::vector<double>{8192, 512, 2048, 1}));
+  ASSERT_EQ(k_bwd.gemms.size(), 2u);
+  EXPECT_EQ(shape(k_bwd.gemms[0]), (std::vector<double>{8192, 2048, 512, 1}));  // dX = dY . W
+  EXPECT_EQ(shape(k_bwd.gemms[1]), (std::vector<double>{512, 2048, 8192, 1}));  // dW = dY^T . X
+  // The products carry all of a bias-free matmul's FLOPs, per layer.
+  for (const OpCost* c : {&k_fwd, &k_bwd}) {
+    double flops = 0;
+    for (const GemmShape& g : c->gemms) flops += g.flops();
+    EXPECT_DOUBLE_EQ(flops * c->repeats, c->flops) << c->name;
+  }
+  EXPECT_EQ(shape(op("lm_head", OpPhase::Forward).gemms[0]), (std::vector<double>{8192, 128256, 2048, 1}));
+  // Attention: per (sequence, head) products, batched over 4 sequences x 32 heads.
+  EXPECT_EQ(shape(op("attention_scores", OpPhase::Forward).gemms[0]), (std::vector<double>{2048, 2048, 64, 128}));
+  EXPECT_EQ(shape(op("attention_values", OpPhase::Forward).gemms[0]), (std::vector<double>{2048, 64, 2048, 128}));
+  EXPECT_EQ(op("attention_scores", OpPhase::Backward).gemms.size(), 3u);
+  EXPECT_EQ(op("attention_values", OpPhase::Backward).gemms.size(), 2u);
+  EXPECT_TRUE(op("rope", OpPhase::Forward).gemms.empty());
+  // Decode: one query row per sequence against the cached keys.
+  const std::vector<OpCost> decode = step_costs(spec, workload(WorkloadKind::Decode, 8, 1, 100));
+  for (const OpCost& c : decode) {
+    if (c.name != "attention_scores") continue;
+    EXPECT_EQ(shape(c.gemms[0]), (std::vector<double>{1, 101, 64, 256}));
+  }
+}
+
+TEST(EstimateByShape, PrefillIsTheSumOfPerOpFloorsAtTheirShapesRates) {
+  const ModelSpec spec = preset_spec("llama-1b");
+  const HardwareSpec hw = h100_with_rates();
+  const Estimate e = estimate(spec, workload(WorkloadKind::Prefill, 1, 2048), hw);
+  EXPECT_TRUE(e.matmuls_by_shape);
+  // By hand: projections run 2048 rows (400 TFLOP/s), attention's 32 heads x 2048 rows clamp at 4096 (800),
+  // the lm_head's single row (prefill samples the last token) clamps at 1024 (200); the rest at the peak.
+  double expected = 0;
+  for (const OpEstimate& op : e.ops) {
+    const std::string& n = op.cost.name;
+    double rate = 989e12;
+    if (n == "q_proj" || n == "k_proj" || n == "v_proj" || n == "o_proj" || n == "gate_proj" || n == "up_proj" ||
+        n == "down_proj")
+      rate = 400e12;
+    else if (n == "attention_scores" || n == "attention_values")
+      rate = 800e12;
+    else if (n == "lm_head")
+      rate = 200e12;
+    EXPECT_NEAR(op.effective_flops, rate, 1e-6 * rate) << n;
+    expected += std::max(op.cost.flops / rate, op.cost.bytes / 3.35e12);
+  }
+  EXPECT_NEAR(e.floor_s, expected, 1e-12 * expected);
+  EXPECT_NEAR(e.time_s, expected + e.kernels * 2e-6, 1e-12 * expected);
+  // One op spelled out: q_proj's 16 layers of 2 x 2048^3 FLOPs at 400 TFLOP/s.
+  EXPECT_NEAR(find(e, "q_proj").time_s, 16 * 2.0 * 2048 * 2048 * 2048 / 400e12, 1e-15);
+  EXPECT_EQ(find(e, "q_proj").bound, Bound::Compute);
+  // The MFU ceiling stays relative to the peak, not to the table.
+  EXPECT_NEAR(e.mfu_ceiling, e.model_flops / (e.time_s * 989e12), 1e-12);
+  // Slower matmuls than the peak: the shape-aware estimate is longer.
+  EXPECT_GT(e.time_s, estimate(spec, workload(WorkloadKind::Prefill, 1, 2048), builtin_hardware("h100")).time_s);
+}
+
+TEST(EstimateByShape, BackwardCombinesItsProductsByTime) {
+  const ModelSpec spec = preset_spec("llama-1b");
+  const Estimate e = estimate(spec, workload(WorkloadKind::Train, 1, 2048), h100_with_rates());
+  // k_proj backward: dX has 2048 rows (400 TFLOP/s), dW 512 rows (clamped at 1024: 200), equal FLOPs each:
+  // 2 F / (F / 400 + F / 200) = 266.7 TFLOP/s.
+  EXPECT_NEAR(find(e, "k_proj", OpPhase::Backward).effective_flops, 2 / (1 / 400e12 + 1 / 200e12), 1e3);
+  // q_proj backward: both products 2048 rows.
+  EXPECT_NEAR(find(e, "q_proj", OpPhase::Backward).effective_flops, 400e12, 1e3);
+  // gate_proj: dW has 8192 rows (clamped at 4096: 800).
+  EXPECT_NEAR(find(e, "gate_proj", OpPhase::Backward).effective_flops, 2 / (1 / 400e12 + 1 / 800e12), 1e3);
+  EXPECT_TRUE(find(e, "adamw", OpPhase::Update).effective_flops == 989e12);
+}
+
+TEST(EstimateByShape, TheRoofFollowsIntensityNotTheTablesRate) {
+  // 16 rows at 10 TFLOP/s (the weight read dominates such a GEMM): q_proj's time is the table's, 16 layers of
+  // 2 x 16 x 2048^2 FLOPs at 10 TFLOP/s = 215 us, above its 40 us of bytes; it stays memory-bound (intensity ~16).
+  std::vector<GemmRatePoint> points;
+  for (int64_t m : {16, 4096})
+    for (int64_t n : {512, 8192})
+      for (int64_t k : {512, 8192}) points.push_back({m, n, k, m == 16 ? 10e12 : 800e12});
+  HardwareSpec hw = builtin_hardware("h100");
+  hw.gemm_bf16_rates = GemmRateTable(points, "test");
+  const Estimate e = estimate(preset_spec("llama-1b"), workload(WorkloadKind::Decode, 16, 1, 128), hw);
+  const OpEstimate& q = find(e, "q_proj");
+  EXPECT_NEAR(q.time_s, 16 * 2.0 * 16 * 2048 * 2048 / 10e12, 1e-15);
+  EXPECT_GT(q.time_s, 2 * q.cost.bytes / 3.35e12);
+  EXPECT_EQ(q.bound, Bound::Memory);
+  EXPECT_EQ(e.bound, Bound::Memory);
+}
+
+TEST(EstimateByShape, NeverAboveThePeak) {
+  const Estimate e = estimate(preset_spec("llama-1b"), workload(WorkloadKind::Prefill, 1, 2048),
+                              h100_with_rates(2000e12, 3000e12));
+  for (const OpEstimate& op : e.ops) EXPECT_LE(op.effective_flops, 989e12) << op.cost.name;
+  EXPECT_DOUBLE_EQ(find(e, "q_proj").effective_flops, 989e12);
+}
+
+TEST(EstimateByShape, Fp8MatmulsKeepTheFp8Peak) {
+  Workload w = workload(WorkloadKind::Prefill, 1, 2048);
+  w.weights = WeightDType::FP8;
+  const Estimate e = estimate(preset_spec("llama-1b"), w, h100_with_rates());
+  EXPECT_FALSE(find(e, "q_proj").shape_priced);
+  EXPECT_DOUBLE_EQ(find(e, "q_proj").effective_flops, 1979e12);
+  EXPECT_TRUE(find(e, "lm_head").shape_priced);  // tied to the bf16 embedding: a bf16 product
+  EXPECT_TRUE(find(e, "attention_scores").shape_priced);
+}
+
+TEST(EstimateByShape, WithoutATableEveryOpRunsAtThePeak) {
+  const ModelSpec spec = preset_spec("llama-1b");
+  for (WorkloadKind kind : {WorkloadKind::Decode, WorkloadKind::Prefill, WorkloadKind::Train}) {
+    const bool decode = kind == WorkloadKind::Decode;
+    const Estimate e = estimate(spec, workload(kind, 2, decode ? 1 : 512, decode ? 64 : 0), builtin_hardware("h100"));
+    EXPECT_FALSE(e.matmuls_by_shape);
+    for (const OpEstimate& op : e.ops) {
+      EXPECT_FALSE(op.shape_priced);
+      EXPECT_EQ(op.effective_flops, op.peak_flops);
+      EXPECT_EQ(op.time_s, std::max(op.cost.flops / op.peak_flops, op.cost.bytes / 3.35e12));
+    }
+    EXPECT_EQ(estimate_to_json(spec, e).at("matmul_pricing"), "peak");
+  }
+}
+
+TEST(EstimateByShape, JsonSaysWhichRatePricedEachOp) {
+  const ModelSpec spec = preset_spec("llama-1b");
+  const nlohmann::json j = estimate_to_json(spec, estimate(spec, workload(WorkloadKind::Prefill, 1, 2048), h100_with_rates()));
+  EXPECT_EQ(j.at("matmul_pricing"), "shape_table");
+  EXPECT_EQ(j.at("hardware").at("gemm_bf16_rate_points"), 8);
+  EXPECT_FALSE(j.at("hardware").contains("gemm_bf16_rates"));  // the table stays in the hardware file
+  bool seen = false;
+  for (const nlohmann::json& op : j.at("ops")) {
+    ASSERT_TRUE(op.contains("effective_flops_per_s")) << op.dump();
+    if (op.at("name") != "q_proj") continue;
+    seen = true;
+    EXPECT_NEAR(op.at("effective_flops_per_s").get<double>(), 400e12, 1e3);
+    EXPECT_EQ(op.at("gemms"), nlohmann::json::parse("[[2048.0, 2048.0, 2048.0, 1.0]]"));
+    EXPECT_EQ(op.at("shape_priced"), true);
+  }
+  EXPECT_TRUE(seen);
+}
+
+}  // namespace
+}  // namespace roofline::perf
