@@ -173,7 +173,8 @@ Run add_estimate(CLI::App& root) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("--calibration", o->calibration,
                   "Calibrated hardware file (default: $XDG_CONFIG_HOME/roofline/hardware.json or "
-                  "~/.config/roofline/hardware.json)");
+                  "~/.config/roofline/hardware.json)")
+      ->check(CLI::ExistingFile);
   cmd->add_flag("--json", o->json, "Print JSON instead of the table");
   return [o]() {
     ROOFLINE_CHECK(!o->model.empty() || !o->preset.empty(), "estimate: give -m DIR or --preset NAME (presets: {})",

@@ -172,7 +172,8 @@ Run add_profile(CLI::App& root) {
                   "file (default: calibrated figures of the device that ran, else its datasheet or estimate)");
   cmd->add_option("--calibration", o->calibration,
                   "Calibrated hardware file that --hw names an entry of (default: $XDG_CONFIG_HOME/roofline/"
-                  "hardware.json or ~/.config/roofline/hardware.json)");
+                  "hardware.json or ~/.config/roofline/hardware.json)")
+      ->check(CLI::ExistingFile);
   cmd->add_flag("--kernels", o->kernels,
                 "Record what the GPU runs instead of timing ops: every kernel, memcpy and memset (CUPTI activity "
                 "records, CUDA graph replays included), with the backends unwrapped so the command runs as in "

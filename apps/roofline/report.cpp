@@ -562,7 +562,8 @@ Run add_report(CLI::App& root) {
                   "`roofline calibrate`) or a JSON file (default: the device that ran)");
   cmd->add_option("--calibration", o->workload.calibration,
                   "Calibrated hardware file that --hw names an entry of (default: $XDG_CONFIG_HOME/roofline/"
-                  "hardware.json or ~/.config/roofline/hardware.json)");
+                  "hardware.json or ~/.config/roofline/hardware.json)")
+      ->check(CLI::ExistingFile);
   auto* json_opt = cmd->add_option("--json", o->json_path, "Print the report as JSON (with FILE: write it there)")
                        ->expected(0, 1);
   cmd->add_option("--html", o->html_path, "Write a self-contained HTML page with the charts to this file");

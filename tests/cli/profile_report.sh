@@ -145,6 +145,8 @@ check "profile --calibration takes the roofs of the named entry" py "
 d=json.load(open('$tmp/profile_cal.json')); r=d['roofs']
 assert r['peak_flops_per_s']==3e11 and r['memory_bytes_per_s']==2e10 and d['hardware'].startswith('cal-box'), (d['hardware'], r)
 "
+out=$("$bin" report --baseline "-m $model" --candidate "-m $model" --hw cal-box --calibration "$tmp/missing.json" 2>&1)
+check "report --calibration of a missing file is refused, naming it" bash -c "[[ \$1 -ne 0 && \"\$2\" == *missing.json* ]]" _ $? "$out"
 out=$("$bin" report --baseline "-m $model --bogus" --candidate "-m $model" 2>&1)
 check "report bad ARGS name the side" bash -c "[[ \"\$1\" == *'--baseline'* ]]" _ "$out"
 
