@@ -23,6 +23,7 @@
 #include "roofline/backend/cuda/cuda_backend.h"
 #include "roofline/backend/cuda/cuda_check.h"
 #include "roofline/backend/cuda/cuda_runtime_info.h"
+#include "roofline/backend/cuda/kernels.h"
 #endif
 
 namespace roofline::app {
@@ -31,6 +32,8 @@ namespace {
 
 #ifdef ROOFLINE_HAVE_CUDA
 // The bf16 rate of the backend's matmul on each shape of perf::gemm_rate_grid (gemm_rates.h).
+// The estimate prices the backend's GEMV rows at their bytes and everything above from this table.
+static_assert(perf::kGemvMaxRows == cuda::kGemvMaxM, "perf::kGemvMaxRows mirrors the backend's GEMV rows");
 perf::GemmRateTable measure_gemm_rate_table(cuda::CudaBackend& backend, bool quick) {
   std::vector<cuda::GemmRateSample> shapes;
   for (const perf::GemmShape& g : perf::gemm_rate_grid(quick))

@@ -78,7 +78,7 @@ class Builder {
   // prologue of the GEMV after them; flash attention is one kernel for scores and values (two when decode
   // splits the context: partials, then their reduction); qk-norm runs inside RoPE.
   void count_fused_kernels(std::vector<OpCost>& ops) const {
-    const bool gemv = s_.tokens <= 8;
+    const bool gemv = s_.tokens <= kGemvMaxRows;
     for (OpCost& c : ops) {
       if (c.phase != OpPhase::Forward && c.phase != OpPhase::Recompute) continue;
       if (c.name == "attention_values" || c.name == "qk_norm") c.kernels = 0;

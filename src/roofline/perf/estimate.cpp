@@ -23,16 +23,26 @@ StorageDType engine_storage_dtype(const HardwareSpec& hardware, WorkloadKind kin
   return is_cpu(hardware) && kind != WorkloadKind::Train ? StorageDType::F32 : StorageDType::BF16;
 }
 
+namespace {
+
 // Only bf16 products use the table: it measures bf16 GEMMs, and an fp8 rate by shape was not measured (fp8
-// products keep the fp8 peak). Attention's products run in the engine's fused kernels, not cuBLASLt; the
-// table's rate for their batched shape is the nearest measured stand-in for what tensor cores reach there.
+// products keep the fp8 peak). Nor do the GEMV's rows (decode's projections up to 8 sequences, prefill's
+// lm_head up to 8): the table measured cuBLASLt from 16 rows, whose time there is mostly its fixed cost, and
+// the GEMV's time is its weight read (the bytes' roof). Attention's products run in the engine's fused
+// kernels, not cuBLASLt; the table's rate for their batched shape is the nearest measured stand-in for what
+// tensor cores reach there.
+bool priced_by_table(const OpCost& cost, const GemmShape& g, const HardwareSpec& hw) {
+  return !cost.fp8 && !hw.gemm_bf16_rates.empty() && !runs_as_gemv(g);
+}
+
+}  // namespace
+
 double effective_flops(const OpCost& cost, const HardwareSpec& hw) {
   const double peak = hw.peak_flops(cost.fp8);
-  if (cost.gemms.empty() || cost.fp8 || hw.gemm_bf16_rates.empty()) return peak;
   double flops = 0, seconds = 0;
   for (const GemmShape& g : cost.gemms) {
     flops += g.flops();
-    seconds += g.flops() / std::min(peak, hw.gemm_bf16_rates.rate(g));
+    seconds += g.flops() / (priced_by_table(cost, g, hw) ? std::min(peak, hw.gemm_bf16_rates.rate(g)) : peak);
   }
   return seconds > 0 ? flops / seconds : peak;
 }
@@ -46,7 +56,8 @@ Estimate estimate(const ModelSpec& spec, const Workload& workload, const Hardwar
     op.cost = cost;
     op.peak_flops = hw.peak_flops(cost.fp8);
     op.effective_flops = effective_flops(cost, hw);
-    op.shape_priced = !cost.gemms.empty() && !cost.fp8 && !hw.gemm_bf16_rates.empty();
+    op.shape_priced = std::any_of(cost.gemms.begin(), cost.gemms.end(),
+                                  [&](const GemmShape& g) { return priced_by_table(cost, g, hw); });
     e.matmuls_by_shape = e.matmuls_by_shape || op.shape_priced;
     const double compute_s = cost.flops / op.effective_flops, memory_s = cost.bytes / hw.memory_bandwidth;
     // The roof is chosen by intensity against the peak's ridge, as a roofline plot places the op; the shape's

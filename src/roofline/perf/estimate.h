@@ -35,7 +35,8 @@ struct OpEstimate {
 };
 
 // The FLOP/s the products of `cost` run at on `hw`: with a GEMM rate table (and bf16 products), each product
-// at its shape's rate capped at the peak, combined as total FLOPs over total seconds; otherwise the peak.
+// at its shape's rate capped at the peak (the GEMV's rows, runs_as_gemv, at the peak), combined as total
+// FLOPs over total seconds; otherwise the peak.
 double effective_flops(const OpCost& cost, const HardwareSpec& hw);
 
 struct Estimate {

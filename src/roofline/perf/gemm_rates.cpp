@@ -65,7 +65,8 @@ double GemmRateTable::log_rate_at(size_t mi, size_t ni, size_t ki) const {
 //  - log rate, because where the weight read dominates (small M) the time is flat and the rate grows in
 //    proportion to M: geometric interpolation is exact there and still exact where the rate has saturated;
 //  - clamped, because beyond the edges the nearest measured shape is a better guess than an extrapolation:
-//    below the smallest M the engine runs its own GEMV (memory-bound whatever the rate), above the largest
+//    rows 9..15 (cuBLASLt below the grid) take the 16-row rate, a little optimistic where the time is flat
+//    (the estimate does not ask for the GEMV's rows, 8 or fewer: runs_as_gemv), and above the largest
 //    dimensions the rate has long saturated;
 //  - a batched product as one GEMM of batch x M rows: both spread the same number of output tiles over the
 //    SMs, which is what sets the rate of the small per-head products.

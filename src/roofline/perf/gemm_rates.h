@@ -18,6 +18,12 @@ struct GemmShape {
   double flops() const { return 2 * m * n * k * batch; }
 };
 
+// Up to this many rows the CUDA backend runs its own memory-bound GEMV (cuda::kGemvMaxM), not cuBLASLt: the
+// table, measured on cuBLASLt from 16 rows up, does not describe it, and its time is its weight read.
+constexpr double kGemvMaxRows = 8;
+// One product (not a batch of per-head products) of at most kGemvMaxRows rows.
+inline bool runs_as_gemv(const GemmShape& g) { return g.batch == 1 && g.m <= kGemvMaxRows; }
+
 struct GemmRatePoint {
   int64_t m = 0, n = 0, k = 0;
   double flops_per_s = 0;

@@ -75,8 +75,8 @@ TEST(EstimateByShape, PrefillIsTheSumOfPerOpFloorsAtTheirShapesRates) {
   const HardwareSpec hw = h100_with_rates();
   const Estimate e = estimate(spec, workload(WorkloadKind::Prefill, 1, 2048), hw);
   EXPECT_TRUE(e.matmuls_by_shape);
-  // By hand: projections run 2048 rows (400 TFLOP/s), attention's 32 heads x 2048 rows clamp at 4096 (800),
-  // the lm_head's single row (prefill samples the last token) clamps at 1024 (200); the rest at the peak.
+  // By hand: projections run 2048 rows (400 TFLOP/s), attention's 32 heads x 2048 rows clamp at 4096 (800);
+  // the lm_head's single row (prefill samples the last token) runs the GEMV, at the peak as the rest.
   double expected = 0;
   for (const OpEstimate& op : e.ops) {
     const std::string& n = op.cost.name;
@@ -86,8 +86,6 @@ TEST(EstimateByShape, PrefillIsTheSumOfPerOpFloorsAtTheirShapesRates) {
       rate = 400e12;
     else if (n == "attention_scores" || n == "attention_values")
       rate = 800e12;
-    else if (n == "lm_head")
-      rate = 200e12;
     EXPECT_NEAR(op.effective_flops, rate, 1e-6 * rate) << n;
     expected += std::max(op.cost.flops / rate, op.cost.bytes / 3.35e12);
   }
@@ -132,6 +130,35 @@ TEST(EstimateByShape, TheRoofFollowsIntensityNotTheTablesRate) {
   EXPECT_EQ(e.bound, Bound::Memory);
 }
 
+TEST(EstimateByShape, GemvRowsAreNotPricedFromTheTable) {
+  // At most 8 rows the engine runs its own memory-bound GEMV (k and v fused into q's kernel), not the
+  // cuBLASLt GEMM the table measured from 16 rows up: a clamped 16-row rate (its time mostly cuBLASLt's fixed
+  // cost) must not price it above its weight read. Here 16 rows run at 10 TFLOP/s, so 8 rows at that rate
+  // would take 16 x 2 x 8 x 512 x 2048 / 10e12 = 27 us for k_proj against its 34 MB / 3.35 TB/s = 10 us.
+  std::vector<GemmRatePoint> points;
+  for (int64_t m : {16, 4096})
+    for (int64_t n : {512, 8192})
+      for (int64_t k : {512, 8192}) points.push_back({m, n, k, m == 16 ? 10e12 : 800e12});
+  HardwareSpec hw = builtin_hardware("h100");
+  hw.gemm_bf16_rates = GemmRateTable(points, "test");
+  const ModelSpec spec = preset_spec("llama-1b");
+  for (int64_t batch : {1, 4, 8}) {
+    const Estimate e = estimate(spec, workload(WorkloadKind::Decode, batch, 1, 128), hw);
+    const Estimate at_peak = estimate(spec, workload(WorkloadKind::Decode, batch, 1, 128), builtin_hardware("h100"));
+    for (const char* name : {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head"}) {
+      const OpEstimate& op = find(e, name);
+      EXPECT_FALSE(op.shape_priced) << name << " batch " << batch;
+      EXPECT_EQ(op.effective_flops, op.peak_flops) << name << " batch " << batch;
+      EXPECT_DOUBLE_EQ(op.time_s, find(at_peak, name).time_s) << name << " batch " << batch;
+    }
+  }
+  // Prefill's lm_head runs one row per sequence: a GEMV up to 8 sequences, a GEMM from 9.
+  EXPECT_FALSE(find(estimate(spec, workload(WorkloadKind::Prefill, 8, 256), hw), "lm_head").shape_priced);
+  EXPECT_TRUE(find(estimate(spec, workload(WorkloadKind::Prefill, 9, 256), hw), "lm_head").shape_priced);
+  // From 9 rows the backend runs cuBLASLt: the table prices it (clamped at its 16-row rate).
+  EXPECT_TRUE(find(estimate(spec, workload(WorkloadKind::Decode, 9, 1, 128), hw), "k_proj").shape_priced);
+}
+
 TEST(EstimateByShape, NeverAboveThePeak) {
   const Estimate e = estimate(preset_spec("llama-1b"), workload(WorkloadKind::Prefill, 1, 2048),
                               h100_with_rates(2000e12, 3000e12));
@@ -140,7 +167,7 @@ TEST(EstimateByShape, NeverAboveThePeak) {
 }
 
 TEST(EstimateByShape, Fp8MatmulsKeepTheFp8Peak) {
-  Workload w = workload(WorkloadKind::Prefill, 1, 2048);
+  Workload w = workload(WorkloadKind::Prefill, 16, 128);  // 16 sequences: the lm_head's 16 rows run cuBLASLt
   w.weights = WeightDType::FP8;
   const Estimate e = estimate(preset_spec("llama-1b"), w, h100_with_rates());
   EXPECT_FALSE(find(e, "q_proj").shape_priced);
