@@ -37,12 +37,19 @@ bool priced_by_table(const OpCost& cost, const GemmShape& g, const HardwareSpec&
 
 }  // namespace
 
+// A product's time from the table is what calibrate timed back to back: it holds the fixed cost every kernel
+// pays (the gap after the previous kernel, the ramp before its reads stream), which the estimate adds once per
+// kernel as kernel_overhead_s (calibrate measures both). It is taken out here, or small products (decode's
+// 16..64 rows, 512-wide projections) would pay it twice; never below the product's time at the peak.
 double effective_flops(const OpCost& cost, const HardwareSpec& hw) {
   const double peak = hw.peak_flops(cost.fp8);
   double flops = 0, seconds = 0;
   for (const GemmShape& g : cost.gemms) {
     flops += g.flops();
-    seconds += g.flops() / (priced_by_table(cost, g, hw) ? std::min(peak, hw.gemm_bf16_rates.rate(g)) : peak);
+    const double at_peak_s = g.flops() / peak;
+    seconds += priced_by_table(cost, g, hw)
+                   ? std::max(at_peak_s, g.flops() / hw.gemm_bf16_rates.rate(g) - hw.kernel_overhead_s)
+                   : at_peak_s;
   }
   return seconds > 0 ? flops / seconds : peak;
 }

@@ -35,8 +35,9 @@ struct OpEstimate {
 };
 
 // The FLOP/s the products of `cost` run at on `hw`: with a GEMM rate table (and bf16 products), each product
-// at its shape's rate capped at the peak (the GEMV's rows, runs_as_gemv, at the peak), combined as total
-// FLOPs over total seconds; otherwise the peak.
+// at its shape's time from the table less the kernel's fixed cost (hw.kernel_overhead_s, which the estimate
+// adds per kernel), never faster than the peak (the GEMV's rows, runs_as_gemv, at the peak), combined as
+// total FLOPs over total seconds; otherwise the peak.
 double effective_flops(const OpCost& cost, const HardwareSpec& hw);
 
 struct Estimate {

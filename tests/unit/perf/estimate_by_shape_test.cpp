@@ -15,15 +15,16 @@ namespace {
 using test::workload;
 
 // Rates that depend on M alone: 200 TFLOP/s at 1024 rows, 800 at 4096, whatever N and K; so 400 at 2048 (the
-// geometric middle), 200 below 1024 and 800 above 4096 (clamped).
-HardwareSpec h100_with_rates(double at_1024 = 200e12, double at_4096 = 800e12) {
+// geometric middle), 200 below 1024 and 800 above 4096 (clamped). No kernel overhead unless asked: with one,
+// each product's time is the table's less that fixed cost (TheKernelsFixedCostIsCountedOnce).
+HardwareSpec h100_with_rates(double at_1024 = 200e12, double at_4096 = 800e12, double kernel_overhead_s = 0) {
   std::vector<GemmRatePoint> points;
   for (int64_t m : {1024, 4096})
     for (int64_t n : {512, 8192})
       for (int64_t k : {512, 8192}) points.push_back({m, n, k, m == 1024 ? at_1024 : at_4096});
   HardwareSpec h = builtin_hardware("h100");
   h.gemm_bf16_rates = GemmRateTable(points, "test");
-  h.kernel_overhead_s = 2e-6;
+  h.kernel_overhead_s = kernel_overhead_s;
   return h;
 }
 
@@ -72,11 +73,12 @@ TEST(GemmShapes, LinearLayersAndTheirBackward) {
 
 TEST(EstimateByShape, PrefillIsTheSumOfPerOpFloorsAtTheirShapesRates) {
   const ModelSpec spec = preset_spec("llama-1b");
-  const HardwareSpec hw = h100_with_rates();
+  const HardwareSpec hw = h100_with_rates(200e12, 800e12, 2e-6);
   const Estimate e = estimate(spec, workload(WorkloadKind::Prefill, 1, 2048), hw);
   EXPECT_TRUE(e.matmuls_by_shape);
   // By hand: projections run 2048 rows (400 TFLOP/s), attention's 32 heads x 2048 rows clamp at 4096 (800);
-  // the lm_head's single row (prefill samples the last token) runs the GEMV, at the peak as the rest.
+  // the lm_head's single row (prefill samples the last token) runs the GEMV, at the peak as the rest. A
+  // product's time from the table loses the 2 us the kernel overhead adds back.
   double expected = 0;
   for (const OpEstimate& op : e.ops) {
     const std::string& n = op.cost.name;
@@ -86,13 +88,17 @@ TEST(EstimateByShape, PrefillIsTheSumOfPerOpFloorsAtTheirShapesRates) {
       rate = 400e12;
     else if (n == "attention_scores" || n == "attention_values")
       rate = 800e12;
+    if (rate < 989e12) {
+      const double product = op.cost.gemms.at(0).flops();
+      rate = product / std::max(product / 989e12, product / rate - 2e-6);
+    }
     EXPECT_NEAR(op.effective_flops, rate, 1e-6 * rate) << n;
     expected += std::max(op.cost.flops / rate, op.cost.bytes / 3.35e12);
   }
   EXPECT_NEAR(e.floor_s, expected, 1e-12 * expected);
   EXPECT_NEAR(e.time_s, expected + e.kernels * 2e-6, 1e-12 * expected);
-  // One op spelled out: q_proj's 16 layers of 2 x 2048^3 FLOPs at 400 TFLOP/s.
-  EXPECT_NEAR(find(e, "q_proj").time_s, 16 * 2.0 * 2048 * 2048 * 2048 / 400e12, 1e-15);
+  // One op spelled out: q_proj's 16 layers of 2 x 2048^3 FLOPs at 400 TFLOP/s, less the 2 us each.
+  EXPECT_NEAR(find(e, "q_proj").time_s, 16 * (2.0 * 2048 * 2048 * 2048 / 400e12 - 2e-6), 1e-15);
   EXPECT_EQ(find(e, "q_proj").bound, Bound::Compute);
   // The MFU ceiling stays relative to the peak, not to the table.
   EXPECT_NEAR(e.mfu_ceiling, e.model_flops / (e.time_s * 989e12), 1e-12);
@@ -157,6 +163,39 @@ TEST(EstimateByShape, GemvRowsAreNotPricedFromTheTable) {
   EXPECT_TRUE(find(estimate(spec, workload(WorkloadKind::Prefill, 9, 256), hw), "lm_head").shape_priced);
   // From 9 rows the backend runs cuBLASLt: the table prices it (clamped at its 16-row rate).
   EXPECT_TRUE(find(estimate(spec, workload(WorkloadKind::Decode, 9, 1, 128), hw), "k_proj").shape_priced);
+}
+
+TEST(EstimateByShape, TheKernelsFixedCostIsCountedOnce) {
+  // A table measured on a GPU that behaves as the estimate models it: each GEMM takes the fixed cost every
+  // kernel pays (launch gap, ramp: kernel_overhead_s, which calibrate measures too) plus the larger of its
+  // FLOPs at the peak and its bytes at the bandwidth. The estimate adds kernel_overhead_s per kernel; pricing
+  // the product at the table's rate as well would count that fixed cost twice.
+  const double peak = 989e12, bandwidth = 3.35e12, fixed = 5e-6;
+  auto measured_s = [&](double m, double n, double k) {
+    return fixed + std::max(2 * m * n * k / peak, 2 * (m * k + n * k + m * n) / bandwidth);
+  };
+  std::vector<GemmRatePoint> points;
+  for (int64_t m : {16, 2048})
+    for (int64_t n : {512, 2048, 8192})
+      for (int64_t k : {512, 2048, 8192})
+        points.push_back({m, n, k, 2.0 * double(m) * double(n) * double(k) / measured_s(double(m), double(n), double(k))});
+  HardwareSpec hw = builtin_hardware("h100");
+  hw.gemm_bf16_rates = GemmRateTable(points, "test");
+  hw.kernel_overhead_s = fixed;
+  const ModelSpec spec = preset_spec("llama-1b");
+  // Prefill of 2048 tokens: q_proj is a 2048^3 product, k_proj 2048 x 512 x 2048; each one kernel per layer.
+  const Estimate e = estimate(spec, workload(WorkloadKind::Prefill, 1, 2048), hw);
+  for (const char* name : {"q_proj", "k_proj", "down_proj"}) {
+    const OpEstimate& op = find(e, name);
+    const GemmShape& g = op.cost.gemms.at(0);
+    EXPECT_NEAR(op.time_s / op.cost.repeats + fixed, measured_s(g.m, g.n, g.k), 1e-12) << name;
+  }
+  // Decode of 16 sequences: the 16-row products' time is their weight read; the table's extra is the fixed cost.
+  const Estimate d = estimate(spec, workload(WorkloadKind::Decode, 16, 1, 128), hw);
+  const OpEstimate& q = find(d, "q_proj");
+  EXPECT_NEAR(q.time_s / q.cost.repeats + fixed, measured_s(16, 2048, 2048), 1e-12);
+  // Never faster than the peak, whatever the table says.
+  for (const OpEstimate& op : e.ops) EXPECT_LE(op.effective_flops, op.peak_flops) << op.cost.name;
 }
 
 TEST(EstimateByShape, NeverAboveThePeak) {
