@@ -119,15 +119,21 @@ TEST(EstimateByShape, BackwardCombinesItsProductsByTime) {
   EXPECT_TRUE(find(e, "adamw", OpPhase::Update).effective_flops == 989e12);
 }
 
-TEST(EstimateByShape, TheRoofFollowsIntensityNotTheTablesRate) {
-  // 16 rows at 10 TFLOP/s (the weight read dominates such a GEMM): q_proj's time is the table's, 16 layers of
-  // 2 x 16 x 2048^2 FLOPs at 10 TFLOP/s = 215 us, above its 40 us of bytes; it stays memory-bound (intensity ~16).
+// An H100 whose 16-row GEMMs run at 10 TFLOP/s (the weight read dominates them) and 4096-row ones at 800.
+HardwareSpec h100_with_slow_small_m() {
   std::vector<GemmRatePoint> points;
   for (int64_t m : {16, 4096})
     for (int64_t n : {512, 8192})
       for (int64_t k : {512, 8192}) points.push_back({m, n, k, m == 16 ? 10e12 : 800e12});
   HardwareSpec hw = builtin_hardware("h100");
   hw.gemm_bf16_rates = GemmRateTable(points, "test");
+  return hw;
+}
+
+TEST(EstimateByShape, TheRoofFollowsIntensityNotTheTablesRate) {
+  // 16 rows at 10 TFLOP/s (the weight read dominates such a GEMM): q_proj's time is the table's, 16 layers of
+  // 2 x 16 x 2048^2 FLOPs at 10 TFLOP/s = 215 us, above its 40 us of bytes; it stays memory-bound (intensity ~16).
+  const HardwareSpec hw = h100_with_slow_small_m();
   const Estimate e = estimate(preset_spec("llama-1b"), workload(WorkloadKind::Decode, 16, 1, 128), hw);
   const OpEstimate& q = find(e, "q_proj");
   EXPECT_NEAR(q.time_s, 16 * 2.0 * 16 * 2048 * 2048 / 10e12, 1e-15);
@@ -141,12 +147,7 @@ TEST(EstimateByShape, GemvRowsAreNotPricedFromTheTable) {
   // cuBLASLt GEMM the table measured from 16 rows up: a clamped 16-row rate (its time mostly cuBLASLt's fixed
   // cost) must not price it above its weight read. Here 16 rows run at 10 TFLOP/s, so 8 rows at that rate
   // would take 16 x 2 x 8 x 512 x 2048 / 10e12 = 27 us for k_proj against its 34 MB / 3.35 TB/s = 10 us.
-  std::vector<GemmRatePoint> points;
-  for (int64_t m : {16, 4096})
-    for (int64_t n : {512, 8192})
-      for (int64_t k : {512, 8192}) points.push_back({m, n, k, m == 16 ? 10e12 : 800e12});
-  HardwareSpec hw = builtin_hardware("h100");
-  hw.gemm_bf16_rates = GemmRateTable(points, "test");
+  const HardwareSpec hw = h100_with_slow_small_m();
   const ModelSpec spec = preset_spec("llama-1b");
   for (int64_t batch : {1, 4, 8}) {
     const Estimate e = estimate(spec, workload(WorkloadKind::Decode, batch, 1, 128), hw);
