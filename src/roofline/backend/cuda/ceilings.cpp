@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <functional>
+#include <memory>
 #include <vector>
 
 #include "roofline/backend/cuda/cuda_backend.h"
@@ -84,8 +86,9 @@ std::vector<GemmRateSample> measure_gemm_rates(CudaBackend& backend, const std::
   // Weights cycle through this much memory, 40x an H100's L2: no timed run finds the previous run's weights
   // cached, as no layer of a model finds the layer before's.
   constexpr size_t kWeightPoolBytes = size_t(2) << 30;
-  constexpr int kSamples = 7, kMaxCopies = 64;
+  constexpr int kSamples = 7, kMaxCopies = 1024;
   constexpr double kMinSampleMs = 0.2;  // event timing is good to a few microseconds
+  constexpr size_t kMinSampleWeightBytes = size_t(200) << 20;  // 4x an H100's L2
   int64_t x_elems = 0, w_elems = 0, out_elems = 0;
   for (const GemmRateSample& s : shapes) {
     ROOFLINE_CHECK(s.m > kGemvMaxM && s.n > 0 && s.k > 0 && s.k % 8 == 0,
@@ -113,22 +116,43 @@ std::vector<GemmRateSample> measure_gemm_rates(CudaBackend& backend, const std::
     const int copies = int(std::clamp<size_t>(pool_bytes / w_bytes, 1, kMaxCopies));
     Tensor x = view(x_pool, 0, m, k), out = view(out_pool, 0, m, n);
     int run = 0;
-    auto timed_ms = [&](int runs) {
-      ROOFLINE_CUDA_CHECK(cudaEventRecord(start, backend.stream()));
+    auto enqueue = [&](int runs) {
       for (int i = 0; i < runs; ++i, ++run) {
         Tensor w = view(w_pool, size_t(run % copies) * w_bytes, n, k);
         backend.matmul(out, x, w, nullptr);
       }
+    };
+    auto timed_ms = [&](const std::function<void()>& body) {
+      ROOFLINE_CUDA_CHECK(cudaEventRecord(start, backend.stream()));
+      body();
       ROOFLINE_CUDA_CHECK(cudaEventRecord(stop, backend.stream()));
       ROOFLINE_CUDA_CHECK(cudaEventSynchronize(stop));
       float ms = 0;
       ROOFLINE_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
       return double(ms);
     };
-    timed_ms(2);  // warm-up: the plan (cuBLASLt's heuristic) is made on the first run
-    const int runs_per_sample = int(std::clamp(std::ceil(kMinSampleMs / std::max(timed_ms(1), 1e-4)), 1.0, 256.0));
+    timed_ms([&] { enqueue(2); });  // warm-up: the plan (cuBLASLt's heuristic) is made on the first run
+    const double one_ms = std::max(timed_ms([&] { enqueue(1); }), 1e-4);
+    // A sample lasts at least kMinSampleMs and streams at least kMinSampleWeightBytes of distinct weights: its
+    // runs replay from one graph, so every replay reads the same copies, and together they must not fit in L2.
+    const int runs = int(std::clamp(std::max(std::ceil(kMinSampleMs / one_ms),
+                                             std::ceil(double(kMinSampleWeightBytes) / double(w_bytes))),
+                                    1.0, double(copies)));
+    // The runs are replayed from a CUDA graph, as the engine's decode steps are: launched one by one, the smallest
+    // shapes (a few microseconds each) would time the host's launch rate (a cuBLASLt call costs about as much),
+    // not the GPU. Where capture fails, they are launched one by one.
+    std::unique_ptr<RecordedOps> graph;
+    try {
+      graph = backend.record([&] { enqueue(runs); });
+      graph->replay();  // warm-up of the graph itself
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "calibrate: shape %lldx%lldx%lld timed without a CUDA graph (%s)\n", (long long)m,
+                   (long long)n, (long long)k, e.what());
+      graph.reset();
+    }
     std::vector<double> per_run_ms;
-    for (int i = 0; i < kSamples; ++i) per_run_ms.push_back(timed_ms(runs_per_sample) / runs_per_sample);
+    for (int i = 0; i < kSamples; ++i)
+      per_run_ms.push_back(timed_ms([&] { graph ? graph->replay() : enqueue(runs); }) / runs);
     std::sort(per_run_ms.begin(), per_run_ms.end());
     rates.push_back({m, n, k, 2.0 * double(m) * double(n) * double(k) / (per_run_ms[kSamples / 2] * 1e-3)});
   }

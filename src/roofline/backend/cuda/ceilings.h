@@ -26,9 +26,10 @@ struct GemmRateSample {
 };
 
 // The bf16 rate of the backend's matmul (out[m, n] = x[m, k] . w[n, k]^T, bf16 out) on each shape: random
-// non-zero data, each timed run on another copy of the weights so that they stream from memory as a model's
-// do (no copy left in L2 by the run before), back-to-back runs between two events (several where one is too
-// short to time), median of 7 after warm-up. m < 16 is refused: the backend runs a GEMV there.
+// non-zero data, each run on another copy of the weights so that they stream from memory as a model's do (a
+// sample's copies together hold 4x an H100's L2), a sample's runs replayed back to back from one CUDA graph as
+// the engine's decode steps are (not the host's launch rate), median of 7 samples after warm-up. m <= 8 is
+// refused: the backend runs a GEMV there.
 std::vector<GemmRateSample> measure_gemm_rates(CudaBackend& backend, const std::vector<GemmRateSample>& shapes);
 
 }  // namespace roofline::cuda
