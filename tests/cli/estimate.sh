@@ -48,6 +48,7 @@ assert abs(t['mfu_ceiling'] - t['model_flops'] / (t['time_s'] * 989e12)) < 1e-12
 "
 expect_error "a table that is not a full grid" "no rate for M=4096 N=8192 K=8192" est --hw "$tmp/holey.json"
 expect_error "a fractional K" "with M, N, K positive integers" est --hw "$tmp/fractional.json"
+expect_error "a missing --calibration file" "File does not exist: $tmp/missing.json" est --hw box --calibration "$tmp/missing.json"
 
 # The report's estimate prices its runs with the same table, and says so.
 "$bin" report --baseline "-m $model" --candidate "-m $model --threads 1" -n 2 --runs 1 --min-speedup 0 \

@@ -26,13 +26,13 @@ StorageDType engine_storage_dtype(const HardwareSpec& hardware, WorkloadKind kin
 namespace {
 
 // Only bf16 products use the table: it measures bf16 GEMMs, and an fp8 rate by shape was not measured (fp8
-// products keep the fp8 peak). Nor do the GEMV's rows (decode's projections up to 8 sequences, prefill's
-// lm_head up to 8): the table measured cuBLASLt from 16 rows, whose time there is mostly its fixed cost, and
-// the GEMV's time is its weight read (the bytes' roof). Attention's products run in the engine's fused
+// products keep the fp8 peak). Nor do products of at most 8 rows (decode's projections up to 8 sequences,
+// prefill's lm_head up to 8, decode attention's one query row per head): the table measured cuBLASLt from 16
+// rows, whose time there is mostly its fixed cost, and the decode kernels' time is their reads (the bytes' roof). Attention's products run in the engine's fused
 // kernels, not cuBLASLt; the table's rate for their batched shape is the nearest measured stand-in for what
 // tensor cores reach there.
 bool priced_by_table(const OpCost& cost, const GemmShape& g, const HardwareSpec& hw) {
-  return !cost.fp8 && !hw.gemm_bf16_rates.empty() && !runs_as_gemv(g);
+  return !cost.fp8 && !hw.gemm_bf16_rates.empty() && !runs_on_decode_kernels(g);
 }
 
 }  // namespace

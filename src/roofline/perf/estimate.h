@@ -36,7 +36,7 @@ struct OpEstimate {
 
 // The FLOP/s the products of `cost` run at on `hw`: with a GEMM rate table (and bf16 products), each product
 // at its shape's time from the table less the kernel's fixed cost (hw.kernel_overhead_s, which the estimate
-// adds per kernel), never faster than the peak (the GEMV's rows, runs_as_gemv, at the peak), combined as
+// adds per kernel), never faster than the peak (products on the decode kernels, runs_on_decode_kernels, at the peak), combined as
 // total FLOPs over total seconds; otherwise the peak.
 double effective_flops(const OpCost& cost, const HardwareSpec& hw);
 

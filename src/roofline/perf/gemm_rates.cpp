@@ -66,7 +66,7 @@ double GemmRateTable::log_rate_at(size_t mi, size_t ni, size_t ki) const {
 //    proportion to M: geometric interpolation is exact there and still exact where the rate has saturated;
 //  - clamped, because beyond the edges the nearest measured shape is a better guess than an extrapolation:
 //    rows 9..15 (cuBLASLt below the grid) take the 16-row rate, a little optimistic where the time is flat
-//    (the estimate does not ask for the GEMV's rows, 8 or fewer: runs_as_gemv), and above the largest
+//    (the estimate does not ask for 8 rows or fewer: runs_on_decode_kernels), and above the largest
 //    dimensions the rate has long saturated;
 //  - a batched product as one GEMM of batch x M rows: both spread the same number of output tiles over the
 //    SMs, which is what sets the rate of the small per-head products.

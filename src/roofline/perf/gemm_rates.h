@@ -21,8 +21,10 @@ struct GemmShape {
 // Up to this many rows the CUDA backend runs its own memory-bound GEMV (cuda::kGemvMaxM), not cuBLASLt: the
 // table, measured on cuBLASLt from 16 rows up, does not describe it, and its time is its weight read.
 constexpr double kGemvMaxRows = 8;
-// One product (not a batch of per-head products) of at most kGemvMaxRows rows.
-inline bool runs_as_gemv(const GemmShape& g) { return g.batch == 1 && g.m <= kGemvMaxRows; }
+// A product of at most kGemvMaxRows rows runs on the engine's decode kernels, priced by its bytes: the GEMV for
+// a projection, the decode attention kernel for decode's per-head products (one query row each, however many
+// heads and sequences the batch holds).
+inline bool runs_on_decode_kernels(const GemmShape& g) { return g.m <= kGemvMaxRows; }
 
 struct GemmRatePoint {
   int64_t m = 0, n = 0, k = 0;

@@ -154,12 +154,7 @@ std::string default_calibration_path() {
 }
 
 std::string calibration_path_or_default(const std::string& given) {
-  if (!given.empty()) {
-    // A file the user named must be there: unknown hardware would otherwise be the only clue.
-    ROOFLINE_CHECK(std::filesystem::is_regular_file(given), "--calibration {}: no such file (write one with "
-                   "`roofline calibrate --out {}`)", given, given);
-    return given;
-  }
+  if (!given.empty()) return given;  // the commands refuse a missing file at parse time (CLI::ExistingFile)
   try {
     return default_calibration_path();
   } catch (const Error&) {

@@ -60,8 +60,8 @@ HardwareSpec hardware_from_json(const nlohmann::json& j, const std::string& labe
 
 // $XDG_CONFIG_HOME/roofline/hardware.json, else $HOME/.config/roofline/hardware.json.
 std::string default_calibration_path();
-// The calibration file a command reads: `given` (its --calibration; roofline::Error when it is not a file)
-// when set, else the default path, else "" (no config directory: built-in figures only).
+// The calibration file a command reads: `given` (its --calibration) when set, else the default path, else ""
+// (no config directory: built-in figures only).
 std::string calibration_path_or_default(const std::string& given);
 // The calibrated entries stored at `path`, by name: {} when the file does not exist; roofline::Error when it
 // is not valid JSON of that shape.

@@ -20,6 +20,7 @@ RunEstimate estimate_run(const ModelSpec& spec, const RunShape& run, const Hardw
     const Estimate p = estimate(spec, w, hw);
     r.prefill_s = p.time_s;
     prefill_bound = p.bound;
+    r.matmuls_by_shape = p.matmuls_by_shape;
   }
   // Each step at its own context: an op's time is the larger of its compute and memory times, and windows
   // clamp the keys read, so the steps are not linear in the context (and an estimate costs microseconds).
@@ -30,6 +31,7 @@ RunEstimate estimate_run(const ModelSpec& spec, const RunShape& run, const Hardw
     const Estimate d = estimate(spec, w, hw);
     r.decode_s += d.time_s;
     decode_bound = d.bound;
+    r.matmuls_by_shape = r.matmuls_by_shape || d.matmuls_by_shape;
   }
   r.total_s = r.prefill_s + r.decode_s;
   r.bound = r.prefill_s >= r.decode_s ? prefill_bound : decode_bound;
@@ -40,7 +42,7 @@ nlohmann::json run_estimate_to_json(const RunShape& run, const RunEstimate& e, c
                                     double measured_s) {
   nlohmann::json j = {{"hardware", hw.name},
                       {"hardware_source", hw.source},
-                      {"matmul_pricing", hw.gemm_bf16_rates.empty() ? "peak" : "shape_table"},
+                      {"matmul_pricing", e.matmuls_by_shape ? "shape_table" : "peak"},
                       {"weights", to_string(run.weights)},
                       {"activations", to_string(run.activations)},
                       {"kv_cache", to_string(run.kv_cache)},

@@ -29,14 +29,16 @@ struct RunEstimate {
   double prefill_s = 0;  // the prompt's forward (and choosing the first token), 0 when not part of the run
   double decode_s = 0;   // the decode steps, each priced at its own context
   double total_s = 0;    // prefill_s + decode_s
-  Bound bound = Bound::Memory;  // of the part that takes longer (of its longest step)
+  Bound bound = Bound::Memory;  // of the part that takes longer (of its last, longest-context step)
+  bool matmuls_by_shape = false;  // some step priced a matmul from the GEMM rate table (Estimate::matmuls_by_shape)
 };
 
 // Throws roofline::Error for a shape the model cannot price (see validate()).
 RunEstimate estimate_run(const ModelSpec& spec, const RunShape& run, const HardwareSpec& hardware);
 
-// {hardware, hardware_source, matmul_pricing ("shape_table" | "peak": estimate.h), weights, activations, kv_cache, prefill_ms, decode_ms, decode_steps, total_ms,
-//  bound, measured_ms, measured_over_estimate}: measured_s is the same run's measured time (<= 0: unknown).
+// {hardware, hardware_source, matmul_pricing ("shape_table" | "peak", as estimate.h), weights, activations,
+//  kv_cache, prefill_ms, decode_ms, decode_steps, total_ms, bound, measured_ms, measured_over_estimate}:
+//  measured_s is the same run's measured time (<= 0: unknown).
 nlohmann::json run_estimate_to_json(const RunShape& run, const RunEstimate& e, const HardwareSpec& hardware,
                                     double measured_s);
 

@@ -8,6 +8,7 @@
 #include "perf_test_util.h"
 #include "roofline/model/model_spec.h"
 #include "roofline/perf/estimate.h"
+#include "roofline/perf/run_estimate.h"
 
 namespace roofline::perf {
 namespace {
@@ -247,6 +248,25 @@ TEST(EstimateByShape, JsonSaysWhichRatePricedEachOp) {
     EXPECT_EQ(op.at("shape_priced"), true);
   }
   EXPECT_TRUE(seen);
+}
+
+// A run says it used the table only when one of its steps priced a matmul from it: a batch-1 decode runs the
+// GEMV and the decode attention kernel (one query row per head), priced by their bytes, even on hardware that
+// has a table.
+TEST(EstimateByShape, ARunSaysWhetherTheTablePricedIt) {
+  const ModelSpec spec = preset_spec("llama-1b");
+  RunShape decode_only;
+  decode_only.prompt_tokens = 16;
+  decode_only.prefill = false;
+  decode_only.decode_steps = 4;
+  const RunEstimate d = estimate_run(spec, decode_only, h100_with_rates());
+  EXPECT_FALSE(d.matmuls_by_shape);
+  EXPECT_EQ(run_estimate_to_json(decode_only, d, h100_with_rates(), 0)["matmul_pricing"], "peak");
+  RunShape with_prefill = decode_only;
+  with_prefill.prefill = true;
+  const RunEstimate p = estimate_run(spec, with_prefill, h100_with_rates());
+  EXPECT_TRUE(p.matmuls_by_shape);
+  EXPECT_EQ(run_estimate_to_json(with_prefill, p, h100_with_rates(), 0)["matmul_pricing"], "shape_table");
 }
 
 }  // namespace
